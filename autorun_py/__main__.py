@@ -1,0 +1,3 @@
+from autorun_py.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""The ``autorun`` command line: a thin edge over the library.
+
+Subcommands live in their own modules and are imported only when invoked, so
+``autorun --help`` and ``autorun plan check`` never pay for watchdog & co.
+Every :class:`~autorun_py.errors.AutorunError` becomes one line on stderr and
+its exit code here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any, Optional
+
+import click
+
+from autorun_py import __version__
+from autorun_py.errors import AutorunError, ExitCode
+
+# name -> ("module:attribute", short help). Help text lives here so that
+# `autorun --help` lists every command without importing any of them.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "plan": ("autorun_py.cli.plan_cmd:plan", "Check a master plan and show its dependency graph."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        if cmd_name in LAZY_COMMANDS:
+            target = LAZY_COMMANDS[cmd_name][0]
+            module_name, attr = target.split(":")
+            cmd = getattr(importlib.import_module(module_name), attr)
+            assert isinstance(cmd, click.Command)
+            return cmd
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, LAZY_COMMANDS[name][1]) for name in sorted(LAZY_COMMANDS)]
+        for name in super().list_commands(ctx):
+            cmd = super().get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=80)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="autorun")
+def cli() -> None:
+    """autorun: run a staged master plan as parallel Claude Code sessions.
+
+    Each stage gets its own git worktree and tmux session; finished stages are
+    merged back into the branch the run started from, and the stages waiting on
+    them start.
+    """
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console entry point: run the click group, map domain errors to exit codes."""
+    try:
+        rv: Any = cli.main(args=argv, prog_name="autorun", standalone_mode=False)
+    except AutorunError as exc:
+        click.echo(f"autorun: error: {exc}", err=True)
+        sys.exit(int(exc.exit_code))
+    except click.exceptions.Abort:
+        click.echo("autorun: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(int(ExitCode.USAGE) if isinstance(exc, click.UsageError) else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("autorun: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        sys.exit(int(ExitCode.FAILURE))
+    sys.exit(rv if isinstance(rv, int) else 0)

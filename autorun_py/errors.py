@@ -1,0 +1,85 @@
+"""The one domain exception type and the exit codes it maps to.
+
+Every module raises :class:`AutorunError` (or a subclass); only the CLI edge
+(``autorun_py.cli.main``) turns it into a message on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILURE = 1  # invalid input (bad plan, bad state), or an operation that failed
+    USAGE = 2  # wrong usage of the command line
+    MERGE_CONFLICT = 3  # `autorun merge`: conflicted; the model must resolve
+    MERGE_BLOCKED = 4  # `autorun merge`: the user's uncommitted changes block the base update
+    TIMEOUT = 5  # a wait (review, lock) ran out of time
+    INTERRUPTED = 130
+
+
+class AutorunError(Exception):
+    """An error a person can act on: one line, naming the file and line when known."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Optional[Union[str, Path]] = None,
+        line: Optional[int] = None,
+        exit_code: Optional[ExitCode] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.line = line
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = self.path + (f":{self.line}" if self.line is not None else "") + ": "
+        elif self.line is not None:
+            where = f"line {self.line}: "
+        return where + self.message
+
+
+class UsageError(AutorunError):
+    exit_code = ExitCode.USAGE
+
+
+class CommandError(AutorunError):
+    """A subprocess (git, tmux, ...) failed; carries the argv and its stderr."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int,
+        stderr: str,
+        *,
+        stdout: str = "",
+        what: str = "",
+    ) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        self.stdout = stdout
+        detail = stderr.strip().splitlines()
+        tail = detail[-1] if detail else f"exit status {returncode}"
+        prefix = f"{what}: " if what else ""
+        super().__init__(f"{prefix}`{shlex.join(self.argv)}` failed: {tail}")
+
+
+class GitError(CommandError):
+    pass
+
+
+class TmuxError(CommandError):
+    pass

@@ -1,0 +1,127 @@
+"""The run's event log: ``<orch_dir>/events.jsonl``, one JSON object per line.
+
+Every event carries the seed's common fields (``ts``, ``type``, ``plan_name``,
+``project_slug``, ``orch_dir``) plus type-specific ones. A line is written with
+a single ``write`` on an ``O_APPEND`` descriptor, so concurrent writers never
+interleave partial lines; state transitions write theirs while holding the
+status lock, so their order matches the order of the state changes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+EVENTS_FILE = "events.jsonl"
+
+
+def utc_now() -> str:
+    """The seed's timestamp format: ``2026-02-20T14:03:05Z``."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def events_path(orch_dir: Path) -> Path:
+    return Path(orch_dir) / EVENTS_FILE
+
+
+def _identity(orch_dir: Path) -> tuple[str, str]:
+    """plan_name and project_slug from status.json (for writers that lack them)."""
+    try:
+        raw = json.loads((Path(orch_dir) / "status.json").read_text(encoding="utf-8"))
+        return str(raw.get("plan_name", "")), str(raw.get("project_slug", ""))
+    except (OSError, ValueError):
+        return "", ""
+
+
+def append_event(
+    orch_dir: Path,
+    event_type: str,
+    *,
+    plan_name: Optional[str] = None,
+    project_slug: Optional[str] = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Append one event line and return the event written."""
+    orch_dir = Path(orch_dir)
+    if plan_name is None or project_slug is None:
+        name, slug = _identity(orch_dir)
+        plan_name = name if plan_name is None else plan_name
+        project_slug = slug if project_slug is None else project_slug
+    event: dict[str, Any] = {
+        "ts": utc_now(),
+        "type": event_type,
+        "plan_name": plan_name,
+        "project_slug": project_slug,
+        "orch_dir": str(orch_dir),
+    }
+    event.update(fields)
+    data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(events_path(orch_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return event
+
+
+def read_events(orch_dir: Path) -> list[dict[str, Any]]:
+    """Every complete event line (a torn last line, if any, is skipped)."""
+    path = events_path(orch_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    out: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+def follow_events(
+    orch_dir: Path,
+    *,
+    from_start: bool = True,
+    poll: float = 0.2,
+    stop: Optional[Any] = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield events as they are appended (``tail -f``). ``stop()`` ends the loop when true."""
+    path = events_path(orch_dir)
+    offset = 0
+    if not from_start and path.exists():
+        offset = path.stat().st_size
+    buf = b""
+    while True:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            offset += len(chunk)
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                try:
+                    obj = json.loads(raw.decode("utf-8"))
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    yield obj
+            continue
+        if stop is not None and stop():
+            return
+        time.sleep(poll)

@@ -1,0 +1,150 @@
+"""The one wrapper for tmux subprocess calls.
+
+Argv lists only, never a shell string. When ``AUTORUN_TMUX_SOCKET`` is set every
+call is ``tmux -L <socket> ...`` (tests and the demo run on a private server).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from autorun_py.errors import AutorunError, TmuxError
+
+# Variables the agent needs inside a stage session, even when the tmux server
+# was started earlier with another environment.
+FORWARD_EXACT = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM", "SHELL", "TMPDIR")
+FORWARD_PREFIXES = ("CLAUDE_", "ANTHROPIC_", "AUTORUN_")
+
+
+def forwarded_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for key, value in env.items():
+        if key in FORWARD_EXACT or key.startswith(FORWARD_PREFIXES):
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Tmux:
+    """A handle on one tmux server (the default one, or ``-L socket``)."""
+
+    socket: Optional[str] = None
+
+    @classmethod
+    def from_env(cls) -> Tmux:
+        return cls(os.environ.get("AUTORUN_TMUX_SOCKET") or None)
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        base = ["tmux"]
+        if self.socket:
+            base += ["-L", self.socket]
+        return base + list(args)
+
+    def run(self, args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = self.argv(args)
+        if shutil.which("tmux") is None:
+            raise AutorunError(
+                "tmux is not installed (Debian/Ubuntu: sudo apt-get install tmux; macOS: brew install tmux)"
+            )
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if check and proc.returncode != 0:
+            raise TmuxError(argv, proc.returncode, proc.stderr, stdout=proc.stdout, what="tmux")
+        return proc
+
+    def out(self, args: Sequence[str]) -> str:
+        return self.run(args).stdout.rstrip("\n")
+
+    # -- sessions ---------------------------------------------------------------
+    def has_session(self, name: str) -> bool:
+        # "=name" asks for an exact match (tmux otherwise matches prefixes).
+        return self.run(["has-session", "-t", f"={name}"], check=False).returncode == 0
+
+    def list_sessions(self) -> list[str]:
+        proc = self.run(["list-sessions", "-F", "#{session_name}"], check=False)
+        if proc.returncode != 0:
+            return []  # no server running: no sessions
+        return [line for line in proc.stdout.splitlines() if line]
+
+    def new_session(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        cwd: Path,
+        window: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+        width: int = 220,
+        height: int = 50,
+    ) -> str:
+        """Start a detached session running ``command`` (an argv list); return its pane id."""
+        args = ["new-session", "-d", "-P", "-F", "#{pane_id}", "-s", name, "-c", str(cwd)]
+        args += ["-x", str(width), "-y", str(height)]
+        if window:
+            args += ["-n", window]
+        for key, value in sorted((env or {}).items()):
+            args += ["-e", f"{key}={value}"]
+        args += ["--", *command] if command else []
+        return self.out(args)
+
+    def new_window(
+        self,
+        session: str,
+        command: Sequence[str],
+        *,
+        cwd: Path,
+        window: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+    ) -> str:
+        args = ["new-window", "-d", "-P", "-F", "#{pane_id}", "-t", f"={session}:", "-c", str(cwd)]
+        if window:
+            args += ["-n", window]
+        for key, value in sorted((env or {}).items()):
+            args += ["-e", f"{key}={value}"]
+        args += ["--", *command] if command else []
+        return self.out(args)
+
+    def kill_session(self, name: str) -> bool:
+        return self.run(["kill-session", "-t", f"={name}"], check=False).returncode == 0
+
+    def kill_pane(self, target: str) -> bool:
+        return self.run(["kill-pane", "-t", target], check=False).returncode == 0
+
+    def kill_server(self) -> None:
+        self.run(["kill-server"], check=False)
+
+    def pipe_pane(self, target: str, log_file: Path) -> None:
+        """Append everything the pane prints to ``log_file`` (argv-quoted for tmux's shell)."""
+        import shlex
+
+        self.run(["pipe-pane", "-o", "-t", target, "cat >> " + shlex.quote(str(log_file))])
+
+    def capture_pane(self, target: str, *, lines: int = 200) -> str:
+        return self.out(["capture-pane", "-p", "-J", "-t", target, "-S", f"-{lines}"])
+
+    def send_keys(self, target: str, text: str, *, enter: bool = True) -> None:
+        self.run(["send-keys", "-t", target, "-l", "--", text])
+        if enter:
+            self.run(["send-keys", "-t", target, "Enter"])
+
+    def display_message(self, target: Optional[str], message: str) -> None:
+        args = ["display-message"]
+        if target:
+            args += ["-t", target]
+        self.run([*args, message], check=False)
+
+    def list_panes(self, session: str) -> list[dict[str, str]]:
+        fmt = "#{pane_id}\t#{window_name}\t#{pane_dead}\t#{pane_current_path}\t#{pane_pid}"
+        proc = self.run(["list-panes", "-s", "-t", f"={session}", "-F", fmt], check=False)
+        if proc.returncode != 0:
+            return []
+        panes = []
+        for line in proc.stdout.splitlines():
+            pid, win, dead, path, ppid = (line.split("\t") + [""] * 5)[:5]
+            panes.append({"pane_id": pid, "window": win, "dead": dead, "path": path, "pid": ppid})
+        return panes

@@ -1,0 +1,63 @@
+"""Shared fixtures: every test runs with a private AUTORUN_HOME and HOME, a
+private tmux socket, and a git identity, so nothing touches the real
+~/.autorun, ~/.claude or the user's tmux server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AUTORUN_HOME", str(home / ".autorun"))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "autorun test")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@autorun.invalid")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "autorun test")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@autorun.invalid")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n")
+    # Never talk to the user's tmux server from a test.
+    monkeypatch.setenv("AUTORUN_TMUX_SOCKET", f"autorun-test-{uuid.uuid4().hex[:12]}")
+    monkeypatch.delenv("TMUX", raising=False)
+    monkeypatch.delenv("TMUX_PANE", raising=False)
+    return home
+
+
+@pytest.fixture
+def autorun_home(isolated_home: Path) -> Path:
+    return Path(os.environ["AUTORUN_HOME"])
+
+
+@pytest.fixture
+def tmux_socket(isolated_home: Path) -> Iterator[str]:
+    """The private tmux socket name of this test; its server is killed afterwards."""
+    sock = os.environ["AUTORUN_TMUX_SOCKET"]
+    yield sock
+    subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, check=False)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository on branch main with one commit."""
+    path = tmp_path / "project"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("# project\n")
+    git(path, "add", "README.md")
+    git(path, "commit", "-q", "-m", "initial commit")
+    return path
