@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import pytest
+
+from autorun_py.errors import AutorunError
+from autorun_py.graph import compute_waves, remaining_path
+from autorun_py.schedule import (
+    SCHEDULES,
+    TERMINAL,
+    StageView,
+    current_wave,
+    ready_stages,
+    select_launches,
+)
+
+# 1 -> 2 -> 3 (a chain), 4 alone, 5 depends on 4.
+DEPS: dict[int, tuple[int, ...]] = {1: (), 2: (1,), 3: (2,), 4: (), 5: (4,)}
+WAVES = compute_waves(DEPS)  # [[1, 4], [2, 5], [3]]
+
+
+def views(**status: str) -> dict[int, StageView]:
+    """Stage views for DEPS; every stage pending unless given as s<N>=status."""
+    return {n: StageView(status.get(f"s{n}", "pending"), d) for n, d in DEPS.items()}
+
+
+def test_constants() -> None:
+    assert SCHEDULES == ("dataflow", "waves")
+    assert frozenset({"completed", "failed", "blocked"}) == TERMINAL
+    assert WAVES == [[1, 4], [2, 5], [3]]
+
+
+def test_initially_ready_are_the_roots() -> None:
+    for schedule in SCHEDULES:
+        assert ready_stages(views(), schedule=schedule, waves=WAVES) == [1, 4]
+
+
+def test_dataflow_starts_a_stage_as_soon_as_its_own_deps_complete() -> None:
+    # 1 is done, 4 still running: 2 may start under dataflow, not under waves.
+    v = views(s1="completed", s4="in_progress")
+    assert ready_stages(v, schedule="dataflow", waves=WAVES) == [2]
+    assert ready_stages(v, schedule="waves", waves=WAVES) == []
+
+
+def test_waves_barrier_opens_when_the_earlier_wave_is_terminal() -> None:
+    v = views(s1="completed", s4="completed")
+    assert ready_stages(v, schedule="waves", waves=WAVES) == [2, 5]
+    # 2 done, 5 still running: 3 waits under waves, starts under dataflow.
+    v = views(s1="completed", s4="completed", s2="completed", s5="in_progress")
+    assert ready_stages(v, schedule="waves", waves=WAVES) == []
+    assert ready_stages(v, schedule="dataflow", waves=WAVES) == [3]
+    # A failed stage is terminal: it no longer holds the barrier ...
+    v = views(s1="completed", s4="failed", s2="completed", s5="blocked")
+    assert ready_stages(v, schedule="waves", waves=WAVES) == [3]
+
+
+def test_a_failed_dependency_never_makes_a_stage_ready() -> None:
+    v = views(s1="failed", s4="completed")
+    for schedule in SCHEDULES:
+        assert ready_stages(v, schedule=schedule, waves=WAVES) == [5]
+
+
+def test_only_pending_stages_are_ready() -> None:
+    v = views(s1="completed", s2="in_progress", s4="completed", s5="blocked")
+    assert ready_stages(v, schedule="dataflow", waves=WAVES) == []
+
+
+def test_select_orders_by_priority_then_number() -> None:
+    prio = remaining_path(DEPS)  # 1: 3, 4: 2
+    assert select_launches(
+        views(), schedule="dataflow", waves=WAVES, priority=prio, max_parallel=None
+    ) == [1, 4]
+    # Stage 4 on the longer path when weighted:
+    prio = remaining_path(DEPS, {4: 10.0})
+    assert select_launches(
+        views(), schedule="dataflow", waves=WAVES, priority=prio, max_parallel=None
+    ) == [4, 1]
+    # Equal priority: smaller stage number first.
+    assert select_launches(
+        views(), schedule="dataflow", waves=WAVES, priority={1: 1.0, 4: 1.0}, max_parallel=1
+    ) == [1]
+
+
+def test_select_respects_the_cap_counting_running_stages() -> None:
+    prio = remaining_path(DEPS)
+    v = views()
+    assert select_launches(v, schedule="dataflow", waves=WAVES, priority=prio, max_parallel=1) == [
+        1
+    ]
+    v = views(s1="in_progress")
+    assert select_launches(v, schedule="dataflow", waves=WAVES, priority=prio, max_parallel=1) == []
+    assert select_launches(v, schedule="dataflow", waves=WAVES, priority=prio, max_parallel=2) == [
+        4
+    ]
+    # Over the cap (e.g. the cap was lowered on resume): start nothing.
+    v = views(s1="in_progress", s4="in_progress")
+    assert select_launches(v, schedule="dataflow", waves=WAVES, priority=prio, max_parallel=1) == []
+
+
+def test_current_wave() -> None:
+    assert current_wave(views(), WAVES) == 1
+    assert current_wave(views(s1="completed"), WAVES) == 1
+    assert current_wave(views(s1="completed", s4="failed"), WAVES) == 2
+    # Wave 2 running ahead of a stuck stage in wave 1 (dataflow): still wave 1.
+    assert current_wave(views(s1="completed", s2="completed", s4="in_progress"), WAVES) == 1
+    done = {f"s{n}": "completed" for n in DEPS}
+    assert current_wave(views(**done), WAVES) == 3
+    assert current_wave({}, []) == 0
+
+
+def test_bad_input_is_a_domain_error() -> None:
+    with pytest.raises(AutorunError, match="unknown schedule 'eager'"):
+        ready_stages(views(), schedule="eager", waves=WAVES)
+    with pytest.raises(AutorunError, match="positive"):
+        select_launches(views(), schedule="dataflow", waves=WAVES, priority={}, max_parallel=0)
+    bad = {1: StageView("pending", (9,))}
+    with pytest.raises(AutorunError, match="stage 1 depends on stage 9"):
+        ready_stages(bad, schedule="dataflow", waves=[[1]])
+    with pytest.raises(AutorunError, match="wave 1 lists stage 7"):
+        current_wave(views(), [[7]])
+    with pytest.raises(AutorunError, match="stage 5 is in no wave"):
+        ready_stages(
+            views(s4="completed", s1="in_progress"), schedule="waves", waves=[[1, 4], [2], [3]]
+        )
