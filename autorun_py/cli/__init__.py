@@ -21,7 +21,7 @@ from autorun_py.errors import AutorunError, ExitCode
 # `autorun --help` lists every command without importing any of them.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("autorun_py.cli.plan_cmd:plan", "Check a master plan and show its dependency graph."),
-    "simulate": ("autorun_py.cli.simulate_cmd:simulate", "Simulate a plan's schedule and makespan."),
+    "simulate": ("autorun_py.cli.simulate_cmd:simulate", "Simulate how a plan would be scheduled."),
 }
 
 
