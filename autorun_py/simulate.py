@@ -10,13 +10,22 @@ input always gives the same timeline.
 from __future__ import annotations
 
 import heapq
+import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from autorun_py.errors import AutorunError
-from autorun_py.graph import compute_waves, find_cycle, remaining_path
-from autorun_py.schedule import StageView, check_max_parallel, check_schedule, select_launches
+from autorun_py.graph import compute_waves, critical_path, find_cycle, remaining_path
+from autorun_py.schedule import (
+    SCHEDULES,
+    StageView,
+    check_max_parallel,
+    check_schedule,
+    select_launches,
+)
 
 
 @dataclass(frozen=True)
@@ -154,4 +163,126 @@ def simulate(
         critical_path=cp,
         total_work=total,
         lower_bound=bound,
+    )
+
+
+def parse_durations(text: str, path: str, stages: Collection[int]) -> dict[int, float]:
+    """``{"<stage>": seconds}`` for every stage; errors name ``path`` (and the line)."""
+    try:
+        raw: object = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AutorunError(f"not valid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+    if not isinstance(raw, dict):
+        raise AutorunError('expected a JSON object {"<stage>": seconds}', path=path)
+    known = set(stages)
+    out: dict[int, float] = {}
+    for key, value in raw.items():
+        if not re.fullmatch(r"\s*[0-9]+\s*", key):
+            raise AutorunError(f"{key!r} is not a stage number", path=path)
+        n = int(key)
+        if n not in known:
+            raise AutorunError(f"the plan has no stage {n}", path=path)
+        if n in out:
+            raise AutorunError(f"stage {n} is given twice", path=path)
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise AutorunError(
+                f"stage {n}: duration must be a positive number of seconds, not {value!r}",
+                path=path,
+            )
+        out[n] = float(value)
+    missing = sorted(known - set(out))
+    if missing:
+        raise AutorunError(
+            "no duration for stage"
+            + ("s " if len(missing) > 1 else " ")
+            + ", ".join(str(n) for n in missing),
+            path=path,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class PlanSimulation:
+    plan_path: str
+    names: dict[int, str]
+    unit: str  # "seconds" (a --durations file) | "hours" (the plan's estimates) | "stages"
+    durations_from: str  # a sentence for people
+    priority_from: str
+    critical_path: list[int]  # the longest chain by the simulated durations
+    result: SimResult  # under the schedule asked for
+    other: SimResult  # the same, under the other schedule
+
+
+def simulate_plan(
+    plan_path: Path,
+    *,
+    durations_file: Path | None = None,
+    schedule: str = "dataflow",
+    max_parallel: int | None = None,
+) -> PlanSimulation:
+    """Load a master plan and simulate it under ``schedule`` and under the other one.
+
+    Durations come from ``durations_file`` (seconds), else from the plan's
+    estimates (hours; stages without one count 1 hour), else 1 per stage.
+    Stages are ranked as the launcher ranks them: by the remaining path
+    weighted by the plan's estimates, whatever the simulated durations are.
+    """
+    from autorun_py.plan import load_plan
+
+    check_schedule(schedule)
+    plan = load_plan(plan_path)
+    deps = plan.deps()
+    weights = plan.weights()
+    estimated = [s.number for s in plan.stages if s.estimate_hours is not None]
+    if durations_file is not None:
+        try:
+            text = durations_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AutorunError(f"cannot read: {exc}", path=durations_file) from None
+        durations = parse_durations(text, str(durations_file), deps)
+        unit, source = "seconds", f"{durations_file} (seconds)"
+    elif estimated:
+        durations = dict(weights)
+        unit, source = "hours", "the plan's estimates (hours)"
+        if len(estimated) < len(deps):
+            source += "; stages without an estimate count 1 hour"
+    else:
+        durations = dict.fromkeys(deps, 1.0)
+        unit, source = "stages", "1 per stage (the plan gives no estimates)"
+    if estimated:
+        prio_from = "longest remaining path by the plan's estimates"
+    else:
+        prio_from = "longest remaining path by stage count"
+    prio = remaining_path(deps, weights)
+    others = [s for s in SCHEDULES if s != schedule]
+    res = simulate(
+        deps,
+        durations,
+        schedule=schedule,
+        max_parallel=max_parallel,
+        waves=plan.waves,
+        priority=prio,
+    )
+    other = simulate(
+        deps,
+        durations,
+        schedule=others[0],
+        max_parallel=max_parallel,
+        waves=plan.waves,
+        priority=prio,
+    )
+    return PlanSimulation(
+        plan_path=str(plan_path),
+        names={s.number: s.name for s in plan.stages},
+        unit=unit,
+        durations_from=source,
+        priority_from=prio_from,
+        critical_path=critical_path(deps, durations),
+        result=res,
+        other=other,
     )

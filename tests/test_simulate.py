@@ -6,7 +6,13 @@ from hypothesis import strategies as st
 
 from autorun_py.errors import AutorunError
 from autorun_py.graph import compute_waves, remaining_path, wave_of
-from autorun_py.simulate import SimResult, critical_path_length, lower_bound, simulate
+from autorun_py.simulate import (
+    SimResult,
+    critical_path_length,
+    lower_bound,
+    parse_durations,
+    simulate,
+)
 
 Deps = dict[int, tuple[int, ...]]
 
@@ -149,3 +155,26 @@ def test_priority_defaults_to_the_remaining_path_by_duration() -> None:
     est = remaining_path(deps)  # by stage count: 2 -> 3 is longer
     res = simulate(deps, dur, schedule="dataflow", max_parallel=1, priority=est)
     assert res.launch_order == [2, 1, 3]
+
+
+def test_parse_durations() -> None:
+    assert parse_durations('{"1": 30, " 2 ": 1.5}', "d.json", [1, 2]) == {1: 30.0, 2: 1.5}
+    bad = {
+        "{": r"d\.json:1: not valid JSON",
+        "\n[1, 2]": r"d\.json: expected a JSON object",
+        '{"x": 1, "2": 1}': r"d\.json: 'x' is not a stage number",
+        '{"1_0": 1}': r"d\.json: '1_0' is not a stage number",
+        '{"1": 1, "2": 1, "3": 1}': r"d\.json: the plan has no stage 3",
+        '{"1": 1, "2": 0}': r"d\.json: stage 2: duration must be a positive number",
+        '{"1": 1, "2": "5"}': r"d\.json: stage 2: duration must be a positive number",
+        '{"1": true, "2": 1}': r"d\.json: stage 1: duration must be a positive number",
+        '{"1": 1, "01": 1}': r"d\.json: stage 1 is given twice",
+        '{"2": 1}': r"d\.json: no duration for stage 1$",
+        "{}": r"d\.json: no duration for stages 1, 2$",
+    }
+    for text, msg in bad.items():
+        with pytest.raises(AutorunError, match=msg):
+            parse_durations(text, "d.json", [1, 2])
+    # The JSON error names its line.
+    with pytest.raises(AutorunError, match=r"d\.json:3: not valid JSON"):
+        parse_durations('{\n"1": 1,\n}', "d.json", [1])
