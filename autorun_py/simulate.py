@@ -211,6 +211,7 @@ class PlanSimulation:
     plan_path: str
     names: dict[int, str]
     unit: str  # "seconds" (a --durations file) | "hours" (the plan's estimates) | "stages"
+    durations: dict[int, float]
     durations_from: str  # a sentence for people
     priority_from: str
     critical_path: list[int]  # the longest chain by the simulated durations
@@ -242,8 +243,10 @@ def simulate_plan(
     if durations_file is not None:
         try:
             text = durations_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AutorunError(f"cannot read: {exc}", path=durations_file) from None
+        except OSError as exc:
+            raise AutorunError(f"cannot read: {exc.strerror}", path=durations_file) from None
+        except UnicodeDecodeError:
+            raise AutorunError("not UTF-8 text", path=durations_file) from None
         durations = parse_durations(text, str(durations_file), deps)
         unit, source = "seconds", f"{durations_file} (seconds)"
     elif estimated:
@@ -280,6 +283,7 @@ def simulate_plan(
         plan_path=str(plan_path),
         names={s.number: s.name for s in plan.stages},
         unit=unit,
+        durations=dict(sorted(durations.items())),
         durations_from=source,
         priority_from=prio_from,
         critical_path=critical_path(deps, durations),

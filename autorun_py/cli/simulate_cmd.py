@@ -52,23 +52,25 @@ def render_text(sim: PlanSimulation) -> str:
             f"{n:>5}  {_name(sim.names.get(n, '')):<{NAME_WIDTH}}  {_num(run.start):>8}  "
             f"{_num(run.end):>8}  {_bar(run.start, run.end, res.makespan)}"
         )
-    path = " -> ".join(str(n) for n in sim.critical_path)
-    if res.max_parallel is None or res.lower_bound == res.critical_path:
-        why = f"critical path {path}"
+    path = " -> ".join(str(n) for n in sim.critical_path) or "empty plan"
+    if res.max_parallel is not None and res.lower_bound > res.critical_path:
+        slots = "slot" if res.max_parallel == 1 else "slots"
+        why = f"total work {_num(res.total_work)}{unit} / {res.max_parallel} {slots}"
     else:
-        why = f"total work {_num(res.total_work)}{unit} / {res.max_parallel} slots"
+        why = "the critical path"
     if other.makespan > 0 and res.makespan > 0:
         diff = (other.makespan / res.makespan - 1) * 100
         cmp = f" ({diff:+.1f}% against {res.schedule})"
     else:
         cmp = ""
+    label = 20
     lines += [
         "",
-        f"makespan:        {_num(res.makespan)}{unit}",
-        f"lower bound:     {_num(res.lower_bound)}{unit} ({why})",
-        f"critical path:   {_num(res.critical_path)}{unit} ({path or 'empty plan'})",
-        f"ratio:           {res.ratio:.3f}",
-        f"{other.schedule + ' makespan:':<17}{_num(other.makespan)}{unit}{cmp}",
+        f"{'makespan:':<{label}}{_num(res.makespan)}{unit}",
+        f"{'critical path:':<{label}}{_num(res.critical_path)}{unit} ({path})",
+        f"{'lower bound:':<{label}}{_num(res.lower_bound)}{unit} ({why})",
+        f"{'ratio:':<{label}}{res.ratio:.3f}",
+        f"{other.schedule + ' makespan:':<{label}}{_num(other.makespan)}{unit}{cmp}",
     ]
     return "\n".join(lines)
 
@@ -86,7 +88,7 @@ def to_json(sim: PlanSimulation) -> dict[str, Any]:
             {
                 "stage": n,
                 "name": sim.names.get(n, ""),
-                "duration": run.end - run.start,
+                "duration": sim.durations[n],
                 "start": run.start,
                 "end": run.end,
             }
@@ -119,6 +121,7 @@ def to_json(sim: PlanSimulation) -> dict[str, Any]:
     "--max-parallel",
     type=click.IntRange(min=1),
     default=None,
+    metavar="N",
     help="At most N stages at once (default: unlimited).",
 )
 @click.option(
