@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import enum
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 
 class ExitCode(enum.IntEnum):

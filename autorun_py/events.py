@@ -13,8 +13,9 @@ import datetime
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 EVENTS_FILE = "events.jsonl"
 
@@ -43,9 +44,14 @@ def append_event(
     *,
     plan_name: Optional[str] = None,
     project_slug: Optional[str] = None,
+    recorded_dir: Optional[Path] = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Append one event line and return the event written."""
+    """Append one event line and return the event written.
+
+    ``recorded_dir`` is the ``orch_dir`` written into the event when it differs
+    from where the log is (an orchestration assembled in a temp directory).
+    """
     orch_dir = Path(orch_dir)
     if plan_name is None or project_slug is None:
         name, slug = _identity(orch_dir)
@@ -56,7 +62,7 @@ def append_event(
         "type": event_type,
         "plan_name": plan_name,
         "project_slug": project_slug,
-        "orch_dir": str(orch_dir),
+        "orch_dir": str(recorded_dir or orch_dir),
     }
     event.update(fields)
     data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
 from autorun_py.errors import AutorunError, GitError
 
@@ -114,9 +115,7 @@ def rev_parse(rev: str, cwd: PathLike) -> str:
 
 
 def branch_exists(branch: str, cwd: PathLike) -> bool:
-    return run_git(
-        ["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd, check=False
-    ).ok
+    return run_git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd, check=False).ok
 
 
 def is_ancestor(ancestor: str, descendant: str, cwd: PathLike) -> bool:

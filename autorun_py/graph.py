@@ -7,7 +7,8 @@ parser, the scheduler and the simulator.
 from __future__ import annotations
 
 import graphlib
-from typing import Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Optional
 
 Deps = Mapping[int, Iterable[int]]
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 from autorun_py.errors import AutorunError, TmuxError
 
@@ -50,7 +51,8 @@ class Tmux:
         argv = self.argv(args)
         if shutil.which("tmux") is None:
             raise AutorunError(
-                "tmux is not installed (Debian/Ubuntu: sudo apt-get install tmux; macOS: brew install tmux)"
+                "tmux is not installed "
+                "(Debian/Ubuntu: sudo apt-get install tmux; macOS: brew install tmux)"
             )
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:

@@ -1,0 +1,90 @@
+"""`autorun orchestrate` and `autorun launch-ready`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from autorun_py.cli._out import echo_err, echo_json
+
+
+@click.command("orchestrate")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(path_type=Path))
+@click.option("--max-parallel", type=click.IntRange(min=1), help="Cap on stages running at once.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["dataflow", "waves"]),
+    default="dataflow",
+    show_default=True,
+    help="dataflow: a stage starts once its own dependencies are merged; "
+    "waves: the seed's wave barrier.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would happen; touch nothing.")
+@click.option("--no-launch", is_flag=True, help="Create the orchestration but start no stage.")
+@click.option("--no-monitor", is_flag=True, help="Do not start the background monitor.")
+@click.option("--json", "as_json", is_flag=True)
+def orchestrate(
+    plan_path: Path,
+    max_parallel: Optional[int],
+    schedule: str,
+    dry_run: bool,
+    no_launch: bool,
+    no_monitor: bool,
+    as_json: bool,
+) -> None:
+    """Create an orchestration for PLAN and launch every stage that is ready."""
+    from autorun_py.orchestrate import run_orchestrate
+    from autorun_py.plan import PlanError
+
+    try:
+        outcome = run_orchestrate(
+            plan_path,
+            Path.cwd(),
+            max_parallel=max_parallel,
+            schedule=schedule,
+            dry_run=dry_run,
+            launch=not no_launch,
+            monitor=not no_monitor,
+        )
+    except PlanError as exc:
+        if as_json:
+            echo_json({"errors": [{"line": p.line, "message": p.message} for p in exc.problems]})
+            sys.exit(1)
+        raise
+    if as_json:
+        echo_json(outcome.to_json())
+        return
+    click.echo(outcome.text)
+    for n, err in outcome.launch_failed:
+        echo_err(f"autorun: stage {n} failed to launch (will be retried): {err}")
+
+
+@click.command("launch-ready")
+@click.argument("orch", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def launch_ready(orch: Optional[str], as_json: bool) -> None:
+    """Launch whatever is ready and not running (idempotent)."""
+    from autorun_py.launch import launch_ready as do_launch
+    from autorun_py.orchestration import resolve
+
+    result = do_launch(resolve(orch))
+    if as_json:
+        echo_json(
+            {
+                "launched": result.launched,
+                "failed": [{"stage": n, "error": e} for n, e in result.failed],
+                "running": result.running,
+                "pending": result.pending,
+            }
+        )
+        return
+    click.echo(
+        f"launched: {', '.join(map(str, result.launched)) or 'none'}; "
+        f"running: {', '.join(map(str, result.running)) or 'none'}; "
+        f"pending: {', '.join(map(str, result.pending)) or 'none'}"
+    )
+    for n, err in result.failed:
+        echo_err(f"autorun: stage {n} failed to launch: {err}")

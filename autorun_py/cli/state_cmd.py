@@ -1,0 +1,194 @@
+"""State commands: phase, events, context, status, list, stage start/fail, retry."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from autorun_py.cli._out import echo_err, echo_json
+from autorun_py.state import PHASES
+
+
+def _orch(ref: Optional[str]) -> Path:
+    from autorun_py.orchestration import resolve
+
+    return resolve(ref)
+
+
+@click.command("phase")
+@click.argument("orch")
+@click.argument("stage", type=int)
+@click.argument("phase", type=click.Choice(PHASES))
+@click.argument("action", type=click.Choice(["started", "completed"]))
+@click.option("--current", type=click.IntRange(min=0), help="Implementation phase reached.")
+@click.option("--total", type=click.IntRange(min=0), help="Implementation phases in the plan.")
+def phase(
+    orch: str, stage: int, phase: str, action: str, current: Optional[int], total: Optional[int]
+) -> None:
+    """Record that a stage's PHASE started or completed."""
+    from autorun_py.state import StatusStore, update_phase
+
+    store = StatusStore(_orch(orch))
+    with store.transaction() as txn:
+        update_phase(txn, stage, phase, action, current=current, total=total)
+
+
+def _event_line(ev: dict[str, Any]) -> str:
+    skip = {"ts", "type", "plan_name", "project_slug", "orch_dir"}
+    rest = " ".join(f"{k}={v}" for k, v in ev.items() if k not in skip)
+    return f"{ev.get('ts', '')}  {ev.get('type', '?'):<22} {rest}".rstrip()
+
+
+@click.command("events")
+@click.argument("orch", required=False)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
+@click.option("--forever", is_flag=True, help="With --follow: do not stop when the run ends.")
+@click.option("--new", "only_new", is_flag=True, help="With --follow: skip events already logged.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def events(orch: Optional[str], follow: bool, forever: bool, only_new: bool, as_json: bool) -> None:
+    """Print a run's events (events.jsonl)."""
+    import json
+
+    from autorun_py.events import follow_events, read_events
+
+    orch_dir = _orch(orch)
+
+    def show(ev: dict[str, Any]) -> None:
+        click.echo(json.dumps(ev, ensure_ascii=False) if as_json else _event_line(ev))
+        sys.stdout.flush()
+
+    if not follow:
+        for ev in read_events(orch_dir):
+            show(ev)
+        return
+    for ev in follow_events(orch_dir, from_start=not only_new):
+        show(ev)
+        if ev.get("type") == "orchestration_complete" and not forever:
+            return
+
+
+def _print_context(ctx: Any, as_json: bool, as_shell: bool) -> None:
+    if as_json:
+        echo_json(ctx.to_json())
+    elif as_shell:
+        click.echo(ctx.to_shell())
+    else:
+        click.echo(ctx.to_text())
+
+
+@click.command("context")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--shell", "as_shell", is_flag=True, help="KEY=value lines, safe to eval.")
+def context(as_json: bool, as_shell: bool) -> None:
+    """Print the running stage this directory (or tmux session) belongs to; exit 1 if none."""
+    from autorun_py.stage import find_context
+
+    _print_context(find_context(Path.cwd()), as_json, as_shell)
+
+
+@click.group("stage")
+def stage() -> None:
+    """Register a stage's session, or mark a stage failed."""
+
+
+@stage.command("start")
+@click.argument("context_file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--shell", "as_shell", is_flag=True, help="KEY=value lines, safe to eval.")
+def stage_start(context_file: Path, as_json: bool, as_shell: bool) -> None:
+    """Register this session as the stage of CONTEXT_FILE and print its context."""
+    from autorun_py.stage import register_stage
+
+    _print_context(register_stage(context_file, Path.cwd()), as_json, as_shell)
+
+
+@stage.command("fail")
+@click.argument("orch")
+@click.argument("number", type=int)
+@click.option("--reason", required=True, help="Why the stage failed (shown in the status view).")
+@click.option("--json", "as_json", is_flag=True)
+def stage_fail(orch: str, number: int, reason: str, as_json: bool) -> None:
+    """Mark a stage failed; its descendants become blocked, other stages go on."""
+    from autorun_py.lifecycle import fail
+
+    result = fail(_orch(orch), number, reason)
+    if as_json:
+        echo_json(result)
+    else:
+        blocked = result["blocked"]
+        click.echo(
+            f"stage {number} marked failed"
+            + (f"; blocked: {', '.join(map(str, blocked))}" if blocked else "")
+            + f". Its branch and worktree are kept; retry with `autorun retry {orch} {number}`."
+        )
+
+
+@click.command("retry")
+@click.argument("orch")
+@click.argument("number", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def retry(orch: str, number: int, as_json: bool) -> None:
+    """Start a failed stage again from the current tip of the base branch."""
+    from autorun_py.lifecycle import retry as do_retry
+
+    result = do_retry(_orch(orch), number)
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"stage {number} reset; launched: {result['launched'] or 'none'}")
+
+
+@click.command("status")
+@click.argument("orch", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--watch", "-w", is_flag=True, help="Redraw until the run ends.")
+@click.option("--interval", type=float, default=1.0, show_default=True)
+def status(orch: Optional[str], as_json: bool, watch: bool, interval: float) -> None:
+    """Show one run: stages, phases, progress, waves, what is ready or blocked."""
+    from autorun_py.view import render_status, status_summary
+
+    orch_dir = _orch(orch)
+    if not watch:
+        summary = status_summary(orch_dir)
+        if as_json:
+            echo_json(summary)
+        else:
+            click.echo(render_status(summary))
+        return
+    tty = sys.stdout.isatty()
+    while True:
+        summary = status_summary(orch_dir)
+        if as_json:
+            import json
+
+            click.echo(json.dumps(summary, ensure_ascii=False))
+        else:
+            if tty:
+                click.echo("\x1b[H\x1b[2J", nl=False)
+            click.echo(render_status(summary))
+            if not tty:
+                click.echo("")
+        sys.stdout.flush()
+        if summary["finished"]:
+            return
+        time.sleep(interval)
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(as_json: bool) -> None:
+    """List every orchestration under $AUTORUN_HOME."""
+    from autorun_py.view import list_runs, render_runs
+
+    runs = list_runs()
+    if as_json:
+        echo_json(runs)
+    else:
+        click.echo(render_runs(runs))
+
+
+__all__ = ["context", "echo_err", "events", "list_cmd", "phase", "retry", "stage", "status"]

@@ -1,0 +1,115 @@
+"""User configuration: ``$AUTORUN_HOME/config.json``, overridable by environment.
+
+```json
+{
+  "agent": "claude",
+  "agent_args": [],
+  "permission_mode": "acceptEdits",
+  "models": {"research": "opus", "create_plan": "opus", "implement": "sonnet"},
+  "keep_sessions": false,
+  "max_launch_attempts": 3
+}
+```
+
+Environment overrides: ``AUTORUN_CLAUDE`` (the agent executable),
+``AUTORUN_AGENT_ARGS`` (extra arguments, shell-like words), ``AUTORUN_PERMISSION_MODE``,
+``AUTORUN_MODEL`` (every phase) and ``AUTORUN_MODEL_<PHASE>``, ``AUTORUN_KEEP_SESSIONS``,
+``AUTORUN_PLUGIN_DIR`` (passed as ``--plugin-dir`` when the plugin is not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from autorun_py import paths
+from autorun_py.errors import AutorunError
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class Config:
+    agent: str = "claude"
+    agent_args: tuple[str, ...] = ()
+    permission_mode: Optional[str] = None
+    models: dict[str, str] = field(default_factory=dict)
+    keep_sessions: bool = False
+    max_launch_attempts: int = 3
+    plugin_dir: Optional[str] = None
+
+    def model_for(self, phase: str) -> Optional[str]:
+        return self.models.get(phase) or self.models.get("default")
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_config() -> Config:
+    path = paths.autorun_home() / CONFIG_FILE
+    raw: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise AutorunError(f"cannot read config: {exc}", path=path) from None
+        if not isinstance(loaded, dict):
+            raise AutorunError("config must be a JSON object", path=path)
+        raw = loaded
+    env = os.environ
+    agent = env.get("AUTORUN_CLAUDE") or str(raw.get("agent") or "claude")
+    args = list(raw.get("agent_args") or [])
+    if env.get("AUTORUN_AGENT_ARGS"):
+        args += shlex.split(env["AUTORUN_AGENT_ARGS"])
+    models = {str(k): str(v) for k, v in (raw.get("models") or {}).items()}
+    if env.get("AUTORUN_MODEL"):
+        models["default"] = env["AUTORUN_MODEL"]
+    for key, value in env.items():
+        if key.startswith("AUTORUN_MODEL_") and value:
+            models[key[len("AUTORUN_MODEL_") :].lower()] = value
+    keep = bool(raw.get("keep_sessions", False))
+    if "AUTORUN_KEEP_SESSIONS" in env:
+        keep = _truthy(env["AUTORUN_KEEP_SESSIONS"])
+    try:
+        attempts = int(raw.get("max_launch_attempts", 3))
+    except (TypeError, ValueError):
+        raise AutorunError("max_launch_attempts must be a number", path=path) from None
+    return Config(
+        agent=agent,
+        agent_args=tuple(str(a) for a in args),
+        permission_mode=env.get("AUTORUN_PERMISSION_MODE") or raw.get("permission_mode"),
+        models=models,
+        keep_sessions=keep,
+        max_launch_attempts=max(1, attempts),
+        plugin_dir=env.get("AUTORUN_PLUGIN_DIR") or raw.get("plugin_dir"),
+    )
+
+
+def agent_argv(
+    config: Config,
+    prompt: str,
+    *,
+    phase: str,
+    session_id: Optional[str] = None,
+    resume: Optional[str] = None,
+) -> list[str]:
+    """The argv that starts (or resumes) the agent on ``prompt``; never a shell string."""
+    argv = [config.agent, *config.agent_args]
+    if config.plugin_dir:
+        argv += ["--plugin-dir", config.plugin_dir]
+    model = config.model_for(phase)
+    if model:
+        argv += ["--model", model]
+    if config.permission_mode:
+        argv += ["--permission-mode", config.permission_mode]
+    if resume:
+        argv += ["--resume", resume]
+    elif session_id:
+        argv += ["--session-id", session_id]
+    if prompt:
+        argv.append(prompt)
+    return argv

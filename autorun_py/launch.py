@@ -1,0 +1,384 @@
+"""Launching stages: worktrees, tmux sessions, and the exactly-once claim.
+
+A launch has three steps:
+
+1. **Claim**, under the status lock: the scheduler picks the ready stages that
+   fit the cap; each moves ``pending -> in_progress`` with its planned branch,
+   worktree, session and a fresh Claude session id. Two processes that finish
+   at the same moment serialise on the lock, so a stage is claimed once.
+2. **Start**, outside the lock: a worktree on a new branch from the base
+   branch's tip (which holds every dependency, since a stage is ready only
+   when its dependencies are merged), ``.worktreeinclude`` files copied in, and
+   a tmux session running the agent on ``/autorun:start <context-file>``.
+3. **Record** the start commit; or, when the start failed, undo what was made
+   and put the stage back to ``pending`` (``launch_failed`` event) so it is
+   retried, failing it after ``max_launch_attempts``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from autorun_py import git, paths
+from autorun_py.config import Config, agent_argv, load_config
+from autorun_py.errors import AutorunError
+from autorun_py.events import utc_now
+from autorun_py.graph import remaining_path
+from autorun_py.state import (
+    IN_PROGRESS,
+    PENDING,
+    RunState,
+    StageState,
+    StatusStore,
+    Transaction,
+    fail_stage,
+    transition,
+)
+from autorun_py.tmux import Tmux, forwarded_env
+
+
+@dataclass
+class LaunchResult:
+    launched: list[int] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    running: list[int] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+
+
+def kebab(text: str, limit: int = 30) -> str:
+    out = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return out[:limit].rstrip("-") or "stage"
+
+
+def session_name(state: RunState, number: int) -> str:
+    return f"{state.project_slug}_stage-{number}"
+
+
+def branch_name(state: RunState, stage: StageState) -> str:
+    """Unique per orchestration (the directory name is unique under $AUTORUN_HOME)."""
+    run = Path(state.orch_dir).name
+    base = f"autorun/{run}/stage-{stage.number}-{kebab(stage.name)}"
+    return base if stage.launch_attempts <= 1 else f"{base}-retry{stage.launch_attempts - 1}"
+
+
+def worktree_path(state: RunState, stage: StageState) -> Path:
+    run = Path(state.orch_dir).name
+    return paths.worktrees_dir() / run / f"stage-{stage.number}"
+
+
+def log_path(state: RunState, number: int) -> Path:
+    return paths.logs_dir() / f"{state.project_slug}_stage-{number}.log"
+
+
+def _priority(state: RunState) -> dict[int, float]:
+    weights = {n: float(s.estimate_hours) for n, s in state.stages.items() if s.estimate_hours}
+    if weights and len(weights) < len(state.stages):
+        median = sorted(weights.values())[len(weights) // 2]
+        weights = {n: weights.get(n, median) for n in state.stages}
+    return remaining_path(state.deps(), weights or None)
+
+
+def _select(state: RunState) -> list[int]:
+    from autorun_py.schedule import StageView, select_launches
+
+    views = {n: StageView(s.status, tuple(s.depends_on)) for n, s in state.stages.items()}
+    return select_launches(
+        views,
+        schedule=state.schedule,
+        waves=state.waves,
+        priority=_priority(state),
+        max_parallel=state.max_parallel,
+    )
+
+
+def claim(txn: Transaction, numbers: Optional[list[int]] = None) -> list[int]:
+    """Claim the stages to start now (all the scheduler picks, or just ``numbers``)."""
+    state = txn.state
+    chosen = _select(state)
+    if numbers is not None:
+        chosen = [n for n in chosen if n in numbers]
+    for n in chosen:
+        stage = state.stages[n]
+        stage.launch_attempts += 1
+        transition(txn, n, IN_PROGRESS, source="launch", attempt=stage.launch_attempts)
+        stage.launched_at = utc_now()
+        stage.branch = branch_name(state, stage)
+        stage.worktree = str(worktree_path(state, stage))
+        stage.session = session_name(state, n)
+        stage.claude_session_id = str(uuid.uuid4())
+        stage.start_commit = None
+        stage.merge_state = None
+        stage.merge_detail = {}
+    return chosen
+
+
+def copy_worktree_include(repo: Path, worktree: Path) -> list[str]:
+    """Copy the ignored files named by the repo's ``.worktreeinclude`` (as Claude Code does)."""
+    include = repo / ".worktreeinclude"
+    if not include.is_file():
+        return []
+    wanted = git.run_git(
+        ["ls-files", "-z", "--others", "--ignored", f"--exclude-from={include}"], repo
+    ).stdout.split("\0")
+    ignored = set(
+        git.run_git(
+            ["ls-files", "-z", "--others", "--ignored", "--exclude-standard"], repo
+        ).stdout.split("\0")
+    )
+    copied = []
+    for rel in wanted:
+        if not rel or rel not in ignored:
+            continue
+        src, dst = repo / rel, worktree / rel
+        if src.is_file() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+            copied.append(rel)
+    return copied
+
+
+def create_worktree(repo: Path, path: Path, branch: str, start: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        # A leftover from an earlier attempt: its branch keeps the commits.
+        git.run_git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+        git.run_git(["worktree", "prune"], repo, check=False)
+    git.run_git(["worktree", "add", "-b", branch, str(path), start], repo)
+
+
+def start_session(
+    tmux: Tmux,
+    name: str,
+    argv: list[str],
+    *,
+    cwd: Path,
+    window: str,
+    env: dict[str, str],
+    log_file: Path,
+) -> str:
+    if tmux.has_session(name):
+        tmux.kill_session(name)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    pane = tmux.new_session(name, argv, cwd=cwd, window=window, env=env)
+    with contextlib.suppress(AutorunError):
+        tmux.pipe_pane(pane, log_file)
+    return pane
+
+
+def stage_env(state: RunState, stage: StageState) -> dict[str, str]:
+    env = forwarded_env()
+    env.update(
+        {
+            "AUTORUN_ORCH_DIR": state.orch_dir,
+            "AUTORUN_STAGE": str(stage.number),
+            "AUTORUN_STATUS_FILE": str(Path(state.orch_dir) / "status.json"),
+        }
+    )
+    return env
+
+
+def _start_stage(state: RunState, number: int, config: Config, tmux: Tmux) -> str:
+    """Make the worktree and the session for a claimed stage; return the start commit."""
+    stage = state.stages[number]
+    repo = Path(state.project_root)
+    assert stage.branch and stage.worktree and stage.session
+    base_tip = git.rev_parse(f"refs/heads/{state.base_branch}", repo)
+    missing = [
+        d
+        for d in stage.depends_on
+        if state.stages[d].merge_commit
+        and not git.is_ancestor(str(state.stages[d].merge_commit), base_tip, repo)
+    ]
+    if missing:
+        raise AutorunError(
+            f"base branch {state.base_branch} does not hold the merge of stage(s) "
+            f"{', '.join(map(str, missing))}"
+        )
+    wt = Path(stage.worktree)
+    create_worktree(repo, wt, stage.branch, base_tip)
+    copy_worktree_include(repo, wt)
+    argv = agent_argv(
+        config,
+        f"/autorun:start {stage.context_file}",
+        phase="start",
+        session_id=stage.claude_session_id,
+    )
+    start_session(
+        tmux,
+        stage.session,
+        argv,
+        cwd=wt,
+        window=f"s{number}",
+        env=stage_env(state, stage),
+        log_file=log_path(state, number),
+    )
+    return base_tip
+
+
+def _undo_start(state: RunState, number: int, tmux: Tmux) -> None:
+    stage = state.stages[number]
+    repo = Path(state.project_root)
+    with contextlib.suppress(Exception):
+        if stage.session:
+            tmux.kill_session(stage.session)
+    with contextlib.suppress(Exception):
+        if stage.worktree:
+            git.run_git(
+                ["worktree", "remove", "--force", "--force", stage.worktree], repo, check=False
+            )
+            shutil.rmtree(stage.worktree, ignore_errors=True)
+            git.run_git(["worktree", "prune"], repo, check=False)
+    with contextlib.suppress(Exception):
+        if stage.branch:
+            git.run_git(["branch", "-D", stage.branch], repo, check=False)
+
+
+def launch_ready(
+    orch_dir: Path,
+    *,
+    numbers: Optional[list[int]] = None,
+    config: Optional[Config] = None,
+    tmux: Optional[Tmux] = None,
+) -> LaunchResult:
+    """Launch whatever is ready and fits the cap. Idempotent: running stages are left alone."""
+    store = StatusStore(orch_dir)
+    with store.transaction() as txn:
+        claimed = claim(txn, numbers)
+    return start_claimed(orch_dir, claimed, config=config, tmux=tmux)
+
+
+def start_claimed(
+    orch_dir: Path,
+    claimed: list[int],
+    *,
+    config: Optional[Config] = None,
+    tmux: Optional[Tmux] = None,
+) -> LaunchResult:
+    """Start the stages a transaction claimed (see :func:`claim`)."""
+    store = StatusStore(orch_dir)
+    config = config or load_config()
+    tmux = tmux or Tmux.from_env()
+    snapshot = store.read()
+    result = LaunchResult()
+    for n in claimed:
+        try:
+            start = _start_stage(snapshot, n, config, tmux)
+        except (AutorunError, OSError) as exc:
+            _undo_start(snapshot, n, tmux)
+            reason = str(exc)
+            with store.transaction() as txn:
+                st = txn.state.stages[n]
+                if st.status == IN_PROGRESS:
+                    transition(txn, n, PENDING, reason="launch failed")
+                    txn.emit("launch_failed", stage=n, error=reason, attempt=st.launch_attempts)
+                    if st.launch_attempts >= config.max_launch_attempts:
+                        fail_stage(txn, n, f"launch failed {st.launch_attempts} times: {reason}")
+            result.failed.append((n, reason))
+            continue
+        with store.transaction() as txn:
+            st = txn.state.stages[n]
+            st.start_commit = start
+            txn.emit(
+                "stage_launched",
+                stage=n,
+                name=st.name,
+                branch=st.branch,
+                session=st.session,
+                worktree=st.worktree,
+                start_commit=start,
+                claude_session_id=st.claude_session_id,
+            )
+        result.launched.append(n)
+    final = store.read()
+    result.running = sorted(n for n, s in final.stages.items() if s.status == IN_PROGRESS)
+    result.pending = sorted(n for n, s in final.stages.items() if s.status == PENDING)
+    return result
+
+
+# --------------------------------------------------------------------------- chain
+
+
+def kill_later(target: str, delay: float = 1.0, *, session: bool = False) -> None:
+    """Kill a tmux pane (or session) shortly after this command has returned.
+
+    Used to close the caller's window after ``autorun chain --close-caller`` and a
+    stage's session after its merge: the process doing the asking is inside it.
+    """
+    cmd = [sys.executable, "-m", "autorun_py.killer", target, str(delay)]
+    if session:
+        cmd.append("--session")
+    subprocess.Popen(  # noqa: S603 - argv list, no shell
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    session: str
+    window: str
+    pane: str
+    cwd: str
+    argv: list[str]
+
+
+def chain(
+    command: str,
+    *,
+    window: str,
+    session: Optional[str] = None,
+    cwd: Optional[Path] = None,
+    close_caller: bool = False,
+    phase: Optional[str] = None,
+) -> ChainResult:
+    """Open the next pipeline step as a new window (or session); the text never meets a shell."""
+    from autorun_py.stage import current_tmux_session, find_context
+
+    tmux = Tmux.from_env()
+    config = load_config()
+    ctx = None
+    with contextlib.suppress(AutorunError):
+        ctx = find_context(cwd or Path.cwd(), session)
+    session = session or (ctx.session if ctx else None) or current_tmux_session()
+    workdir = (cwd or Path.cwd()).resolve()
+    step = phase or window.split("-")[0]
+    session_id = str(uuid.uuid4())
+    argv = agent_argv(config, command, phase=step, session_id=session_id)
+    env = forwarded_env()
+    if ctx is not None:
+        env.update({"AUTORUN_ORCH_DIR": ctx.orch_dir, "AUTORUN_STAGE": str(ctx.stage)})
+        store = StatusStore(Path(ctx.orch_dir))
+        with store.transaction() as txn:
+            st = txn.state.stage(ctx.stage)
+            st.claude_session_id = session_id
+            txn.emit("chained", stage=ctx.stage, window=window, command=command)
+        log_file = paths.logs_dir() / f"{ctx.project_slug}_stage-{ctx.stage}.log"
+    else:
+        log_file = paths.logs_dir() / f"chain-{kebab(window)}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    if session and tmux.has_session(session):
+        pane = tmux.new_window(session, argv, cwd=workdir, window=window, env=env)
+    else:
+        session = session or f"autorun_{kebab(window, 20)}_{session_id[:6]}"
+        pane = tmux.new_session(session, argv, cwd=workdir, window=window, env=env)
+    with contextlib.suppress(AutorunError):
+        tmux.pipe_pane(pane, log_file)
+    if close_caller:
+        import os
+
+        caller = os.environ.get("TMUX_PANE")
+        if caller:
+            kill_later(caller)
+    return ChainResult(session=session, window=window, pane=pane, cwd=str(workdir), argv=argv)

@@ -1,0 +1,88 @@
+"""Stage failure and retry."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from autorun_py import git
+from autorun_py.errors import AutorunError
+from autorun_py.graph import descendants
+from autorun_py.state import (
+    BLOCKED,
+    FAILED,
+    PENDING,
+    RUN_RUNNING,
+    StatusStore,
+    fail_stage,
+    transition,
+)
+from autorun_py.tmux import Tmux
+
+
+def fail(orch_dir: Path, number: int, reason: str) -> dict[str, Any]:
+    """Mark a stage failed; block its pending descendants. Branch and worktree are kept."""
+    if not reason.strip():
+        raise AutorunError("give a reason: --reason TEXT")
+    with StatusStore(orch_dir).transaction() as txn:
+        blocked = fail_stage(txn, number, reason.strip())
+        stage = txn.state.stages[number]
+        return {
+            "stage": number,
+            "status": stage.status,
+            "blocked": blocked,
+            "branch": stage.branch,
+            "worktree": stage.worktree,
+        }
+
+
+def retry(orch_dir: Path, number: int) -> dict[str, Any]:
+    """Put a failed stage back to pending, unblock what it blocked, and launch what is ready.
+
+    The old worktree is removed (its branch stays, with any commits); the new
+    attempt branches from the base branch's current tip.
+    """
+    from autorun_py.launch import launch_ready
+
+    store = StatusStore(orch_dir)
+    with store.transaction() as txn:
+        state = txn.state
+        stage = state.stage(number)
+        if stage.status != FAILED:
+            raise AutorunError(
+                f"stage {number} ({stage.name}) is {stage.status}; only a failed stage is retried"
+            )
+        old_worktree, old_session = stage.worktree, stage.session
+        transition(txn, number, PENDING, reason="retry")
+        stage.failure = None
+        stage.merge_state = None
+        stage.merge_detail = {}
+        deps = state.deps()
+        failed = {n for n, s in state.stages.items() if s.status == FAILED}
+        still_blocked = set().union(*(descendants(deps, f) for f in failed)) if failed else set()
+        unblocked = []
+        for d in sorted(descendants(deps, number)):
+            if state.stages[d].status == BLOCKED and d not in still_blocked:
+                transition(txn, d, PENDING, reason=f"stage {number} retried")
+                unblocked.append(d)
+        if state.status != RUN_RUNNING:
+            state.status = RUN_RUNNING
+            state.completed_at = None
+        txn.emit("stage_retry", stage=number, unblocked=unblocked)
+        repo = Path(state.project_root)
+    if old_session:
+        with contextlib.suppress(AutorunError):
+            Tmux.from_env().kill_session(old_session)
+    if old_worktree and Path(old_worktree).exists():
+        git.run_git(["worktree", "remove", "--force", "--force", old_worktree], repo, check=False)
+        shutil.rmtree(old_worktree, ignore_errors=True)
+        git.run_git(["worktree", "prune"], repo, check=False)
+    result = launch_ready(orch_dir)
+    return {
+        "stage": number,
+        "unblocked": unblocked,
+        "launched": result.launched,
+        "launch_failed": [{"stage": n, "error": e} for n, e in result.failed],
+    }

@@ -1,0 +1,114 @@
+"""`autorun orchestrate`: create the run, launch what is ready, print the summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from autorun_py.launch import claim, session_name, start_claimed
+from autorun_py.orchestration import _target_dir, create_orchestration, initial_state, repo_info
+from autorun_py.state import PENDING, STATUS_FILE, StatusStore, Transaction
+from autorun_py.summary import launch_summary
+
+
+@dataclass
+class OrchestrateOutcome:
+    orch_dir: str
+    status_file: str
+    launched: list[int]
+    pending: list[int]
+    text: str
+    dry_run: bool
+    launch_failed: list[tuple[int, str]] = field(default_factory=list)
+    monitor_pid: Optional[int] = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "orch_dir": self.orch_dir,
+            "status_file": self.status_file,
+            "launched": self.launched,
+            "pending": self.pending,
+        }
+        if self.dry_run:
+            out["dry_run"] = True
+        if self.launch_failed:
+            out["launch_failed"] = [{"stage": n, "error": e} for n, e in self.launch_failed]
+        return out
+
+
+def run_orchestrate(
+    plan_path: Path,
+    cwd: Path,
+    *,
+    max_parallel: Optional[int] = None,
+    schedule: str = "dataflow",
+    dry_run: bool = False,
+    launch: bool = True,
+    monitor: bool = True,
+) -> OrchestrateOutcome:
+    from autorun_py.orchestration import unique_slug
+    from autorun_py.plan import load_plan
+
+    plan = load_plan(plan_path)
+    if dry_run:
+        repo = repo_info(cwd)
+        target = _target_dir(plan.name)
+        state = initial_state(
+            plan,
+            repo,
+            target,
+            unique_slug(plan.slug),
+            schedule=schedule,
+            max_parallel=max_parallel,
+        )
+        txn = Transaction(state)
+        would = claim(txn) if launch else []
+        for n in would:
+            state.stages[n].session = session_name(state, n)
+        pending = sorted(n for n, s in state.stages.items() if s.status == PENDING)
+        return OrchestrateOutcome(
+            orch_dir=str(target),
+            status_file=str(target / STATUS_FILE),
+            launched=would,
+            pending=pending,
+            text=launch_summary(state, would, dry_run=True),
+            dry_run=True,
+        )
+    state = create_orchestration(plan, cwd, schedule=schedule, max_parallel=max_parallel)
+    orch_dir = Path(state.orch_dir)
+    launched: list[int] = []
+    failed: list[tuple[int, str]] = []
+    if launch:
+        store = StatusStore(orch_dir)
+        with store.transaction() as t:
+            claimed = claim(t)
+        result = start_claimed(orch_dir, claimed)
+        launched, failed = result.launched, result.failed
+    monitor_pid = None
+    if launch and monitor:
+        monitor_pid = _start_monitor(orch_dir)
+    final = StatusStore(orch_dir).read()
+    pending = sorted(n for n, s in final.stages.items() if s.status == PENDING)
+    return OrchestrateOutcome(
+        orch_dir=str(orch_dir),
+        status_file=str(orch_dir / STATUS_FILE),
+        launched=launched,
+        pending=pending,
+        text=launch_summary(final, launched),
+        dry_run=False,
+        launch_failed=failed,
+        monitor_pid=monitor_pid,
+    )
+
+
+def _start_monitor(orch_dir: Path) -> Optional[int]:
+    """Start the background monitor for the run, when this autorun has one."""
+    import importlib.util
+
+    if importlib.util.find_spec("autorun_py.monitor") is None:
+        return None
+    from autorun_py.monitor import spawn_monitor  # type: ignore[import-not-found,unused-ignore]
+
+    pid: Optional[int] = spawn_monitor(orch_dir)
+    return pid

@@ -1,0 +1,311 @@
+"""Creating an orchestration directory, and finding one again.
+
+``$AUTORUN_HOME/orchestration/<plan-name>/`` holds ``status.json``,
+``events.jsonl`` and ``stages/stage-N-context.md`` in the seed's formats. It is
+assembled in a hidden temp directory and renamed into place in one step, so a
+crash never leaves a half-written orchestration, and a previous run is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from autorun_py import git, paths
+from autorun_py.errors import AutorunError, UsageError
+from autorun_py.events import append_event, utc_now
+from autorun_py.state import (
+    RUN_RUNNING,
+    STATUS_FILE,
+    RunState,
+    StageState,
+    StatusStore,
+    write_json_atomic,
+)
+
+if TYPE_CHECKING:
+    from autorun_py.plan import Plan
+
+MAX_SLUG = 20
+_SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    root: Path
+    branch: str
+    head: str
+
+
+def repo_info(cwd: Path) -> RepoInfo:
+    """The project the run belongs to; refuse what autorun cannot work from."""
+    root = git.repo_root(cwd)
+    if not git.has_commits(root):
+        raise AutorunError(
+            f"{root} has no commits yet; commit something first (worktrees branch off a commit)"
+        )
+    branch = git.current_branch(root)
+    if branch is None:
+        raise AutorunError(
+            f"{root} is on a detached HEAD; check out the branch the stages should merge into"
+        )
+    head = git.rev_parse("HEAD", root)
+    return RepoInfo(root=root, branch=branch, head=head)
+
+
+def check_component(name: str, what: str = "plan name") -> str:
+    """A name used as one path component below $AUTORUN_HOME: no escape possible."""
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or os.path.isabs(name)
+        or not _SAFE_NAME.match(name)
+    ):
+        raise AutorunError(f"unsafe {what} {name!r}: use lowercase letters, digits, '-', '.', '_'")
+    return name
+
+
+def is_running(orch_dir: Path) -> bool:
+    store = StatusStore(orch_dir)
+    if not store.exists():
+        return False
+    try:
+        state = store.read()
+    except AutorunError:
+        return False
+    return state.status == RUN_RUNNING and not state.is_finished()
+
+
+def all_orchestrations() -> list[Path]:
+    root = paths.orchestration_root()
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / STATUS_FILE).is_file())
+
+
+def _slug_in_use(slug: str) -> bool:
+    for d in all_orchestrations():
+        if is_running(d):
+            try:
+                if StatusStore(d).read().project_slug == slug:
+                    return True
+            except AutorunError:
+                continue
+    return False
+
+
+def unique_slug(slug: str) -> str:
+    """The plan's slug, or ``slug-2``... when a live run already uses it (tmux names)."""
+    if not _slug_in_use(slug):
+        return slug
+    for i in range(2, 1000):
+        suffix = f"-{i}"
+        candidate = slug[: MAX_SLUG - len(suffix)].rstrip("-") + suffix
+        if not _slug_in_use(candidate):
+            return candidate
+    raise AutorunError(f"too many live runs using the project slug {slug!r}")
+
+
+def context_file_text(state: RunState, stage: StageState, scope: str) -> str:
+    """A stage context file, exactly in the seed's format."""
+    if stage.depends_on:
+        deps = ", ".join(f"Stage {d}" for d in stage.depends_on)
+    else:
+        deps = "None"
+    orch = state.orch_dir.rstrip("/") + "/"
+    return (
+        f"# Stage {stage.number}: {stage.name}\n\n"
+        f"## Scope\n\n{scope.strip() or '(no scope given in the master plan)'}\n\n"
+        f"## Dependencies\n\n- Depends on: {deps}\n\n"
+        f"## Orchestration\n\n"
+        f"orchestration_dir: {orch}\n"
+        f"stage_number: {stage.number}\n"
+        f"status_file: {Path(state.orch_dir) / STATUS_FILE}\n"
+        f"base_branch: {state.base_branch}\n"
+    )
+
+
+def context_file_path(orch_dir: Path, number: int) -> Path:
+    return Path(orch_dir) / "stages" / f"stage-{number}-context.md"
+
+
+def initial_state(
+    plan: Plan,
+    repo: RepoInfo,
+    orch_dir: Path,
+    slug: str,
+    *,
+    schedule: str,
+    max_parallel: Optional[int],
+) -> RunState:
+    stages = {
+        s.number: StageState(
+            number=s.number,
+            name=s.name,
+            depends_on=list(s.depends_on),
+            context_file=str(context_file_path(orch_dir, s.number)),
+            estimate_hours=s.estimate_hours,
+        )
+        for s in plan.stages
+    }
+    return RunState(
+        plan_path=str(plan.path),
+        plan_name=plan.name,
+        project_slug=slug,
+        project_root=str(repo.root),
+        base_branch=repo.branch,
+        created_at=utc_now(),
+        orch_dir=str(orch_dir),
+        stages=stages,
+        waves=[list(w) for w in plan.waves],
+        current_wave=1,
+        base_commit=repo.head,
+        schedule=schedule,
+        max_parallel=max_parallel,
+        critical_path=list(plan.critical_path),
+    )
+
+
+def _target_dir(plan_name: str) -> Path:
+    """The directory for a new run of ``plan_name``; refuse while one is running."""
+    root = paths.orchestration_root()
+    first = root / plan_name
+    if first.exists() and is_running(first):
+        raise AutorunError(
+            f"an orchestration of {plan_name} is still running in {first}; "
+            f"see `autorun status {plan_name}` (finish or fail its stages before starting again)"
+        )
+    if not first.exists():
+        return first
+    for i in range(2, 10000):
+        cand = root / f"{plan_name}-{i}"
+        if cand.exists():
+            if is_running(cand):
+                raise AutorunError(
+                    f"an orchestration of {plan_name} is still running in {cand}; "
+                    f"see `autorun status {cand.name}`"
+                )
+            continue
+        return cand
+    raise AutorunError(f"too many runs of {plan_name} under {root}")
+
+
+def create_orchestration(
+    plan: Plan,
+    cwd: Path,
+    *,
+    schedule: str = "dataflow",
+    max_parallel: Optional[int] = None,
+) -> RunState:
+    """Create ``$AUTORUN_HOME/orchestration/<plan-name>[-N]/`` for ``plan``; return its state."""
+    if max_parallel is not None and max_parallel < 1:
+        raise UsageError("--max-parallel must be at least 1")
+    repo = repo_info(cwd)
+    check_component(plan.name)
+    root = paths.orchestration_root()
+    root.mkdir(parents=True, exist_ok=True)
+    slug = unique_slug(plan.slug)
+    for _attempt in range(20):
+        target = _target_dir(plan.name)
+        check_component(target.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".creating-{target.name}-", dir=str(root)))
+        try:
+            state = initial_state(
+                plan, repo, target, slug, schedule=schedule, max_parallel=max_parallel
+            )
+            (tmp / "stages").mkdir()
+            for s in plan.stages:
+                ctx = context_file_path(tmp, s.number)
+                ctx.write_text(
+                    context_file_text(state, state.stages[s.number], s.scope), encoding="utf-8"
+                )
+            write_json_atomic(tmp / STATUS_FILE, state.to_raw())
+            append_event(
+                tmp,
+                "orchestration_started",
+                plan_name=state.plan_name,
+                project_slug=state.project_slug,
+                project_root=state.project_root,
+                total_stages=len(state.stages),
+                total_waves=len(state.waves),
+                waves=state.waves,
+                recorded_dir=target,
+                base_branch=state.base_branch,
+                schedule=schedule,
+                max_parallel=max_parallel,
+            )
+            try:
+                os.rename(tmp, target)  # atomic; fails if another run took the name
+            except OSError:
+                continue
+            return state
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    raise AutorunError(f"could not claim an orchestration directory for {plan.name}")
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+def resolve(ref: Optional[str], cwd: Optional[Path] = None) -> Path:
+    """Find an orchestration directory from a name, a path, or (None) the current place."""
+    if ref:
+        p = Path(ref).expanduser()
+        if (p / STATUS_FILE).is_file():
+            return p.resolve()
+        if p.name == STATUS_FILE and p.is_file():
+            return p.parent.resolve()
+        if "/" not in ref and ref not in (".", ".."):
+            cand = paths.orchestration_root() / ref
+            if (cand / STATUS_FILE).is_file():
+                return cand
+        known = ", ".join(d.name for d in all_orchestrations()) or "none"
+        raise AutorunError(f"no orchestration {ref!r} (known: {known})")
+    return current_orchestration(cwd or Path.cwd())
+
+
+def current_orchestration(cwd: Path) -> Path:
+    """The run that ``cwd`` belongs to: a stage worktree of it, or its project repo."""
+    runs = all_orchestrations()
+    if not runs:
+        raise AutorunError(
+            f"no orchestrations under {paths.orchestration_root()}; start one with "
+            "`autorun orchestrate PLAN`"
+        )
+    here = cwd.resolve()
+    root: Optional[Path] = None
+    with contextlib.suppress(AutorunError):
+        root = git.repo_root(here)
+        root = git.main_worktree(root)
+    mine: list[tuple[bool, str, Path]] = []
+    for d in runs:
+        try:
+            st = StatusStore(d).read()
+        except AutorunError:
+            continue
+        in_stage = any(
+            s.worktree and (here == Path(s.worktree) or Path(s.worktree) in here.parents)
+            for s in st.stages.values()
+        )
+        if in_stage or (root is not None and Path(st.project_root) == root):
+            mine.append((st.status == RUN_RUNNING, st.created_at, d))
+    if not mine:
+        names = ", ".join(d.name for d in runs)
+        raise AutorunError(f"no orchestration belongs to {here}; name one of: {names}")
+    running = [m for m in mine if m[0]]
+    pool = running or mine
+    if len(running) > 1:
+        names = ", ".join(m[2].name for m in running)
+        raise AutorunError(f"several runs of this repository are running ({names}); name one")
+    return max(pool, key=lambda m: m[1])[2]

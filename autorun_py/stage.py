@@ -1,0 +1,241 @@
+"""A stage's own view of its run: registering a session, and ``autorun context``.
+
+The lookup works from ``$AUTORUN_HOME`` alone (worktree paths and tmux session
+names recorded in ``status.json``): autorun never writes a marker file into the
+user's repository or a worktree, where an agent's ``git add -A`` would commit it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from autorun_py import git, paths
+from autorun_py.errors import AutorunError
+from autorun_py.orchestration import all_orchestrations
+from autorun_py.state import (
+    COMPLETED,
+    IN_PROGRESS,
+    PENDING,
+    RUN_RUNNING,
+    STATUS_FILE,
+    RunState,
+    StageState,
+    StatusStore,
+    transition,
+)
+from autorun_py.tmux import Tmux
+
+_CONTEXT_NAME = re.compile(r"^stage-([0-9]+)-context\.md$")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    orch_dir: str
+    stage: int
+    name: str
+    status: str
+    status_file: str
+    context_file: str
+    plan_name: str
+    project_slug: str
+    project_root: str
+    base_branch: str
+    branch: Optional[str]
+    worktree: Optional[str]
+    session: Optional[str]
+    plan_file: Optional[str]
+    depends_on: list[int]
+    chain_command: str
+    plans_dir: str
+    research_dir: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_shell(self) -> str:
+        """``KEY=value`` lines, shlex-quoted: safe to ``eval``."""
+        lines = []
+        for key, value in asdict(self).items():
+            if isinstance(value, list):
+                value = " ".join(str(v) for v in value)
+            text = "" if value is None else str(value)
+            lines.append(f"AUTORUN_{key.upper()}={shlex.quote(text)}")
+        return "\n".join(lines)
+
+    def to_text(self) -> str:
+        rows = [
+            ("Stage", f"{self.stage}: {self.name} ({self.status})"),
+            ("Orchestration", self.orch_dir),
+            ("Status file", self.status_file),
+            ("Context file", self.context_file),
+            ("Base branch", self.base_branch),
+            ("Branch", self.branch or "-"),
+            ("Worktree", self.worktree or "-"),
+            ("Session", self.session or "-"),
+            ("Plan file", self.plan_file or "-"),
+            ("Depends on", ", ".join(map(str, self.depends_on)) or "none"),
+            ("When done", self.chain_command),
+        ]
+        return "\n".join(f"{k + ':':15}{v}" for k, v in rows)
+
+
+def make_context(state: RunState, stage: StageState) -> StageContext:
+    return StageContext(
+        orch_dir=state.orch_dir,
+        stage=stage.number,
+        name=stage.name,
+        status=stage.status,
+        status_file=str(Path(state.orch_dir) / STATUS_FILE),
+        context_file=stage.context_file,
+        plan_name=state.plan_name,
+        project_slug=state.project_slug,
+        project_root=state.project_root,
+        base_branch=state.base_branch,
+        branch=stage.branch,
+        worktree=stage.worktree,
+        session=stage.session,
+        plan_file=stage.plan_file,
+        depends_on=list(stage.depends_on),
+        chain_command=f"/autorun:merge {state.orch_dir} {stage.number}",
+        plans_dir=str(paths.plans_dir()),
+        research_dir=str(paths.research_dir()),
+    )
+
+
+def current_tmux_session() -> Optional[str]:
+    """The tmux session this process runs in, if any."""
+    if not os.environ.get("TMUX"):
+        return None
+    pane = os.environ.get("TMUX_PANE")
+    args = ["display-message", "-p"]
+    if pane:
+        args += ["-t", pane]
+    with contextlib.suppress(AutorunError, OSError, subprocess.SubprocessError):
+        proc = Tmux.from_env().run([*args, "#{session_name}"], check=False)
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    return None
+
+
+def _locate_context_file(context_file: Path) -> tuple[Path, int]:
+    """(orch_dir, stage number) for a stage context file."""
+    path = context_file.expanduser()
+    if not path.is_file():
+        raise AutorunError("stage context file not found", path=path)
+    path = path.resolve()
+    m = _CONTEXT_NAME.match(path.name)
+    if m and (path.parent.parent / STATUS_FILE).is_file():
+        return path.parent.parent, int(m.group(1))
+    # A copy elsewhere: read the seed's "## Orchestration" section.
+    orch: Optional[str] = None
+    number: Optional[int] = None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AutorunError(f"cannot read stage context file: {exc}", path=path) from None
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        if key.strip() == "orchestration_dir":
+            orch = value.strip()
+        elif key.strip() == "stage_number" and value.strip().isdigit():
+            number = int(value.strip())
+    if orch is None or number is None:
+        raise AutorunError(
+            "not a stage context file (no orchestration_dir / stage_number)", path=path
+        )
+    orch_dir = Path(orch).expanduser()
+    if not (orch_dir / STATUS_FILE).is_file():
+        raise AutorunError(f"its orchestration {orch_dir} does not exist", path=path)
+    return orch_dir.resolve(), number
+
+
+def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = None) -> StageContext:
+    """``autorun stage start``: record where the stage runs, mark it in progress."""
+    orch_dir, number = _locate_context_file(context_file)
+    store = StatusStore(orch_dir)
+    worktree: Optional[Path] = None
+    branch: Optional[str] = None
+    with contextlib.suppress(AutorunError):
+        worktree = git.repo_root(cwd)
+        branch = git.current_branch(worktree)
+    session = session or current_tmux_session()
+    with store.transaction() as txn:
+        state = txn.state
+        stage = state.stage(number)
+        if stage.status == COMPLETED:
+            raise AutorunError(f"stage {number} ({stage.name}) is already completed and merged")
+        if stage.status not in (PENDING, IN_PROGRESS):
+            raise AutorunError(
+                f"stage {number} ({stage.name}) is {stage.status}; "
+                f"`autorun retry {Path(state.orch_dir).name} {number}` starts it again"
+            )
+        if (
+            worktree is not None
+            and branch == state.base_branch
+            and (Path(state.project_root) == worktree)
+        ):
+            raise AutorunError(
+                f"this is the project checkout on the base branch {state.base_branch}; "
+                "run the stage inside its own worktree"
+            )
+        if stage.status == PENDING:
+            missing = [d for d in stage.depends_on if state.stages[d].status != COMPLETED]
+            if missing:
+                raise AutorunError(
+                    f"stage {number} waits for stage(s) {', '.join(map(str, missing))} "
+                    "to be merged first"
+                )
+            transition(txn, number, IN_PROGRESS, source="stage start")
+        if worktree is not None:
+            stage.worktree = str(worktree)
+        if branch is not None:
+            stage.branch = branch
+        if session:
+            stage.session = session
+        txn.emit(
+            "stage_registered",
+            stage=number,
+            worktree=stage.worktree,
+            branch=stage.branch,
+            session=stage.session,
+        )
+        return make_context(state, stage)
+
+
+def find_context(cwd: Path, session: Optional[str] = None) -> StageContext:
+    """``autorun context``: the running stage this directory or tmux session belongs to."""
+    here = cwd.resolve()
+    session = session if session is not None else current_tmux_session()
+    best: Optional[tuple[int, StageContext]] = None
+    for orch_dir in all_orchestrations():
+        try:
+            state = StatusStore(orch_dir).read()
+        except AutorunError:
+            continue
+        if state.status != RUN_RUNNING:
+            continue
+        for stage in state.stages.values():
+            if stage.status != IN_PROGRESS:
+                continue
+            score = 0
+            if stage.worktree:
+                wt = Path(stage.worktree)
+                if here == wt or wt in here.parents:
+                    score = 2 + len(wt.parts)
+            if not score and session and stage.session == session:
+                score = 1
+            if score and (best is None or score > best[0]):
+                best = (score, make_context(state, stage))
+    if best is None:
+        where = f"{here}" + (f" (tmux session {session})" if session else "")
+        raise AutorunError(f"{where} belongs to no running orchestration stage")
+    return best[1]

@@ -1,0 +1,675 @@
+"""The run's state: ``<orch_dir>/status.json``, one file lock, atomic writes.
+
+Every read-modify-write goes through :meth:`StatusStore.transaction`, which
+holds one :class:`filelock.FileLock` beside the file, re-reads the file, lets
+the caller change the typed model, writes a temp file in the same directory
+(flushed and fsynced) and ``os.replace``-s it over ``status.json``, then appends
+the transaction's events to ``events.jsonl`` while still holding the lock.
+Readers never lock: ``os.replace`` means they see the old or the new file,
+never a part of one.
+
+The JSON keeps every field of the seed's schema; autorun adds its own
+(``schema_version``, ``revision``, per-stage ``worktree``/``session``/...).
+Unknown fields are carried through untouched, so a newer writer's additions
+survive an older reader's write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, TypedDict, TypeVar, cast
+
+from autorun_py.errors import AutorunError
+from autorun_py.events import append_event, utc_now
+
+SCHEMA_VERSION = 1
+STATUS_FILE = "status.json"
+
+PHASES = ("triage", "research", "create_plan", "implement", "merge")
+SEED_PHASES = ("research", "create_plan", "implement", "merge")
+
+PENDING = "pending"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+FAILED = "failed"
+BLOCKED = "blocked"
+STAGE_STATUSES = (PENDING, IN_PROGRESS, COMPLETED, FAILED, BLOCKED)
+TERMINAL = frozenset({COMPLETED, FAILED, BLOCKED})
+
+# Legal stage transitions: from -> allowed targets.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING: frozenset({IN_PROGRESS, BLOCKED, FAILED}),  # -> failed: its launch keeps failing
+    IN_PROGRESS: frozenset({COMPLETED, FAILED, PENDING}),  # -> pending: a launch that failed
+    FAILED: frozenset({PENDING}),  # retry
+    BLOCKED: frozenset({PENDING}),  # the failed ancestor is retried
+    COMPLETED: frozenset(),
+}
+
+RUN_RUNNING = "running"
+RUN_COMPLETED = "completed"
+RUN_FINISHED_WITH_FAILURES = "finished_with_failures"
+
+
+# --------------------------------------------------------------------------- raw JSON
+
+
+class RawPhase(TypedDict, total=False):
+    started_at: Optional[str]
+    completed_at: Optional[str]
+    current_phase: Optional[int]
+    total_phases: Optional[int]
+
+
+class RawStage(TypedDict, total=False):
+    status: str
+    name: str
+    depends_on: list[int]
+    branch: Optional[str]
+    context_file: str
+    plan_file: Optional[str]
+    started_at: Optional[str]
+    completed_at: Optional[str]
+    phases: dict[str, RawPhase]
+    # autorun's additions
+    worktree: Optional[str]
+    session: Optional[str]
+    claude_session_id: Optional[str]
+    launched_at: Optional[str]
+    start_commit: Optional[str]
+    merge_commit: Optional[str]
+    failure: Optional[str]
+    failed_at: Optional[str]
+    launch_attempts: int
+    merge_state: Optional[str]
+    merge_detail: dict[str, Any]
+    estimate_hours: Optional[float]
+    counters: dict[str, int]
+
+
+class RawStatus(TypedDict, total=False):
+    plan_path: str
+    plan_name: str
+    project_slug: str
+    project_root: str
+    base_branch: str
+    created_at: str
+    stages: dict[str, RawStage]
+    current_wave: int
+    waves: list[list[int]]
+    # autorun's additions
+    schema_version: int
+    revision: int
+    orch_dir: str
+    status: str
+    completed_at: Optional[str]
+    base_commit: str
+    schedule: str
+    max_parallel: Optional[int]
+    critical_path: list[int]
+    monitor: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass
+class Phase:
+    started_at: Optional[str] = None
+    completed_at: Optional[str] = None
+    current_phase: Optional[int] = None
+    total_phases: Optional[int] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_raw(cls, raw: RawPhase, with_progress: bool) -> Phase:
+        data: dict[str, Any] = dict(raw)
+        phase = cls(
+            started_at=data.pop("started_at", None),
+            completed_at=data.pop("completed_at", None),
+            current_phase=data.pop("current_phase", None),
+            total_phases=data.pop("total_phases", None),
+        )
+        phase.extra = data
+        return phase
+
+    def to_raw(self, with_progress: bool) -> RawPhase:
+        raw = cast(RawPhase, dict(self.extra))
+        raw["started_at"] = self.started_at
+        raw["completed_at"] = self.completed_at
+        if with_progress or self.current_phase is not None or self.total_phases is not None:
+            raw["current_phase"] = self.current_phase
+            raw["total_phases"] = self.total_phases
+        return raw
+
+
+_STAGE_KEYS = (
+    "status name depends_on branch context_file plan_file started_at completed_at phases "
+    "worktree session claude_session_id launched_at start_commit merge_commit failure failed_at "
+    "launch_attempts merge_state merge_detail estimate_hours counters"
+).split()
+
+
+@dataclass
+class StageState:
+    number: int
+    name: str
+    depends_on: list[int]
+    context_file: str
+    status: str = PENDING
+    branch: Optional[str] = None
+    plan_file: Optional[str] = None
+    started_at: Optional[str] = None
+    completed_at: Optional[str] = None
+    phases: dict[str, Phase] = field(default_factory=dict)
+    worktree: Optional[str] = None
+    session: Optional[str] = None
+    claude_session_id: Optional[str] = None
+    launched_at: Optional[str] = None
+    start_commit: Optional[str] = None
+    merge_commit: Optional[str] = None
+    failure: Optional[str] = None
+    failed_at: Optional[str] = None
+    launch_attempts: int = 0
+    merge_state: Optional[str] = None  # None | "conflict" | "blocked"
+    merge_detail: dict[str, Any] = field(default_factory=dict)
+    estimate_hours: Optional[float] = None
+    counters: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in SEED_PHASES:
+            self.phases.setdefault(name, Phase())
+
+    def phase(self, name: str) -> Phase:
+        return self.phases.setdefault(name, Phase())
+
+    def current_phase(self) -> Optional[str]:
+        """The phase that started last and has not completed."""
+        best: Optional[tuple[str, str]] = None
+        for name in PHASES:
+            ph = self.phases.get(name)
+            if ph and ph.started_at and not ph.completed_at:
+                if best is None or ph.started_at >= best[1]:
+                    best = (name, ph.started_at)
+        return best[0] if best else None
+
+    @classmethod
+    def from_raw(cls, number: int, raw: RawStage) -> StageState:
+        data: dict[str, Any] = dict(raw)
+        phases_raw = data.pop("phases", {}) or {}
+        known = {k: data.pop(k) for k in list(data) if k in _STAGE_KEYS}
+        stage = cls(
+            number=number,
+            name=str(known.get("name", f"Stage {number}")),
+            depends_on=[int(d) for d in known.get("depends_on", [])],
+            context_file=str(known.get("context_file", "")),
+            status=str(known.get("status", PENDING)),
+            branch=known.get("branch"),
+            plan_file=known.get("plan_file"),
+            started_at=known.get("started_at"),
+            completed_at=known.get("completed_at"),
+            worktree=known.get("worktree"),
+            session=known.get("session"),
+            claude_session_id=known.get("claude_session_id"),
+            launched_at=known.get("launched_at"),
+            start_commit=known.get("start_commit"),
+            merge_commit=known.get("merge_commit"),
+            failure=known.get("failure"),
+            failed_at=known.get("failed_at"),
+            launch_attempts=int(known.get("launch_attempts", 0) or 0),
+            merge_state=known.get("merge_state"),
+            merge_detail=dict(known.get("merge_detail") or {}),
+            estimate_hours=known.get("estimate_hours"),
+            counters={str(k): int(v) for k, v in (known.get("counters") or {}).items()},
+            phases={
+                name: Phase.from_raw(ph, name == "implement") for name, ph in phases_raw.items()
+            },
+        )
+        stage.extra = data
+        return stage
+
+    def to_raw(self) -> RawStage:
+        raw = cast(RawStage, dict(self.extra))
+        raw.update(
+            {
+                "status": self.status,
+                "name": self.name,
+                "depends_on": list(self.depends_on),
+                "branch": self.branch,
+                "context_file": self.context_file,
+                "plan_file": self.plan_file,
+                "started_at": self.started_at,
+                "completed_at": self.completed_at,
+                "phases": {
+                    name: ph.to_raw(name == "implement") for name, ph in self.phases.items()
+                },
+                "worktree": self.worktree,
+                "session": self.session,
+                "claude_session_id": self.claude_session_id,
+                "launched_at": self.launched_at,
+                "start_commit": self.start_commit,
+                "merge_commit": self.merge_commit,
+                "failure": self.failure,
+                "failed_at": self.failed_at,
+                "launch_attempts": self.launch_attempts,
+                "merge_state": self.merge_state,
+                "merge_detail": dict(self.merge_detail),
+                "estimate_hours": self.estimate_hours,
+                "counters": dict(self.counters),
+            }
+        )
+        return raw
+
+
+_RUN_KEYS = (
+    "plan_path plan_name project_slug project_root base_branch created_at stages current_wave "
+    "waves schema_version revision orch_dir status completed_at base_commit schedule "
+    "max_parallel critical_path monitor"
+).split()
+
+
+@dataclass
+class RunState:
+    plan_path: str
+    plan_name: str
+    project_slug: str
+    project_root: str
+    base_branch: str
+    created_at: str
+    orch_dir: str
+    stages: dict[int, StageState]
+    waves: list[list[int]]
+    current_wave: int = 1
+    schema_version: int = SCHEMA_VERSION
+    revision: int = 0
+    status: str = RUN_RUNNING
+    completed_at: Optional[str] = None
+    base_commit: Optional[str] = None
+    schedule: str = "dataflow"
+    max_parallel: Optional[int] = None
+    critical_path: list[int] = field(default_factory=list)
+    monitor: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- derived views ----------------------------------------------------------
+    def stage(self, number: int) -> StageState:
+        try:
+            return self.stages[number]
+        except KeyError:
+            known = ", ".join(str(n) for n in sorted(self.stages))
+            raise AutorunError(
+                f"{self.plan_name} has no stage {number} (stages: {known})",
+                path=Path(self.orch_dir) / STATUS_FILE,
+            ) from None
+
+    def deps(self) -> dict[int, tuple[int, ...]]:
+        return {n: tuple(s.depends_on) for n, s in self.stages.items()}
+
+    def is_finished(self) -> bool:
+        return all(s.status in TERMINAL for s in self.stages.values())
+
+    def ready(self) -> list[int]:
+        """Pending stages whose dependencies are all completed (dataflow readiness)."""
+        return sorted(
+            n
+            for n, s in self.stages.items()
+            if s.status == PENDING
+            and all(self.stages[d].status == COMPLETED for d in s.depends_on if d in self.stages)
+        )
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STAGE_STATUSES, 0)
+        for s in self.stages.values():
+            out[s.status] = out.get(s.status, 0) + 1
+        return out
+
+    def lowest_open_wave(self) -> int:
+        for i, wave in enumerate(self.waves, start=1):
+            if any(self.stages[n].status not in TERMINAL for n in wave if n in self.stages):
+                return i
+        return max(len(self.waves), 1)
+
+    # -- (de)serialisation --------------------------------------------------------
+    @classmethod
+    def from_raw(cls, raw: RawStatus, path: Optional[Path] = None) -> RunState:
+        data: dict[str, Any] = dict(migrate(dict(raw)))
+        try:
+            stages_raw = data.pop("stages")
+            known = {k: data.pop(k) for k in list(data) if k in _RUN_KEYS}
+            state = cls(
+                plan_path=str(known["plan_path"]),
+                plan_name=str(known["plan_name"]),
+                project_slug=str(known["project_slug"]),
+                project_root=str(known["project_root"]),
+                base_branch=str(known["base_branch"]),
+                created_at=str(known.get("created_at", "")),
+                orch_dir=str(known.get("orch_dir") or (path.parent if path else "")),
+                stages={int(k): StageState.from_raw(int(k), v) for k, v in stages_raw.items()},
+                waves=[[int(n) for n in w] for w in known.get("waves", [])],
+                current_wave=int(known.get("current_wave", 1)),
+                schema_version=int(known.get("schema_version", SCHEMA_VERSION)),
+                revision=int(known.get("revision", 0)),
+                status=str(known.get("status", RUN_RUNNING)),
+                completed_at=known.get("completed_at"),
+                base_commit=known.get("base_commit"),
+                schedule=str(known.get("schedule", "dataflow")),
+                max_parallel=known.get("max_parallel"),
+                critical_path=[int(n) for n in known.get("critical_path", [])],
+                monitor=dict(known.get("monitor") or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise AutorunError(
+                f"status file is not a valid autorun status ({type(exc).__name__}: {exc})",
+                path=path,
+            ) from None
+        state.extra = data
+        return state
+
+    def to_raw(self) -> RawStatus:
+        raw = cast(RawStatus, dict(self.extra))
+        raw.update(
+            {
+                "schema_version": self.schema_version,
+                "revision": self.revision,
+                "plan_path": self.plan_path,
+                "plan_name": self.plan_name,
+                "project_slug": self.project_slug,
+                "project_root": self.project_root,
+                "base_branch": self.base_branch,
+                "created_at": self.created_at,
+                "orch_dir": self.orch_dir,
+                "status": self.status,
+                "completed_at": self.completed_at,
+                "base_commit": self.base_commit or "",
+                "schedule": self.schedule,
+                "max_parallel": self.max_parallel,
+                "stages": {str(n): self.stages[n].to_raw() for n in sorted(self.stages)},
+                "current_wave": self.current_wave,
+                "waves": [list(w) for w in self.waves],
+                "critical_path": list(self.critical_path),
+                "monitor": dict(self.monitor),
+            }
+        )
+        return raw
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring a raw status dict from any older schema up to :data:`SCHEMA_VERSION`.
+
+    Version 0 is the seed's own format (no ``schema_version``): it gains the
+    fields autorun adds, with neutral values. Each future version adds one step.
+    """
+    version = int(raw.get("schema_version", 0))
+    if version > SCHEMA_VERSION:
+        raise AutorunError(
+            f"status.json has schema version {version}, newer than this autorun "
+            f"understands ({SCHEMA_VERSION}); upgrade autorun"
+        )
+    if version == 0:
+        raw.setdefault("revision", 0)
+        raw.setdefault("status", RUN_RUNNING)
+        raw.setdefault("schedule", "waves")  # the seed's behaviour
+        for st in (raw.get("stages") or {}).values():
+            st.setdefault("launch_attempts", 0)
+        raw["schema_version"] = 1
+    return raw
+
+
+# --------------------------------------------------------------------------- store
+
+T = TypeVar("T")
+
+
+@dataclass
+class PendingEvent:
+    type: str
+    fields: dict[str, Any]
+
+
+class Transaction:
+    """What a caller sees inside :meth:`StatusStore.transaction`."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self.events: list[PendingEvent] = []
+
+    def emit(self, event_type: str, **fields: Any) -> None:
+        self.events.append(PendingEvent(event_type, fields))
+
+
+class StatusStore:
+    """``status.json`` of one orchestration: locked read-modify-write, lock-free reads."""
+
+    def __init__(self, orch_dir: Path, *, lock_timeout: float = 60.0) -> None:
+        self.orch_dir = Path(orch_dir)
+        self.path = self.orch_dir / STATUS_FILE
+        self.lock_path = self.orch_dir / (STATUS_FILE + ".lock")
+        self.lock_timeout = lock_timeout
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def read(self) -> RunState:
+        return RunState.from_raw(self.read_raw(), self.path)
+
+    def read_raw(self) -> RawStatus:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise AutorunError(
+                "no status.json here: not an orchestration directory", path=self.orch_dir
+            ) from None
+        except OSError as exc:
+            raise AutorunError(f"cannot read status file: {exc.strerror}", path=self.path) from None
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise AutorunError(f"status file is not valid JSON: {exc}", path=self.path) from None
+        if not isinstance(raw, dict):
+            raise AutorunError("status file does not hold a JSON object", path=self.path)
+        return cast(RawStatus, raw)
+
+    def _lock(self) -> Any:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.lock_path), timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise AutorunError(
+                f"timed out after {self.lock_timeout:.0f}s waiting for the status lock",
+                path=self.lock_path,
+            ) from None
+        return lock
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Lock, read, let the caller mutate, write atomically, append events; unlock."""
+        lock = self._lock()
+        try:
+            txn = Transaction(self.read())
+            yield txn
+            state = txn.state
+            state.revision += 1
+            state.current_wave = state.lowest_open_wave()
+            write_json_atomic(self.path, state.to_raw())
+            for ev in txn.events:
+                append_event(
+                    self.orch_dir,
+                    ev.type,
+                    plan_name=state.plan_name,
+                    project_slug=state.project_slug,
+                    **ev.fields,
+                )
+        finally:
+            lock.release()
+
+    def update(self, fn: Callable[[Transaction], T]) -> T:
+        with self.transaction() as txn:
+            return fn(txn)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file in the same directory, fsync, and rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        dfd = os.open(str(directory), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def clean_stale_temps(directory: Path) -> int:
+    """Remove temp files left by writers that were killed mid-write; return how many."""
+    n = 0
+    for p in Path(directory).glob(f".{STATUS_FILE}.*.tmp"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+def transition(txn: Transaction, number: int, target: str, **event_fields: Any) -> StageState:
+    """Move stage ``number`` to ``target``, rejecting illegal moves; stamps and events."""
+    state = txn.state
+    stage = state.stage(number)
+    if target not in TRANSITIONS.get(stage.status, frozenset()):
+        raise AutorunError(
+            f"stage {number} ({stage.name}) is {stage.status}; it cannot become {target}",
+            path=Path(state.orch_dir) / STATUS_FILE,
+        )
+    now = utc_now()
+    previous = stage.status
+    stage.status = target
+    if target == IN_PROGRESS:
+        stage.started_at = stage.started_at or now
+        stage.failure = None
+        txn.emit("stage_started", stage=number, name=stage.name, **event_fields)
+    elif target == COMPLETED:
+        stage.completed_at = now
+        stage.merge_state = None
+        txn.emit("stage_completed", stage=number, name=stage.name, **event_fields)
+    elif target == FAILED:
+        stage.failed_at = now
+        txn.emit("stage_failed", stage=number, name=stage.name, **event_fields)
+    elif target == BLOCKED:
+        txn.emit("stage_blocked", stage=number, name=stage.name, **event_fields)
+    elif target == PENDING:
+        txn.emit("stage_reset", stage=number, name=stage.name, previous=previous, **event_fields)
+    return stage
+
+
+def update_phase(
+    txn: Transaction,
+    number: int,
+    phase: str,
+    action: str,
+    *,
+    current: Optional[int] = None,
+    total: Optional[int] = None,
+) -> StageState:
+    """Record a phase start or end (``autorun phase``); the stage must be in progress."""
+    if phase not in PHASES:
+        raise AutorunError(f"unknown phase {phase!r} (phases: {', '.join(PHASES)})")
+    if action not in ("started", "completed"):
+        raise AutorunError(f"unknown phase action {action!r} (started or completed)")
+    stage = txn.state.stage(number)
+    if stage.status != IN_PROGRESS:
+        raise AutorunError(
+            f"stage {number} ({stage.name}) is {stage.status}; phases are recorded only "
+            "for a stage in progress",
+            path=Path(txn.state.orch_dir) / STATUS_FILE,
+        )
+    ph = stage.phase(phase)
+    now = utc_now()
+    if action == "started":
+        if ph.started_at is None or ph.completed_at is not None:
+            ph.started_at = now
+            ph.completed_at = None
+    else:
+        ph.started_at = ph.started_at or now
+        ph.completed_at = now
+    if current is not None:
+        ph.current_phase = current
+    if total is not None:
+        ph.total_phases = total
+    fields: dict[str, Any] = {"stage": number, "phase": phase, "status": action}
+    if current is not None:
+        fields["current_phase"] = current
+    if total is not None:
+        fields["total_phases"] = total
+    txn.emit("phase_status", **fields)
+    return stage
+
+
+def block_descendants(txn: Transaction, number: int) -> list[int]:
+    """Mark every pending descendant of ``number`` blocked; return them."""
+    from autorun_py.graph import descendants
+
+    blocked = []
+    for d in sorted(descendants(txn.state.deps(), number)):
+        st = txn.state.stages[d]
+        if st.status == PENDING:
+            transition(txn, d, BLOCKED, blocked_by=number)
+            blocked.append(d)
+    return blocked
+
+
+def fail_stage(txn: Transaction, number: int, reason: str) -> list[int]:
+    """Mark a stage failed (keeping its branch and worktree) and block its descendants."""
+    stage = transition(txn, number, FAILED, reason=reason)
+    stage.failure = reason
+    blocked = block_descendants(txn, number)
+    finish_if_done(txn)
+    return blocked
+
+
+def finish_if_done(txn: Transaction) -> bool:
+    """When every stage is terminal, mark the run finished (once) and say so."""
+    state = txn.state
+    if state.status != RUN_RUNNING or not state.is_finished():
+        return False
+    counts = state.counts()
+    state.status = (
+        RUN_COMPLETED if counts[COMPLETED] == len(state.stages) else (RUN_FINISHED_WITH_FAILURES)
+    )
+    state.completed_at = utc_now()
+    txn.emit(
+        "orchestration_complete",
+        result=state.status,
+        completed=counts[COMPLETED],
+        failed=counts[FAILED],
+        blocked=counts[BLOCKED],
+        total_stages=len(state.stages),
+    )
+    return True

@@ -1,0 +1,109 @@
+"""The texts a person reads at the start and end of a run, in the seed's shape."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from autorun_py import paths
+from autorun_py.state import COMPLETED, PENDING, RunState
+from autorun_py.view import elapsed_seconds, fmt_duration
+
+
+def _tmux_prefix() -> str:
+    sock = os.environ.get("AUTORUN_TMUX_SOCKET")
+    return f"tmux -L {shlex.quote(sock)}" if sock else "tmux"
+
+
+def launch_summary(state: RunState, launched: Sequence[int], *, dry_run: bool = False) -> str:
+    orch = state.orch_dir.rstrip("/") + "/"
+    waves = "[" + ", ".join("[" + ",".join(map(str, w)) + "]" for w in state.waves) + "]"
+    head = (
+        "Orchestration plan (dry run, nothing started):" if dry_run else "Orchestration launched:"
+    )
+    lines = [
+        head,
+        f"  Master Plan:   {state.plan_path}",
+        f"  Plan Name:     {state.plan_name}",
+        f"  Orchestration: {orch}",
+        f"  Status File:   {Path(state.orch_dir) / 'status.json'}",
+        f"  Base Branch:   {state.base_branch}",
+        f"  Total Stages:  {len(state.stages)}",
+        f"  Total Waves:   {len(state.waves)}",
+        f"  Waves:         {waves}",
+        f"  Schedule:      {state.schedule}"
+        + (f", at most {state.max_parallel} at once" if state.max_parallel else ""),
+        "",
+    ]
+    first_wave = state.waves[0] if state.waves else []
+    verb = "to launch" if dry_run else "launched"
+    if sorted(launched) == sorted(first_wave):
+        lines.append(f"Wave 1 {verb} ({len(launched)} stages):")
+    else:
+        lines.append(f"{'To launch' if dry_run else 'Launched'} now ({len(launched)} stages):")
+    for n in launched:
+        st = state.stages[n]
+        lines += [
+            f"  Stage {n}: {st.name}",
+            f"    Branch:   {st.branch or '-'}",
+            f"    Session:  {st.session or '-'}",
+            f"    Worktree: {st.worktree or '-'}",
+            "    Pipeline: start → triage → appropriate pipeline → merge",
+        ]
+    pending = [
+        n for n in sorted(state.stages) if n not in launched and state.stages[n].status == PENDING
+    ]
+    if pending:
+        lines += ["", "Pending (each starts as soon as its own dependencies are merged):"]
+        for i, wave in enumerate(state.waves, start=1):
+            rest = [n for n in wave if n in pending]
+            if rest:
+                lines.append(f"  Wave {i}: stages {', '.join(map(str, rest))}")
+    tm = _tmux_prefix()
+    lines += [
+        "",
+        f"Monitor log: {paths.logs_dir() / (state.project_slug + '-monitor.log')}",
+        f"Sessions:    {tm} list-sessions | grep {state.project_slug}",
+    ]
+    if launched:
+        first = state.stages[launched[0]].session or ""
+        lines.append(f"Attach:      {tm} attach -t {shlex.quote(first)}")
+    lines += [
+        f"Status:      autorun status {Path(state.orch_dir).name}  "
+        f"(or cat {Path(state.orch_dir) / 'status.json'})",
+    ]
+    return "\n".join(lines)
+
+
+def final_summary(state: RunState, base_tip: str = "") -> str:
+    counts = state.counts()
+    lines = [
+        "Orchestration complete:"
+        if counts[COMPLETED] == len(state.stages)
+        else "Orchestration finished with failures:",
+        f"  Master Plan:   {state.plan_path}",
+        f"  Plan Name:     {state.plan_name}",
+        f"  Orchestration: {state.orch_dir.rstrip('/')}/",
+        f"  Base Branch:   {state.base_branch}"
+        + (f" (now at {base_tip[:12]})" if base_tip else ""),
+        f"  Merged:        {counts[COMPLETED]}/{len(state.stages)} stages"
+        + (
+            f", {counts['failed']} failed, {counts['blocked']} blocked"
+            if counts["failed"] or counts["blocked"]
+            else ""
+        ),
+        f"  Duration:      {fmt_duration(elapsed_seconds(state.created_at, state.completed_at))}",
+        "",
+    ]
+    for n in sorted(state.stages):
+        st = state.stages[n]
+        took = fmt_duration(elapsed_seconds(st.started_at, st.completed_at or st.failed_at))
+        if st.status == COMPLETED:
+            lines.append(f"  Stage {n}: {st.name} — merged {(st.merge_commit or '')[:12]} ({took})")
+        else:
+            why = f": {st.failure}" if st.failure else ""
+            lines.append(f"  Stage {n}: {st.name} — {st.status}{why}")
+    lines += ["", f"Events: {Path(state.orch_dir) / 'events.jsonl'}"]
+    return "\n".join(lines)

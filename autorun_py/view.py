@@ -1,0 +1,228 @@
+"""The status view of a run (``autorun status``) and of all runs (``autorun list``)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+from autorun_py.errors import AutorunError
+from autorun_py.orchestration import all_orchestrations
+from autorun_py.state import (
+    BLOCKED,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    RunState,
+    StageState,
+    StatusStore,
+)
+
+_ICON = {
+    PENDING: "·",
+    IN_PROGRESS: "▶",
+    COMPLETED: "✔",
+    FAILED: "✘",
+    BLOCKED: "⊘",
+}
+
+
+def _parse_ts(ts: Optional[str]) -> Optional[datetime.datetime]:
+    if not ts:
+        return None
+    try:
+        return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc
+        )
+    except ValueError:
+        return None
+
+
+def elapsed_seconds(start: Optional[str], end: Optional[str] = None) -> Optional[float]:
+    s = _parse_ts(start)
+    if s is None:
+        return None
+    e = _parse_ts(end) or datetime.datetime.now(datetime.timezone.utc)
+    return max(0.0, (e - s).total_seconds())
+
+
+def fmt_duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def _waiting_reviews(orch_dir: Path) -> list[dict[str, Any]]:
+    """Questions of this run still waiting for the user (when the review module is there)."""
+    try:
+        import importlib
+
+        review: Any = importlib.import_module("autorun_py.review")
+    except ImportError:
+        return []
+    out: list[dict[str, Any]] = []
+    with contextlib.suppress(Exception):
+        for info in review.waiting_reviews_for(orch_dir):
+            out.append(
+                {
+                    "stage": getattr(info, "stage", None),
+                    "path": str(getattr(info, "path", "")),
+                    "title": getattr(info, "title", ""),
+                }
+            )
+    return out
+
+
+def stage_row(state: RunState, stage: StageState) -> dict[str, Any]:
+    impl = stage.phases.get("implement")
+    progress = None
+    if impl and impl.total_phases:
+        progress = f"{impl.current_phase or 0}/{impl.total_phases}"
+    waiting_on = [d for d in stage.depends_on if state.stages[d].status != COMPLETED]
+    return {
+        "number": stage.number,
+        "name": stage.name,
+        "status": stage.status,
+        "phase": stage.current_phase(),
+        "implement_progress": progress,
+        "branch": stage.branch,
+        "session": stage.session,
+        "worktree": stage.worktree,
+        "elapsed_seconds": elapsed_seconds(stage.started_at, stage.completed_at or stage.failed_at)
+        if stage.status != PENDING
+        else None,
+        "depends_on": list(stage.depends_on),
+        "waiting_on": waiting_on,
+        "merge_state": stage.merge_state,
+        "merge_commit": stage.merge_commit,
+        "failure": stage.failure,
+    }
+
+
+def status_summary(orch_dir: Path) -> dict[str, Any]:
+    """Everything the status view shows, as one JSON-able object."""
+    state = StatusStore(orch_dir).read()
+    counts = state.counts()
+    total = len(state.stages)
+    stages = [stage_row(state, state.stages[n]) for n in sorted(state.stages)]
+    return {
+        "plan_name": state.plan_name,
+        "plan_path": state.plan_path,
+        "project_slug": state.project_slug,
+        "project_root": state.project_root,
+        "base_branch": state.base_branch,
+        "orch_dir": state.orch_dir,
+        "status": state.status,
+        "schedule": state.schedule,
+        "max_parallel": state.max_parallel,
+        "created_at": state.created_at,
+        "elapsed_seconds": elapsed_seconds(state.created_at, state.completed_at),
+        "current_wave": state.current_wave,
+        "waves": state.waves,
+        "critical_path": state.critical_path,
+        "counts": counts,
+        "progress": {"completed": counts[COMPLETED], "total": total},
+        "ready": state.ready(),
+        "blocked": sorted(n for n, s in state.stages.items() if s.status == BLOCKED),
+        "stages": stages,
+        "reviews_waiting": _waiting_reviews(Path(orch_dir)),
+        "finished": state.is_finished(),
+    }
+
+
+def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
+    done, total = summary["progress"]["completed"], summary["progress"]["total"]
+    bar_w = 30
+    filled = int(bar_w * done / total) if total else 0
+    lines = [
+        f"{summary['plan_name']}  [{summary['status']}]  "
+        f"{summary['project_root']} → {summary['base_branch']}",
+        f"[{'█' * filled}{'░' * (bar_w - filled)}] {done}/{total} merged   "
+        f"elapsed {fmt_duration(summary['elapsed_seconds'])}   "
+        f"wave {summary['current_wave']}/{len(summary['waves'])}   "
+        f"schedule {summary['schedule']}"
+        + (f" (max {summary['max_parallel']})" if summary["max_parallel"] else ""),
+        "",
+        f"  {'#':>3}  {'stage':<28} {'status':<12} {'phase':<12} {'impl':<6} {'time':>7}  "
+        f"{'session / branch'}",
+    ]
+    for row in summary["stages"]:
+        name = row["name"] if len(row["name"]) <= 28 else row["name"][:27] + "…"
+        status = row["status"]
+        if row["merge_state"]:
+            status = f"merge:{row['merge_state']}"
+        phase = row["phase"] or (
+            "waiting" if row["status"] == PENDING and row["waiting_on"] else ""
+        )
+        where = row["session"] or row["branch"] or ""
+        if row["status"] == PENDING and row["waiting_on"]:
+            where = "after " + ", ".join(map(str, row["waiting_on"]))
+        lines.append(
+            f"{_ICON.get(row['status'], '?')} {row['number']:>3}  {name:<28} {status:<12} "
+            f"{phase:<12} {row['implement_progress'] or '':<6} "
+            f"{fmt_duration(row['elapsed_seconds']):>7}  {where}"
+        )
+        if row["failure"]:
+            lines.append(f"        failure: {row['failure']}")
+    lines.append("")
+    waves = "  ".join(f"{i}:{w}" for i, w in enumerate(summary["waves"], start=1))
+    lines.append(f"waves: {waves}")
+    if summary["critical_path"]:
+        lines.append("critical path: " + " -> ".join(map(str, summary["critical_path"])))
+    if summary["ready"]:
+        lines.append("ready to start: " + ", ".join(map(str, summary["ready"])))
+    if summary["blocked"]:
+        lines.append("blocked by a failure: " + ", ".join(map(str, summary["blocked"])))
+    for rv in summary["reviews_waiting"]:
+        stage = f"stage {rv['stage']}: " if rv.get("stage") is not None else ""
+        lines.append(f"? waiting for your answer: {stage}{rv['path']}")
+    return "\n".join(line[:width] if len(line) > width else line for line in lines)
+
+
+def list_runs() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for d in all_orchestrations():
+        try:
+            st = StatusStore(d).read()
+        except AutorunError as exc:
+            out.append({"orch_dir": str(d), "name": d.name, "error": str(exc)})
+            continue
+        counts = st.counts()
+        out.append(
+            {
+                "orch_dir": str(d),
+                "name": d.name,
+                "plan_name": st.plan_name,
+                "project_root": st.project_root,
+                "base_branch": st.base_branch,
+                "status": st.status,
+                "created_at": st.created_at,
+                "completed": counts[COMPLETED],
+                "running": counts[IN_PROGRESS],
+                "failed": counts[FAILED],
+                "total": len(st.stages),
+            }
+        )
+    return out
+
+
+def render_runs(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return "no orchestrations yet (start one with `autorun orchestrate PLAN`)"
+    lines = [f"{'run':<28} {'status':<24} {'merged':>7} {'running':>8}  project"]
+    for r in runs:
+        if "error" in r:
+            lines.append(f"{r['name']:<28} unreadable: {r['error']}")
+            continue
+        lines.append(
+            f"{r['name']:<28} {r['status']:<24} {r['completed']:>3}/{r['total']:<3} "
+            f"{r['running']:>8}  {r['project_root']} ({r['base_branch']})"
+        )
+    return "\n".join(lines)
