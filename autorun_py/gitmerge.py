@@ -1,0 +1,865 @@
+"""The git merge engine: merge a stage branch into the base branch without
+using the user's checkout as the workspace.
+
+* A clean merge is computed with ``git merge-tree --write-tree`` (no work tree at
+  all) and recorded as one ``--no-ff`` merge commit per stage
+  (``git commit-tree``).
+* A conflicted merge is replayed in a dedicated, detached *merge worktree*
+  (``git worktree add --detach`` + ``git merge --no-commit``) so the model has
+  real conflict markers and ``git status``; the base branch does not move.
+  :func:`continue_merge` commits the model's resolution, :func:`abort_merge`
+  drops the attempt.
+* The base branch moves in one compare-and-swap step
+  (``git update-ref refs/heads/<base> <new> <old>``). Where it is checked out,
+  git's own rule for a checked-out branch applies (as with
+  ``receive.denyCurrentBranch=updateInstead``): the checkout moves to the new tip
+  with ``git read-tree -m -u <old> <new>``, which carries the user's uncommitted
+  changes over untouched; if those changes touch a file the merge brings in,
+  nothing moves and the outcome is ``BLOCKED``. A checkout on another branch is
+  never touched; ``git checkout`` and ``git merge`` never run in the user's
+  checkout.
+
+Merge worktree states (``merge_worktree`` is chosen by the caller):
+
+* absent: no attempt in progress;
+* ``MERGE_HEAD`` present: a conflict waiting for the model (``--continue`` /
+  ``--abort``);
+* no ``MERGE_HEAD`` and ``HEAD`` a merge commit containing the stage tip: the
+  resolution is committed but the base could not move yet (the user's
+  uncommitted changes block it); the next :func:`merge_stage` or
+  :func:`continue_merge` call finishes it.
+
+Callers hold :func:`repo_merge_lock` around every call that changes state.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autorun_py import git as g
+from autorun_py.errors import AutorunError, ExitCode, GitError
+from autorun_py.paths import locks_dir
+
+# Our own git operations in the merge worktree never run the user's hooks (a
+# post-checkout hook that installs dependencies would run on every merge).
+_NO_HOOKS = ["-c", "core.hooksPath=/dev/null"]
+# Conflict markers with the merge base section help the model resolve.
+_MERGE_CONFIG = [*_NO_HOOKS, "-c", "merge.conflictStyle=diff3", "-c", "rerere.enabled=false"]
+_MAX_ATTEMPTS = 5
+_DIFF_LINES = 40  # per side in a resolution summary
+
+
+class MergeKind(str, enum.Enum):
+    MERGED = "merged"
+    ALREADY_MERGED = "already_merged"
+    CONFLICT = "conflict"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class ConflictFile:
+    path: str
+    # "sha subject" of the commits on each side since the merge base that touched the file
+    base_commits: list[str] = field(default_factory=list)
+    stage_commits: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    kind: MergeKind
+    base_branch: str
+    stage_branch: str
+    merge_commit: str | None = None  # new base tip (MERGED / ALREADY_MERGED)
+    previous_tip: str | None = None
+    conflicts: tuple[ConflictFile, ...] = ()  # CONFLICT
+    merge_worktree: Path | None = None  # CONFLICT: where the model resolves
+    blocked_files: tuple[str, ...] = ()  # BLOCKED: the user's dirty files the merge would change
+    blocked_checkout: Path | None = None
+    updated_checkouts: tuple[Path, ...] = ()  # work trees that moved to the new tip
+    blocked_reason: str = ""  # BLOCKED: one line for people
+    resolution_summary: str = ""  # continue_merge: Markdown for conflicts.md
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.kind is MergeKind.CONFLICT:
+            return ExitCode.MERGE_CONFLICT
+        if self.kind is MergeKind.BLOCKED:
+            return ExitCode.MERGE_BLOCKED
+        return ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (for ``--json``)."""
+        return {
+            "kind": self.kind.value,
+            "base_branch": self.base_branch,
+            "stage_branch": self.stage_branch,
+            "merge_commit": self.merge_commit,
+            "previous_tip": self.previous_tip,
+            "conflicts": [
+                {"path": c.path, "base_commits": c.base_commits, "stage_commits": c.stage_commits}
+                for c in self.conflicts
+            ],
+            "merge_worktree": None if self.merge_worktree is None else str(self.merge_worktree),
+            "blocked_files": list(self.blocked_files),
+            "blocked_checkout": (
+                None if self.blocked_checkout is None else str(self.blocked_checkout)
+            ),
+            "blocked_reason": self.blocked_reason,
+            "updated_checkouts": [str(p) for p in self.updated_checkouts],
+        }
+
+
+# -- the per-repository lock ---------------------------------------------------
+
+
+class MergeLock:
+    """A ``filelock.FileLock`` on one repository's merge lock file; a timeout
+    becomes an :class:`AutorunError` with exit code ``TIMEOUT``."""
+
+    def __init__(self, path: Path, repo: Path, timeout: float) -> None:
+        import filelock
+
+        self.lock_file = path
+        self.repo = repo
+        self.timeout = timeout
+        self._lock = filelock.FileLock(str(path), timeout=timeout)
+
+    @property
+    def is_locked(self) -> bool:
+        return bool(self._lock.is_locked)
+
+    def acquire(self, timeout: float | None = None) -> MergeLock:
+        import filelock
+
+        wait = self.timeout if timeout is None else timeout
+        try:
+            self._lock.acquire(timeout=wait)
+        except filelock.Timeout:
+            raise AutorunError(
+                f"another merge into {self.repo} still holds the merge lock after {wait:g}s",
+                path=self.lock_file,
+                exit_code=ExitCode.TIMEOUT,
+            ) from None
+        return self
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> MergeLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def repo_merge_lock(repo: Path, timeout: float = 600) -> MergeLock:
+    """The lock serialising merges into one repository, across orchestrations:
+    ``$AUTORUN_HOME/locks/merge-<sha1 of the git common dir>.lock``."""
+    key = hashlib.sha1(str(g.common_dir(repo)).encode("utf-8")).hexdigest()
+    directory = locks_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    return MergeLock(directory / f"merge-{key}.lock", Path(repo), timeout)
+
+
+# -- checks the caller makes before merging ------------------------------------
+
+
+def stage_commits_ahead(repo: Path, stage_branch: str, start_commit: str) -> int:
+    """How many commits the stage branch has beyond its start point."""
+    _require_branch(repo, stage_branch, "stage")
+    out = g.git_out(["rev-list", "--count", f"{start_commit}..refs/heads/{stage_branch}"], repo)
+    return int(out)
+
+
+def worktree_dirty_files(worktree: Path) -> list[str]:
+    """Paths with uncommitted changes: staged, unstaged, and untracked (not
+    ignored); both sides of a rename. Sorted, relative to the work tree."""
+    out = g.run_git(
+        ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"],
+        worktree,
+    ).stdout
+    paths: set[str] = set()
+    items = out.split("\0")
+    i = 0
+    while i < len(items):
+        item = items[i]
+        i += 1
+        if len(item) < 4:
+            continue
+        status, path = item[:2], item[3:]
+        paths.add(path)
+        if "R" in status or "C" in status:
+            if i < len(items) and items[i]:
+                paths.add(items[i])
+            i += 1
+    return sorted(paths)
+
+
+# -- merging -------------------------------------------------------------------
+
+
+def merge_stage(
+    repo: Path, base_branch: str, stage_branch: str, *, message: str, merge_worktree: Path
+) -> MergeOutcome:
+    """Merge ``stage_branch`` into ``base_branch`` (the caller holds the lock).
+
+    MERGED / ALREADY_MERGED / BLOCKED leave no merge worktree behind; CONFLICT
+    leaves the conflicted merge in ``merge_worktree``. An earlier attempt still
+    waiting there is an error (``--continue`` or ``--abort`` it); one whose
+    resolution is committed but was blocked is finished instead.
+    """
+    repo = Path(repo)
+    merge_worktree = Path(merge_worktree)
+    _require_branch(repo, base_branch, "base")
+    _require_branch(repo, stage_branch, "stage")
+    state = _merge_worktree_state(repo, merge_worktree)
+    if state == "conflict":
+        raise AutorunError(
+            f"an earlier merge of {stage_branch} into {base_branch} is waiting for its conflicts "
+            f"to be resolved in {merge_worktree}: finish it with --continue or drop it with --abort"
+        )
+    if state == "resolved":
+        return _finish_resolved(repo, base_branch, stage_branch, merge_worktree, message, "")
+    if state == "stale":
+        _remove_worktree(repo, merge_worktree)
+
+    for _ in range(_MAX_ATTEMPTS):
+        base_tip = _branch_tip(repo, base_branch)
+        stage_tip = _branch_tip(repo, stage_branch)
+        if g.is_ancestor(stage_tip, base_tip, repo):
+            return MergeOutcome(
+                MergeKind.ALREADY_MERGED,
+                base_branch,
+                stage_branch,
+                merge_commit=_merge_commit_of(repo, stage_tip, base_tip),
+                previous_tip=base_tip,
+            )
+        tree, conflicted = _merge_tree(repo, base_tip, stage_tip)
+        if conflicted:
+            return _start_conflict(
+                repo, base_branch, stage_branch, base_tip, stage_tip, merge_worktree, message
+            )
+        new = _commit_tree(repo, tree, [base_tip, stage_tip], message)
+        outcome = _advance_base(repo, base_branch, stage_branch, base_tip, new, message)
+        if outcome is not None:
+            return outcome
+    raise AutorunError(
+        f"{base_branch} kept moving while merging {stage_branch} ({_MAX_ATTEMPTS} attempts); "
+        "try again"
+    )
+
+
+def continue_merge(
+    repo: Path, base_branch: str, stage_branch: str, *, merge_worktree: Path, message: str
+) -> MergeOutcome:
+    """Commit the model's resolution in ``merge_worktree`` and move the base.
+
+    Refused while files are unmerged, still carry conflict markers, or have
+    unstaged changes. If the base moved meanwhile, the resolved commit is merged
+    onto the new tip (CONFLICT again if that conflicts). The merge worktree is
+    removed once the base holds the merge; on BLOCKED it keeps the committed
+    resolution for the next attempt.
+    """
+    repo = Path(repo)
+    merge_worktree = Path(merge_worktree)
+    _require_branch(repo, base_branch, "base")
+    _require_branch(repo, stage_branch, "stage")
+    state = _merge_worktree_state(repo, merge_worktree)
+    if state == "resolved":
+        return _finish_resolved(repo, base_branch, stage_branch, merge_worktree, message, "")
+    if state != "conflict":
+        raise AutorunError(
+            f"no conflicted merge of {stage_branch} is waiting in {merge_worktree} "
+            "(run the merge again)"
+        )
+    mw = merge_worktree
+    head = g.git_out(["rev-parse", "--verify", "HEAD"], mw)
+    merge_head = g.git_out(["rev-parse", "--verify", "MERGE_HEAD"], mw)
+
+    unmerged = _unmerged_files(mw)
+    if unmerged:
+        raise AutorunError(
+            f"still unmerged in {mw}: {_list(unmerged)} (resolve them and `git add` them)"
+        )
+    _, conflicted = _merge_tree(repo, head, merge_head)
+    marked = [p for p in conflicted if _index_has_markers(mw, p)]
+    if marked:
+        raise AutorunError(f"conflict markers left in {mw}: {_list(marked)}")
+    unstaged = _nul_list(g.run_git(["diff", "--name-only", "-z"], mw).stdout)
+    if unstaged:
+        raise AutorunError(
+            f"unstaged changes in {mw}: {_list(unstaged)} (`git add` them, or restore them)"
+        )
+    summary = conflict_resolution_summary(mw, conflicted)
+    tree = g.git_out(["write-tree"], mw)
+    resolved = _commit_tree(repo, tree, [head, merge_head], message)
+    # The worktree now holds the committed resolution: if anything below stops,
+    # the next attempt finishes from here.
+    g.run_git(["merge", "--quit"], mw)
+    g.run_git(["update-ref", "--no-deref", "HEAD", resolved, head], mw)
+    return _finish_resolved(repo, base_branch, stage_branch, mw, message, summary)
+
+
+def abort_merge(repo: Path, merge_worktree: Path) -> None:
+    """Drop a conflicted (or blocked) attempt: remove its merge worktree."""
+    merge_worktree = Path(merge_worktree)
+    if _registered_worktree(repo, merge_worktree) is None:
+        if merge_worktree.exists():
+            raise AutorunError(
+                f"{merge_worktree} is not a merge worktree of {repo}; not removing it"
+            )
+        g.run_git(["worktree", "prune"], repo, check=False)
+        return
+    _remove_worktree(repo, merge_worktree)
+
+
+def conflict_resolution_summary(merge_worktree: Path, files: Sequence[str]) -> str:
+    """Markdown for ``conflicts.md``: per file, what the resolution kept from
+    each side (lines each side changed since the merge base that survive) and
+    the diff of the resolution against each side.
+
+    Works while the resolution is staged (``MERGE_HEAD`` present) and after it
+    was committed in the merge worktree (``HEAD`` is the merge commit).
+    """
+    mw = Path(merge_worktree)
+    has_merge_head = g.run_git(
+        ["rev-parse", "--verify", "--quiet", "MERGE_HEAD"], mw, check=False
+    ).ok
+    if has_merge_head:
+        ours = g.git_out(["rev-parse", "HEAD"], mw)
+        theirs = g.git_out(["rev-parse", "MERGE_HEAD"], mw)
+        result_spec = ":"  # the index
+    else:
+        ours = g.git_out(["rev-parse", "HEAD^1"], mw)
+        theirs = g.git_out(["rev-parse", "HEAD^2"], mw)
+        result_spec = g.git_out(["rev-parse", "HEAD"], mw) + ":"
+    mb_res = g.run_git(["merge-base", ours, theirs], mw, check=False)
+    base = mb_res.stdout.strip() if mb_res.ok else ""
+    short = {c: g.git_out(["rev-parse", "--short", c], mw) for c in (ours, theirs)}
+
+    parts: list[str] = []
+    for path in files:
+        result = _blob_lines(mw, result_spec + path)
+        base_lines = (_blob_lines(mw, f"{base}:{path}") if base else None) or []
+        kept_set = set(result or [])
+        lines = [f"#### `{path}`", ""]
+        if result is None:
+            lines.append("- resolution: the file was deleted")
+        for label, side in (("base branch", ours), ("stage", theirs)):
+            side_lines = _blob_lines(mw, f"{side}:{path}")
+            if side_lines is None:
+                lines.append(f"- {label} (`{short[side]}`): had deleted the file")
+                continue
+            changed = _changed_lines(base_lines, side_lines)
+            kept = sum(1 for ln in changed if ln in kept_set)
+            lines.append(
+                f"- {label} (`{short[side]}`): kept {kept} of the {len(changed)} lines "
+                "it changed since the merge base"
+            )
+        for label, side in (("base branch", ours), ("stage", theirs)):
+            diff = _diff_against(mw, side, path, has_merge_head, result_spec)
+            lines += ["", f"Resolution compared with the {label} side:", ""]
+            if not diff:
+                lines.append("(identical: this side was kept as is)")
+            else:
+                lines += ["```diff", *diff, "```"]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + ("\n" if parts else "")
+
+
+# -- clean-up (never fatal) ----------------------------------------------------
+
+
+def remove_stage_worktree(repo: Path, worktree: Path) -> str | None:
+    """Remove a stage's worktree, also when locked or already gone. Never
+    raises: returns a one-line warning when something could not be removed."""
+    try:
+        wt = _registered_worktree(repo, worktree)
+        if wt is None:
+            g.run_git(["worktree", "prune"], repo, check=False)
+            if Path(worktree).exists():
+                return f"{worktree} is not a worktree of {repo}; left it in place"
+            return None
+        if _same_path(wt.path, g.main_worktree(repo)):
+            return f"{worktree} is the repository's main work tree; not removing it"
+        if not wt.path.exists():
+            g.run_git(["worktree", "prune"], repo, check=False)
+        else:
+            _remove_worktree(repo, wt.path)
+        if _registered_worktree(repo, worktree) is not None or Path(worktree).exists():
+            return f"could not remove worktree {worktree}"
+        return None
+    except (AutorunError, OSError) as exc:
+        return f"could not remove worktree {worktree}: {exc}"
+
+
+def delete_branch_if_merged(repo: Path, branch: str, into: str) -> bool:
+    """Delete ``branch`` only if ``into`` contains all of it and no work tree
+    has it checked out. Never raises; True when deleted."""
+    try:
+        if not g.branch_exists(branch, repo) or not g.branch_exists(into, repo):
+            return False
+        tip = _branch_tip(repo, branch)
+        if not g.is_ancestor(tip, _branch_tip(repo, into), repo):
+            return False
+        if any(wt.branch == branch for wt in g.list_worktrees(repo)):
+            return False
+        res = g.run_git(["update-ref", "-d", f"refs/heads/{branch}", tip], repo, check=False)
+        if res.ok:
+            g.run_git(["config", "--remove-section", f"branch.{branch}"], repo, check=False)
+        return res.ok
+    except (AutorunError, OSError):
+        return False
+
+
+# -- internals: refs and commits -----------------------------------------------
+
+
+def _require_branch(repo: Path, branch: str, what: str) -> None:
+    if not g.branch_exists(branch, repo):
+        raise AutorunError(f"{what} branch {branch!r} does not exist in {repo}")
+
+
+def _branch_tip(repo: Path, branch: str) -> str:
+    return g.git_out(["rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}"], repo)
+
+
+def _merge_tree(repo: Path, ours: str, theirs: str) -> tuple[str, list[str]]:
+    """(tree, conflicted paths) of merging ``theirs`` into ``ours``."""
+    res = g.run_git(
+        ["merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", ours, theirs],
+        repo,
+        check=False,
+    )
+    if res.returncode not in (0, 1):
+        raise GitError(list(res.argv), res.returncode, res.stderr)
+    items = [x for x in res.stdout.split("\0") if x]
+    tree, files = items[0], list(dict.fromkeys(items[1:]))
+    return tree, (files if res.returncode == 1 else [])
+
+
+def _commit_tree(repo: Path, tree: str, parents: Sequence[str], message: str) -> str:
+    args = ["commit-tree", tree]
+    for p in parents:
+        args += ["-p", p]
+    # The message goes through stdin: it may contain anything.
+    return g.git_out([*args, "-F", "-"], repo, input=message.rstrip("\n") + "\n")
+
+
+def _merge_commit_of(repo: Path, stage_tip: str, base_tip: str) -> str:
+    """The merge commit on the base that brought ``stage_tip`` in (else the tip)."""
+    out = g.run_git(
+        [
+            "rev-list",
+            "--reverse",
+            "--merges",
+            "--parents",
+            "--ancestry-path",
+            f"{stage_tip}..{base_tip}",
+        ],
+        repo,
+        check=False,
+    ).stdout
+    for line in out.splitlines():
+        shas = line.split()
+        if stage_tip in shas[2:]:
+            return shas[0]
+    return base_tip
+
+
+# -- internals: worktrees ------------------------------------------------------
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _registered_worktree(repo: Path, path: Path) -> g.Worktree | None:
+    want = os.path.realpath(path)
+    for wt in g.list_worktrees(repo):
+        if os.path.realpath(wt.path) == want or _same_path(wt.path, Path(path)):
+            return wt
+    return None
+
+
+def _merge_worktree_state(repo: Path, mw: Path) -> str:
+    """absent | conflict | resolved | stale (ours, no merge in progress)."""
+    wt = _registered_worktree(repo, mw)
+    if wt is None:
+        if mw.exists() and any(mw.iterdir()):
+            raise AutorunError(f"{mw} exists and is not a merge worktree of {repo}; remove it")
+        g.run_git(["worktree", "prune"], repo, check=False)
+        return "absent"
+    if not mw.exists():
+        return "stale"
+    if wt.branch is not None:
+        raise AutorunError(
+            f"{mw} has branch {wt.branch} checked out; it is not an autorun merge worktree"
+        )
+    if g.run_git(["rev-parse", "--verify", "--quiet", "MERGE_HEAD"], mw, check=False).ok:
+        return "conflict"
+    parents = g.run_git(["rev-parse", "--verify", "--quiet", "HEAD^2"], mw, check=False)
+    return "resolved" if parents.ok else "stale"
+
+
+def _remove_worktree(repo: Path, path: Path) -> None:
+    g.run_git(["worktree", "unlock", str(path)], repo, check=False)
+    res = g.run_git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
+    if not res.ok and path.exists() and _registered_worktree(repo, path) is not None:
+        # e.g. files git cannot delete; drop the directory, then the registration
+        shutil.rmtree(path, ignore_errors=True)
+    g.run_git(["worktree", "prune"], repo, check=False)
+
+
+def _unmerged_files(worktree: Path) -> list[str]:
+    out = g.run_git(["diff", "--name-only", "-z", "--diff-filter=U"], worktree).stdout
+    return sorted(set(_nul_list(out)))
+
+
+def _nul_list(out: str) -> list[str]:
+    return [x for x in out.split("\0") if x]
+
+
+def _list(paths: Sequence[str]) -> str:
+    return ", ".join(paths)
+
+
+def _commits_touching(repo: Path, since: str, tip: str, path: str) -> list[str]:
+    out = g.run_git(
+        ["log", "--format=%h %s", f"{since}..{tip}", "--", path], repo, check=False
+    ).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def _start_conflict(
+    repo: Path,
+    base_branch: str,
+    stage_branch: str,
+    base_tip: str,
+    theirs: str,
+    mw: Path,
+    message: str,
+) -> MergeOutcome:
+    """Replay the conflicted merge in a fresh merge worktree at ``base_tip``."""
+    mw.parent.mkdir(parents=True, exist_ok=True)
+    g.run_git([*_NO_HOOKS, "worktree", "add", "--detach", str(mw), base_tip], repo)
+    return _conflict_in(repo, base_branch, stage_branch, base_tip, theirs, mw, message)
+
+
+def _conflict_in(
+    repo: Path,
+    base_branch: str,
+    stage_branch: str,
+    base_tip: str,
+    theirs: str,
+    mw: Path,
+    message: str,
+) -> MergeOutcome:
+    res = g.run_git(
+        [*_MERGE_CONFIG, "merge", "--no-ff", "--no-commit", "-m", message, theirs], mw, check=False
+    )
+    files = _unmerged_files(mw)
+    if not files:
+        if (
+            not res.ok
+            and not g.run_git(
+                ["rev-parse", "--verify", "--quiet", "MERGE_HEAD"], mw, check=False
+            ).ok
+        ):
+            _remove_worktree(repo, mw)
+            raise GitError(list(res.argv), res.returncode, res.stderr)
+        # merge-tree saw a conflict that `git merge` resolved on its own:
+        # commit it like a resolution.
+        return continue_merge(repo, base_branch, stage_branch, merge_worktree=mw, message=message)
+    mb_res = g.run_git(["merge-base", base_tip, theirs], repo, check=False)
+    mb = mb_res.stdout.strip()
+    conflicts = tuple(
+        ConflictFile(
+            path=p,
+            base_commits=_commits_touching(repo, mb, base_tip, p) if mb else [],
+            stage_commits=_commits_touching(repo, mb, theirs, p) if mb else [],
+        )
+        for p in files
+    )
+    return MergeOutcome(
+        MergeKind.CONFLICT,
+        base_branch,
+        stage_branch,
+        previous_tip=base_tip,
+        conflicts=conflicts,
+        merge_worktree=mw,
+    )
+
+
+def _finish_resolved(
+    repo: Path,
+    base_branch: str,
+    stage_branch: str,
+    mw: Path,
+    message: str,
+    summary: str,
+) -> MergeOutcome:
+    """The merge worktree's HEAD is a committed resolution: put it on the base."""
+    resolved = g.git_out(["rev-parse", "--verify", "HEAD"], mw)
+    stage_tip = _branch_tip(repo, stage_branch)
+    if not g.is_ancestor(stage_tip, resolved, repo):
+        raise AutorunError(
+            f"{stage_branch} gained commits after its conflict was resolved in {mw}: "
+            "drop the attempt with --abort and merge again"
+        )
+    first_parent = g.git_out(["rev-parse", "--verify", f"{resolved}^1"], mw)
+    second_parent = g.git_out(["rev-parse", "--verify", f"{resolved}^2"], mw)
+    for _ in range(_MAX_ATTEMPTS):
+        base_tip = _branch_tip(repo, base_branch)
+        if g.is_ancestor(resolved, base_tip, repo):
+            _remove_worktree(repo, mw)
+            return MergeOutcome(
+                MergeKind.ALREADY_MERGED,
+                base_branch,
+                stage_branch,
+                merge_commit=_merge_commit_of(repo, stage_tip, base_tip),
+                previous_tip=base_tip,
+                resolution_summary=summary,
+            )
+        if base_tip == first_parent:
+            new = resolved
+        else:
+            # The base moved since the conflict: merge the resolution onto it.
+            tree, conflicted = _merge_tree(repo, base_tip, resolved)
+            if conflicted:
+                g.run_git([*_NO_HOOKS, "checkout", "-q", "--detach", base_tip], mw)
+                out = _conflict_in(repo, base_branch, stage_branch, base_tip, resolved, mw, message)
+                return _with_summary(out, summary)
+            new = _commit_tree(repo, tree, [base_tip, second_parent], message)
+        outcome = _advance_base(repo, base_branch, stage_branch, base_tip, new, message)
+        if outcome is None:
+            continue
+        if outcome.kind is MergeKind.MERGED:
+            _remove_worktree(repo, mw)
+        return _with_summary(outcome, summary)
+    raise AutorunError(
+        f"{base_branch} kept moving while merging {stage_branch} ({_MAX_ATTEMPTS} attempts); "
+        "try again"
+    )
+
+
+def _with_summary(outcome: MergeOutcome, summary: str) -> MergeOutcome:
+    if not summary:
+        return outcome
+    import dataclasses
+
+    return dataclasses.replace(outcome, resolution_summary=summary)
+
+
+# -- internals: moving the base ------------------------------------------------
+
+
+def _in_progress_on(repo: Path, wt: g.Worktree, branch: str) -> str | None:
+    """'rebased' / 'bisected' when a work tree is rebasing or bisecting ``branch``."""
+    git_dir = Path(g.git_out(["rev-parse", "--path-format=absolute", "--git-dir"], wt.path))
+    ref = f"refs/heads/{branch}"
+    for name, what in (
+        ("rebase-merge/head-name", "rebased"),
+        ("rebase-apply/head-name", "rebased"),
+        ("BISECT_START", "bisected"),
+    ):
+        try:
+            text = (git_dir / name).read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        if text in (ref, branch):
+            return what
+    return None
+
+
+def _overlapping(dirty: Sequence[str], incoming: Sequence[str]) -> list[str]:
+    """Dirty paths equal to an incoming path, or a file/directory prefix of one."""
+    inc = set(incoming)
+    out: set[str] = set()
+    for d in dirty:
+        d = d.rstrip("/")
+        if d in inc:
+            out.add(d)
+            continue
+        prefix = d + "/"
+        if any(p.startswith(prefix) for p in inc):
+            out.add(d)
+            continue
+        parts = d.split("/")
+        if any("/".join(parts[:i]) in inc for i in range(1, len(parts))):
+            out.add(d)
+    return sorted(out)
+
+
+def _advance_base(
+    repo: Path, base_branch: str, stage_branch: str, old: str, new: str, message: str
+) -> MergeOutcome | None:
+    """Move the base from ``old`` to ``new`` (CAS), carrying checked-out work
+    trees along. MERGED, BLOCKED, or None when the base moved meanwhile."""
+    blocked = None
+    checkouts: list[Path] = []
+    for wt in g.list_worktrees(repo):
+        if wt.prunable or not wt.path.exists():
+            continue
+        if wt.branch != base_branch:
+            what = _in_progress_on(repo, wt, base_branch)
+            if what is not None:
+                return MergeOutcome(
+                    MergeKind.BLOCKED,
+                    base_branch,
+                    stage_branch,
+                    previous_tip=old,
+                    blocked_checkout=wt.path,
+                    blocked_reason=f"{base_branch} is being {what} in {wt.path}",
+                )
+            continue
+        checkouts.append(wt.path)
+
+    incoming = _nul_list(g.git_out(["diff", "--name-only", "-z", "--no-renames", old, new], repo))
+    added = _nul_list(
+        g.git_out(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", old, new], repo)
+    )
+    for ck in checkouts:
+        g.run_git(["update-index", "-q", "--refresh"], ck, check=False)
+        if g.git_out(["rev-parse", "--verify", "HEAD"], ck) != old:
+            return None  # somebody committed in between: start over
+        unmerged = _unmerged_files(ck)
+        if unmerged:
+            blocked = (ck, tuple(unmerged), "an unfinished merge")
+            break
+        dirty = worktree_dirty_files(ck)
+        # untracked files that an added file would overwrite, even ignored ones
+        dirty += [p for p in added if os.path.lexists(ck / p) and p not in dirty]
+        hit = _overlapping(dirty, incoming)
+        if hit:
+            blocked = (ck, tuple(hit), "your uncommitted changes")
+            break
+    if blocked is not None:
+        return _blocked(base_branch, stage_branch, old, *blocked)
+
+    moved: list[Path] = []
+
+    def rollback() -> None:
+        for ck in reversed(moved):
+            g.run_git(["read-tree", "-m", "-u", new, old], ck, check=False)
+
+    for ck in checkouts:
+        res = g.run_git(["read-tree", "-m", "-u", old, new], ck, check=False)
+        if not res.ok:
+            rollback()
+            files = _paths_in_git_error(res.stderr)
+            if files:
+                reason = "your uncommitted changes"
+            else:
+                detail = res.stderr.strip().splitlines()
+                reason = f"git read-tree: {detail[-1] if detail else 'failed'}"
+            return _blocked(base_branch, stage_branch, old, ck, files, reason)
+        moved.append(ck)
+
+    reflog = "autorun: " + message.strip().splitlines()[0] if message.strip() else "autorun merge"
+    res = g.run_git(
+        ["update-ref", "-m", reflog, f"refs/heads/{base_branch}", new, old], repo, check=False
+    )
+    if not res.ok:
+        rollback()
+        if _branch_tip(repo, base_branch) != old:
+            return None
+        raise GitError(list(res.argv), res.returncode, res.stderr)
+    return MergeOutcome(
+        MergeKind.MERGED,
+        base_branch,
+        stage_branch,
+        merge_commit=new,
+        previous_tip=old,
+        updated_checkouts=tuple(moved),
+    )
+
+
+def _paths_in_git_error(stderr: str) -> tuple[str, ...]:
+    """The paths git names in a refusal ("Entry 'x' not uptodate", "Untracked
+    working tree file 'x' would be overwritten", or a tab-indented list)."""
+    import re
+
+    found: set[str] = set()
+    for ln in stderr.splitlines():
+        m = re.search(r"(?:Entry|file) '(.+)' (?:not uptodate|would be)", ln)
+        if m:
+            found.add(m.group(1))
+        elif ln.startswith("\t"):
+            found.add(ln.strip())
+    return tuple(sorted(found))
+
+
+def _blocked(
+    base_branch: str,
+    stage_branch: str,
+    old: str,
+    checkout: Path,
+    files: tuple[str, ...],
+    cause: str,
+) -> MergeOutcome:
+    where = f" in {_list(files)}" if files else ""
+    return MergeOutcome(
+        MergeKind.BLOCKED,
+        base_branch,
+        stage_branch,
+        previous_tip=old,
+        blocked_files=files,
+        blocked_checkout=checkout,
+        blocked_reason=f"merge blocked by {cause}{where} (checkout {checkout})",
+    )
+
+
+# -- internals: conflict markers and summaries ---------------------------------
+
+
+def _blob_lines(cwd: Path, spec: str) -> list[str] | None:
+    res = g.run_git(["cat-file", "-p", spec], cwd, check=False)
+    if not res.ok:
+        return None
+    return res.stdout.splitlines()
+
+
+def _index_has_markers(mw: Path, path: str) -> bool:
+    lines = _blob_lines(mw, ":" + path)
+    if lines is None:
+        return False
+    for ln in lines:
+        for marker in ("<<<<<<<", ">>>>>>>", "|||||||"):
+            if ln.startswith(marker) and (len(ln) == 7 or ln[7] == " "):
+                return True
+    return False
+
+
+def _changed_lines(base: list[str], side: list[str]) -> list[str]:
+    """Lines ``side`` added relative to ``base`` (non-blank, in order)."""
+    import difflib
+
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(a=base, b=side, autojunk=False)
+    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("replace", "insert"):
+            out += [ln for ln in side[j1:j2] if ln.strip()]
+    return out
+
+
+def _diff_against(mw: Path, side: str, path: str, staged: bool, result_spec: str) -> list[str]:
+    if staged:
+        args = ["diff", "--cached", "--no-color", "-U1", side, "--", path]
+    else:
+        args = ["diff", "--no-color", "-U1", side, result_spec.rstrip(":"), "--", path]
+    out = g.run_git(args, mw, check=False).stdout.splitlines()
+    body = [ln for ln in out if not ln.startswith(("diff --git", "index ", "--- ", "+++ "))]
+    if len(body) > _DIFF_LINES:
+        body = [*body[:_DIFF_LINES], f"... ({len(body) - _DIFF_LINES} more lines)"]
+    return body

@@ -1,0 +1,565 @@
+"""The git merge engine, on real repositories: clean merges, conflicts and
+their resolution, the user's checkout (clean, dirty elsewhere, dirty in an
+incoming file, on another branch), clean-up, and the per-repository lock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from autorun_py.errors import AutorunError, ExitCode
+from autorun_py.gitmerge import (
+    MergeKind,
+    abort_merge,
+    conflict_resolution_summary,
+    continue_merge,
+    delete_branch_if_merged,
+    merge_stage,
+    remove_stage_worktree,
+    repo_merge_lock,
+    stage_commits_ahead,
+    worktree_dirty_files,
+)
+
+LINES = [f"line {i}\n" for i in range(1, 21)]
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def commit(cwd: Path, files: dict[str, str], msg: str) -> str:
+    for name, content in files.items():
+        p = cwd / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content, encoding="utf-8")
+        git(cwd, "add", "--", name)
+    git(cwd, "commit", "-q", "-m", msg)
+    return git(cwd, "rev-parse", "HEAD")
+
+
+def stage(repo: Path, name: str, files: dict[str, str], msg: str = "") -> Path:
+    """A stage worktree on a new branch `name` off main, with one commit."""
+    wt = repo.parent / f"wt {name} é"
+    git(repo, "worktree", "add", "-q", "-b", name, str(wt), "main")
+    commit(wt, files, msg or f"{name}: edit {', '.join(files)}")
+    return wt
+
+
+def edited(index: int, text: str) -> str:
+    lines = list(LINES)
+    lines[index] = text + "\n"
+    return "".join(lines)
+
+
+@pytest.fixture
+def base(repo: Path) -> Path:
+    """The repo with a 20-line file on main, its checkout on main and clean."""
+    commit(repo, {"notes.txt": "".join(LINES), "other.txt": "other\n"}, "add notes")
+    return repo
+
+
+def tip(repo: Path, ref: str = "main") -> str:
+    return git(repo, "rev-parse", ref)
+
+
+def mw_path(tmp_path: Path, name: str) -> Path:
+    return tmp_path / "merge worktrees ü" / name
+
+
+# -- clean merges ----------------------------------------------------------------
+
+
+def test_clean_merge_moves_clean_checkout(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"notes.txt": edited(0, "stage one"), "new dir/añadido.txt": "x\n"})
+    old, stage_tip = tip(base), tip(base, "stage-1")
+    out = merge_stage(
+        base,
+        "main",
+        "stage-1",
+        message="Merge stage 1: 'quotes' $(x)",
+        merge_worktree=mw_path(tmp_path, "s1"),
+    )
+    assert out.kind is MergeKind.MERGED and out.exit_code is ExitCode.OK
+    assert out.previous_tip == old and out.merge_commit == tip(base)
+    assert git(base, "rev-parse", "main^1", "main^2").split() == [old, stage_tip]
+    assert git(base, "log", "-1", "--format=%s") == "Merge stage 1: 'quotes' $(x)"
+    assert out.updated_checkouts == (base,)
+    assert (base / "new dir" / "añadido.txt").read_text() == "x\n"
+    assert (base / "notes.txt").read_text().startswith("stage one\n")
+    assert git(base, "status", "--porcelain") == ""
+    assert not mw_path(tmp_path, "s1").exists()
+
+
+def test_fast_forwardable_stage_still_gets_a_merge_commit(base: Path, tmp_path: Path) -> None:
+    git(base, "checkout", "-q", "-b", "elsewhere")  # base not checked out anywhere
+    stage(base, "stage-1", {"a.txt": "a\n"})
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.MERGED and out.updated_checkouts == ()
+    assert len(git(base, "rev-list", "--parents", "-1", "main").split()) == 3
+
+
+def test_already_merged_is_a_no_op(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"a.txt": "a\n"})
+    first = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    commit(base, {"later.txt": "later\n"}, "later work")
+    again = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert again.kind is MergeKind.ALREADY_MERGED
+    assert again.merge_commit == first.merge_commit
+    assert again.previous_tip == tip(base)
+
+
+def test_no_commits_and_dirty_stage_are_detectable(base: Path) -> None:
+    wt = base.parent / "wt empty"
+    start = tip(base)
+    git(base, "worktree", "add", "-q", "-b", "stage-e", str(wt), "main")
+    assert stage_commits_ahead(base, "stage-e", start) == 0
+    assert worktree_dirty_files(wt) == []
+    (wt / "README.md").write_text("changed\n")
+    (wt / "new file ü.txt").write_text("n\n")
+    (wt / "other.txt").write_text("staged\n")
+    git(wt, "add", "other.txt")
+    git(wt, "mv", "notes.txt", "renamed.txt")
+    assert worktree_dirty_files(wt) == sorted(
+        ["README.md", "new file ü.txt", "other.txt", "notes.txt", "renamed.txt"]
+    )
+    commit(wt, {"x.txt": "x\n"}, "one")
+    assert stage_commits_ahead(base, "stage-e", start) == 1
+
+
+def test_missing_branch_is_a_clear_error(base: Path, tmp_path: Path) -> None:
+    with pytest.raises(AutorunError, match="stage branch 'nope' does not exist"):
+        merge_stage(base, "main", "nope", message="m", merge_worktree=mw_path(tmp_path, "s"))
+
+
+# -- the user's checkout -----------------------------------------------------------
+
+
+def test_dirty_checkout_elsewhere_moves_with_changes_intact(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"notes.txt": edited(0, "stage one"), "added.txt": "added\n"})
+    # unstaged edit, staged edit, staged new file, untracked file (spaces, unicode, CRLF, no EOL)
+    commit(base, {"dir x/ünï code.txt": "tracked\n"}, "more files")
+    stage_old = tip(base, "stage-1")
+    (base / "README.md").write_bytes(b"# project\r\nuser edit, no newline")
+    (base / "other.txt").write_bytes(b"staged by user\n")
+    git(base, "add", "other.txt")
+    (base / "other.txt").write_bytes(b"staged by user\nplus unstaged\n")
+    (base / "dir x" / "ünï code.txt").write_bytes(b"edited \xc3\xbc\n")
+    (base / "brand new.txt").write_bytes(b"\x00\x01binary")
+    git(base, "add", "brand new.txt")
+    (base / "untracked file.txt").write_bytes(b"scratch\n")
+    before_bytes = {
+        p: (base / p).read_bytes()
+        for p in [
+            "README.md",
+            "other.txt",
+            "dir x/ünï code.txt",
+            "brand new.txt",
+            "untracked file.txt",
+        ]
+    }
+    staged_before = git(base, "diff", "--cached", "--name-status")
+
+    old = tip(base)
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.MERGED and out.updated_checkouts == (base,)
+    assert tip(base) == out.merge_commit != old
+    assert git(base, "rev-parse", "main^2") == stage_old
+    for p, data in before_bytes.items():
+        assert (base / p).read_bytes() == data, p
+    assert git(base, "diff", "--cached", "--name-status") == staged_before
+    assert git(base, "show", ":other.txt") == "staged by user"
+    assert (base / "notes.txt").read_text().startswith("stage one\n")
+    assert (base / "added.txt").read_text() == "added\n"
+    # only the user's own changes are left as changes
+    assert worktree_dirty_files(base) == sorted(before_bytes)
+
+
+def test_dirty_incoming_file_blocks_until_committed(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"notes.txt": edited(0, "stage one")})
+    user_bytes = edited(19, "user edit at the end").encode()
+    (base / "notes.txt").write_bytes(user_bytes)
+    old = tip(base)
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.BLOCKED and out.exit_code is ExitCode.MERGE_BLOCKED
+    assert out.blocked_files == ("notes.txt",) and out.blocked_checkout == base
+    assert "uncommitted changes in notes.txt" in out.blocked_reason
+    assert tip(base) == old
+    assert (base / "notes.txt").read_bytes() == user_bytes
+    assert not mw_path(tmp_path, "s").exists()
+
+    git(base, "commit", "-q", "-am", "user commits")
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.MERGED
+    text = (base / "notes.txt").read_text()
+    assert text.startswith("stage one\n") and text.endswith("user edit at the end\n")
+    assert git(base, "status", "--porcelain") == ""
+
+
+def test_staged_incoming_file_blocks_until_stashed(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"other.txt": "stage\n"})
+    (base / "other.txt").write_text("user\n")
+    git(base, "add", "other.txt")
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.BLOCKED and out.blocked_files == ("other.txt",)
+    assert git(base, "show", ":other.txt") == "user"
+    git(base, "stash", "-q")
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.MERGED
+    assert (base / "other.txt").read_text() == "stage\n"
+
+
+def test_untracked_file_in_the_way_blocks(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"docs/guide.md": "stage\n", "build": "file\n"})
+    (base / "docs").mkdir()
+    (base / "docs" / "guide.md").write_text("mine\n")
+    (base / ".gitignore").write_text("build/\n")
+    (base / "build").mkdir()
+    (base / "build" / "out.o").write_text("ignored output\n")
+    old = tip(base)
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.BLOCKED
+    assert set(out.blocked_files) == {"docs/guide.md", "build"}
+    assert tip(base) == old
+    assert (base / "docs" / "guide.md").read_text() == "mine\n"
+    assert (base / "build" / "out.o").read_text() == "ignored output\n"
+
+
+def test_checkout_on_another_branch_is_untouched(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"notes.txt": edited(0, "stage one")})
+    git(base, "checkout", "-q", "-b", "feature")
+    (base / "notes.txt").write_text("the user's own edit\n")
+    (base / "scratch.txt").write_text("scratch\n")
+    head, index = tip(base, "HEAD"), git(base, "ls-files", "-s")
+    old = tip(base)
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.MERGED and out.updated_checkouts == ()
+    assert tip(base) != old
+    assert git(base, "symbolic-ref", "--short", "HEAD") == "feature"
+    assert tip(base, "HEAD") == head and git(base, "ls-files", "-s") == index
+    assert (base / "notes.txt").read_text() == "the user's own edit\n"
+    assert (base / "scratch.txt").read_text() == "scratch\n"
+
+
+# -- conflicts ---------------------------------------------------------------------
+
+
+def conflicting_stages(base: Path, tmp_path: Path) -> Path:
+    """stage-1 merged (edits line 3), stage-2 edits the same line: conflict."""
+    stage(base, "stage-1", {"notes.txt": edited(2, "from stage one")}, "stage one: line 3")
+    stage(
+        base,
+        "stage-2",
+        {"notes.txt": edited(2, "from stage two"), "s2.txt": "s2\n"},
+        "stage two: line 3",
+    )
+    out = merge_stage(
+        base, "main", "stage-1", message="Merge stage 1", merge_worktree=mw_path(tmp_path, "s1")
+    )
+    assert out.kind is MergeKind.MERGED
+    return mw_path(tmp_path, "s2")
+
+
+def resolve(mw: Path, text: str) -> None:
+    (mw / "notes.txt").write_text(text)
+    git(mw, "add", "notes.txt")
+
+
+def test_conflict_then_continue_lands_both_sides(base: Path, tmp_path: Path) -> None:
+    mw = conflicting_stages(base, tmp_path)
+    before = tip(base)
+    files_before = (base / "notes.txt").read_bytes()
+    out = merge_stage(base, "main", "stage-2", message="Merge stage 2", merge_worktree=mw)
+    assert out.kind is MergeKind.CONFLICT and out.exit_code is ExitCode.MERGE_CONFLICT
+    assert out.merge_worktree == mw and out.previous_tip == before
+    assert [c.path for c in out.conflicts] == ["notes.txt"]
+    (conflict,) = out.conflicts
+    assert [s.split(" ", 1)[1] for s in conflict.base_commits] == ["stage one: line 3"]
+    assert [s.split(" ", 1)[1] for s in conflict.stage_commits] == ["stage two: line 3"]
+    # base untouched, user's checkout untouched, markers in the merge worktree
+    assert tip(base) == before and (base / "notes.txt").read_bytes() == files_before
+    assert git(base, "status", "--porcelain") == ""
+    marked = (mw / "notes.txt").read_text()
+    assert "<<<<<<<" in marked and "from stage one" in marked and "from stage two" in marked
+    assert "UU notes.txt" in git(mw, "status", "--porcelain")
+    with pytest.raises(AutorunError, match="--continue or drop it with --abort"):
+        merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+
+    resolve(mw, edited(2, "from stage one and from stage two"))
+    summary = conflict_resolution_summary(mw, ["notes.txt"])
+    assert "`notes.txt`" in summary
+    assert "-from stage one" in summary and "-from stage two" in summary
+    assert "+from stage one and from stage two" in summary
+
+    done = continue_merge(base, "main", "stage-2", merge_worktree=mw, message="Merge stage 2")
+    assert done.kind is MergeKind.MERGED and done.merge_commit == tip(base)
+    assert done.resolution_summary == summary
+    assert git(base, "rev-parse", "main^1", "main^2").split() == [before, tip(base, "stage-2")]
+    assert (base / "notes.txt").read_text() == edited(2, "from stage one and from stage two")
+    assert (base / "s2.txt").read_text() == "s2\n"
+    assert git(base, "status", "--porcelain") == ""
+    assert not mw.exists()
+    assert str(mw) not in git(base, "worktree", "list")
+    again = merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+    assert again.kind is MergeKind.ALREADY_MERGED and again.merge_commit == done.merge_commit
+
+
+def test_summary_reports_what_each_side_kept(base: Path, tmp_path: Path) -> None:
+    mw = conflicting_stages(base, tmp_path)
+    merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+    resolve(mw, edited(2, "from stage two"))  # keep the stage's side only
+    summary = conflict_resolution_summary(mw, ["notes.txt"])
+    assert "base branch" in summary and "kept 0 of the 1 lines" in summary
+    assert "stage (" in summary and "kept 1 of the 1 lines" in summary
+    assert "(identical: this side was kept as is)" in summary
+
+
+def test_continue_refuses_unresolved_work(base: Path, tmp_path: Path) -> None:
+    mw = conflicting_stages(base, tmp_path)
+    merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+    before = tip(base)
+    with pytest.raises(AutorunError, match="still unmerged in .*notes.txt"):
+        continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m")
+    git(mw, "add", "notes.txt")  # staged with the markers still in
+    with pytest.raises(AutorunError, match="conflict markers left in .*notes.txt"):
+        continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m")
+    resolve(mw, edited(2, "both"))
+    (mw / "other.txt").write_text("forgot to stage\n")
+    with pytest.raises(AutorunError, match="unstaged changes in .*other.txt"):
+        continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m")
+    assert tip(base) == before and mw.exists()
+    git(mw, "add", "other.txt")
+    out = continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m")
+    assert out.kind is MergeKind.MERGED
+    assert (base / "other.txt").read_text() == "forgot to stage\n"
+
+
+def test_abort_cleans_up(base: Path, tmp_path: Path) -> None:
+    mw = conflicting_stages(base, tmp_path)
+    before = tip(base)
+    merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+    abort_merge(base, mw)
+    assert not mw.exists() and str(mw) not in git(base, "worktree", "list")
+    assert tip(base) == before and git(base, "status", "--porcelain") == ""
+    abort_merge(base, mw)  # nothing left: a no-op
+    with pytest.raises(AutorunError, match="no conflicted merge"):
+        continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m")
+    out = merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+    assert out.kind is MergeKind.CONFLICT
+
+
+def test_base_moved_cleanly_before_continue(base: Path, tmp_path: Path) -> None:
+    mw = conflicting_stages(base, tmp_path)
+    merge_stage(base, "main", "stage-2", message="Merge stage 2", merge_worktree=mw)
+    stage(base, "stage-3", {"three.txt": "3\n"})
+    moved = merge_stage(
+        base, "main", "stage-3", message="Merge stage 3", merge_worktree=mw_path(tmp_path, "s3")
+    )
+    assert moved.kind is MergeKind.MERGED
+    resolve(mw, edited(2, "one+two"))
+    out = continue_merge(base, "main", "stage-2", merge_worktree=mw, message="Merge stage 2")
+    assert out.kind is MergeKind.MERGED and out.previous_tip == moved.merge_commit
+    # one merge commit for the stage, on top of the moved base
+    assert git(base, "rev-parse", "main^1", "main^2").split() == [
+        moved.merge_commit,
+        tip(base, "stage-2"),
+    ]
+    assert (base / "notes.txt").read_text() == edited(2, "one+two")
+    assert (base / "three.txt").read_text() == "3\n"
+    assert not mw.exists()
+
+
+def test_base_moved_into_the_resolution_conflicts_again(base: Path, tmp_path: Path) -> None:
+    mw = conflicting_stages(base, tmp_path)
+    merge_stage(base, "main", "stage-2", message="m2", merge_worktree=mw)
+    commit(base, {"notes.txt": edited(2, "the user rewrote line 3")}, "user: line 3")
+    resolve(mw, edited(2, "one+two"))
+    before = tip(base)
+    out = continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m2")
+    assert out.kind is MergeKind.CONFLICT and [c.path for c in out.conflicts] == ["notes.txt"]
+    assert out.resolution_summary  # the first resolution is still reported
+    assert tip(base) == before
+    assert "the user rewrote line 3" in (mw / "notes.txt").read_text()
+    resolve(mw, edited(2, "user+one+two"))
+    done = continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m2")
+    assert done.kind is MergeKind.MERGED
+    assert (base / "notes.txt").read_text() == edited(2, "user+one+two")
+    assert git(base, "merge-base", "--is-ancestor", "stage-2", "main") == ""
+    assert not mw.exists()
+
+
+def test_blocked_continue_keeps_the_resolution(base: Path, tmp_path: Path) -> None:
+    mw = conflicting_stages(base, tmp_path)
+    merge_stage(base, "main", "stage-2", message="m2", merge_worktree=mw)
+    resolve(mw, edited(2, "one+two"))
+    user_bytes = b"user scribbles\n"
+    (base / "notes.txt").write_bytes(user_bytes)
+    before = tip(base)
+    out = continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m2")
+    assert out.kind is MergeKind.BLOCKED and out.blocked_files == ("notes.txt",)
+    assert tip(base) == before and (base / "notes.txt").read_bytes() == user_bytes
+    assert mw.exists()
+    git(base, "stash", "-q")
+    done = merge_stage(base, "main", "stage-2", message="m2", merge_worktree=mw)
+    assert done.kind is MergeKind.MERGED
+    assert (base / "notes.txt").read_text() == edited(2, "one+two")
+    assert not mw.exists()
+
+
+# -- clean-up ------------------------------------------------------------------------
+
+
+def test_remove_locked_and_missing_worktrees(base: Path, tmp_path: Path) -> None:
+    wt = stage(base, "stage-1", {"a.txt": "a\n"})
+    git(base, "worktree", "lock", "--reason", "claude code", str(wt))
+    (wt / "untracked.txt").write_text("u\n")
+    assert remove_stage_worktree(base, wt) is None
+    assert not wt.exists() and str(wt) not in git(base, "worktree", "list")
+
+    wt2 = stage(base, "stage-2", {"b.txt": "b\n"})
+    import shutil
+
+    shutil.rmtree(wt2)
+    assert remove_stage_worktree(base, wt2) is None
+    assert str(wt2) not in git(base, "worktree", "list")
+
+    plain = tmp_path / "not a worktree"
+    plain.mkdir()
+    warning = remove_stage_worktree(base, plain)
+    assert warning is not None and "not a worktree" in warning and plain.exists()
+    assert remove_stage_worktree(base, base) is not None and (base / ".git").exists()
+
+
+def test_delete_branch_only_when_merged(base: Path, tmp_path: Path) -> None:
+    wt = stage(base, "stage-1", {"a.txt": "a\n"})
+    assert delete_branch_if_merged(base, "stage-1", "main") is False  # not merged
+    merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert delete_branch_if_merged(base, "stage-1", "main") is False  # still checked out
+    assert remove_stage_worktree(base, wt) is None
+    assert delete_branch_if_merged(base, "stage-1", "main") is True
+    assert git(base, "branch", "--list", "stage-1") == ""
+    assert delete_branch_if_merged(base, "stage-1", "main") is False  # gone already
+
+
+# -- the lock ------------------------------------------------------------------------
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from autorun_py.gitmerge import repo_merge_lock
+    repo, log, hold = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+    with repo_merge_lock(repo, timeout=30):
+        start = time.time()
+        with open(log, "a") as f:
+            f.write(f"start {start}\\n")
+        time.sleep(hold)
+        with open(log, "a") as f:
+            f.write(f"end {time.time()}\\n")
+    """
+)
+
+
+def test_lock_serialises_processes_across_worktrees(base: Path, tmp_path: Path) -> None:
+    wt = stage(base, "stage-1", {"a.txt": "a\n"})
+    log = tmp_path / "lock.log"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", HOLDER, str(where), str(log), "0.4"], env=env)
+        for where in (base, wt)  # same repository seen from two work trees
+    ]
+    assert [p.wait(timeout=30) for p in procs] == [0, 0]
+    events = [line.split() for line in log.read_text().splitlines()]
+    assert [e[0] for e in events] == ["start", "end", "start", "end"]
+    assert float(events[2][1]) >= float(events[1][1])
+
+
+def test_lock_timeout_is_an_autorun_error(base: Path, tmp_path: Path) -> None:
+    log = tmp_path / "lock.log"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(base), str(log), "3"], env=env)
+    try:
+        deadline = time.time() + 10
+        while not log.exists() and time.time() < deadline:
+            time.sleep(0.02)
+        lock = repo_merge_lock(base, timeout=0.2)
+        with pytest.raises(AutorunError) as err:
+            lock.acquire()
+        assert err.value.exit_code is ExitCode.TIMEOUT
+        assert "merge lock" in str(err.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    other = tmp_path / "other repo"
+    other.mkdir()
+    git(other, "init", "-q")
+    assert repo_merge_lock(other).lock_file != repo_merge_lock(base).lock_file
+    with repo_merge_lock(base, timeout=5) as held:
+        assert held.is_locked
+
+
+def test_conflict_in_unicode_path_with_spaces(base: Path, tmp_path: Path) -> None:
+    name = "dir x/ünï côde.txt"
+    commit(base, {name: "orig\n"}, "add unicode file")
+    stage(base, "stage-1", {name: "one\n"})
+    stage(base, "stage-2", {name: "two\n"})
+    merge_stage(base, "main", "stage-1", message="m1", merge_worktree=mw_path(tmp_path, "s 1"))
+    mw = mw_path(tmp_path, "s 2")
+    out = merge_stage(base, "main", "stage-2", message="m2", merge_worktree=mw)
+    assert out.kind is MergeKind.CONFLICT and [c.path for c in out.conflicts] == [name]
+    (mw / name).write_text("one\ntwo\n")
+    git(mw, "add", "--", name)
+    assert f"`{name}`" in conflict_resolution_summary(mw, [name])
+    assert continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m2").kind is (
+        MergeKind.MERGED
+    )
+    assert (base / name).read_text() == "one\ntwo\n"
+
+
+def test_base_being_rebased_blocks(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"a.txt": "a\n"})
+    commit(base, {"mine.txt": "mine\n"}, "user commit")
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(base),
+            "-c",
+            "sequence.editor=sed -i -e s/^pick/edit/",
+            "rebase",
+            "-q",
+            "-i",
+            "HEAD~1",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    old = tip(base)
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.BLOCKED and "main is being rebased" in out.blocked_reason
+    assert tip(base) == old
+
+
+@pytest.mark.parametrize("checked_out", [True, False])
+def test_advance_refuses_a_stale_old_tip(base: Path, checked_out: bool) -> None:
+    """The base moves by compare-and-swap: a merge computed on an old tip never lands."""
+    from autorun_py.gitmerge import _advance_base
+
+    first = tip(base)
+    later = commit(base, {"x.txt": "x\n"}, "user commits meanwhile")
+    if not checked_out:
+        git(base, "checkout", "-q", "-b", "elsewhere")
+    wt = stage(base, "stage-1", {"a.txt": "a\n"})
+    tree = git(wt, "rev-parse", "HEAD^{tree}")
+    new = git(base, "commit-tree", tree, "-p", first, "-m", "computed on a stale tip")
+    assert _advance_base(base, "main", "stage-1", first, new, "m") is None
+    assert tip(base) == later and git(base, "status", "--porcelain") == ""
+    assert (base / "x.txt").exists() and not (base / "a.txt").exists()
