@@ -22,6 +22,10 @@ from autorun_py.errors import AutorunError, ExitCode
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("autorun_py.cli.plan_cmd:plan", "Check a master plan and show its dependency graph."),
     "simulate": ("autorun_py.cli.simulate_cmd:simulate", "Simulate how a plan would be scheduled."),
+    "review": (
+        "autorun_py.cli.review_cmd:review",
+        "Ask the user questions in a review file and wait for their answers.",
+    ),
 }
 
 
