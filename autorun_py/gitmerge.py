@@ -283,6 +283,11 @@ def continue_merge(
     head = g.git_out(["rev-parse", "--verify", "HEAD"], mw)
     merge_head = g.git_out(["rev-parse", "--verify", "MERGE_HEAD"], mw)
 
+    if not g.is_ancestor(_branch_tip(repo, stage_branch), merge_head, repo):
+        raise AutorunError(
+            f"{stage_branch} gained commits after the conflict was set up in {mw}: "
+            "drop the attempt with --abort and merge again"
+        )
     unmerged = _unmerged_files(mw)
     if unmerged:
         raise AutorunError(
@@ -317,6 +322,7 @@ def abort_merge(repo: Path, merge_worktree: Path) -> None:
             )
         g.run_git(["worktree", "prune"], repo, check=False)
         return
+    _merge_worktree_state(repo, merge_worktree)  # refuses anything but a merge worktree
     _remove_worktree(repo, merge_worktree)
 
 
@@ -392,7 +398,7 @@ def remove_stage_worktree(repo: Path, worktree: Path) -> str | None:
         if not wt.path.exists():
             g.run_git(["worktree", "prune"], repo, check=False)
         else:
-            _remove_worktree(repo, wt.path)
+            _remove_worktree(repo, wt.path, merge_worktree=False)
         if _registered_worktree(repo, worktree) is not None or Path(worktree).exists():
             return f"could not remove worktree {worktree}"
         return None
@@ -500,6 +506,8 @@ def _merge_worktree_state(repo: Path, mw: Path) -> str:
             raise AutorunError(f"{mw} exists and is not a merge worktree of {repo}; remove it")
         g.run_git(["worktree", "prune"], repo, check=False)
         return "absent"
+    if _same_path(wt.path, g.main_worktree(repo)):
+        raise AutorunError(f"{mw} is the repository's main work tree, not a merge worktree")
     if not mw.exists():
         return "stale"
     if wt.branch is not None:
@@ -512,10 +520,22 @@ def _merge_worktree_state(repo: Path, mw: Path) -> str:
     return "resolved" if parents.ok else "stale"
 
 
-def _remove_worktree(repo: Path, path: Path) -> None:
+def _remove_worktree(repo: Path, path: Path, *, merge_worktree: bool = True) -> None:
+    """``git worktree remove --force --force`` (also when locked), then prune.
+    A merge worktree (ours, detached) that git cannot remove is deleted."""
+    wt = _registered_worktree(repo, path)
+    if wt is not None and _same_path(wt.path, g.main_worktree(repo)):
+        raise AutorunError(f"{path} is the repository's main work tree; not removing it")
     g.run_git(["worktree", "unlock", str(path)], repo, check=False)
     res = g.run_git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
-    if not res.ok and path.exists() and _registered_worktree(repo, path) is not None:
+    if (
+        merge_worktree
+        and not res.ok
+        and wt is not None
+        and wt.branch is None
+        and path.exists()
+        and _registered_worktree(repo, path) is not None
+    ):
         # e.g. files git cannot delete; drop the directory, then the registration
         shutil.rmtree(path, ignore_errors=True)
     g.run_git(["worktree", "prune"], repo, check=False)
@@ -682,6 +702,20 @@ def _in_progress_on(repo: Path, wt: g.Worktree, branch: str) -> str | None:
     return None
 
 
+def _operation_in_progress(worktree: Path) -> str | None:
+    git_dir = Path(g.git_out(["rev-parse", "--path-format=absolute", "--git-dir"], worktree))
+    for name, what in (
+        ("MERGE_HEAD", "merge"),
+        ("CHERRY_PICK_HEAD", "cherry-pick"),
+        ("REVERT_HEAD", "revert"),
+        ("rebase-merge", "rebase"),
+        ("rebase-apply", "rebase or am"),
+    ):
+        if (git_dir / name).exists():
+            return what
+    return None
+
+
 def _overlapping(dirty: Sequence[str], incoming: Sequence[str]) -> list[str]:
     """Dirty paths equal to an incoming path, or a file/directory prefix of one."""
     inc = set(incoming)
@@ -736,6 +770,10 @@ def _advance_base(
         unmerged = _unmerged_files(ck)
         if unmerged:
             blocked = (ck, tuple(unmerged), "an unfinished merge")
+            break
+        operation = _operation_in_progress(ck)
+        if operation is not None:
+            blocked = (ck, (), f"an unfinished {operation}")
             break
         dirty = worktree_dirty_files(ck)
         # untracked files that an added file would overwrite, even ignored ones

@@ -563,3 +563,40 @@ def test_advance_refuses_a_stale_old_tip(base: Path, checked_out: bool) -> None:
     assert _advance_base(base, "main", "stage-1", first, new, "m") is None
     assert tip(base) == later and git(base, "status", "--porcelain") == ""
     assert (base / "x.txt").exists() and not (base / "a.txt").exists()
+
+
+def test_never_removes_the_users_checkout(base: Path, tmp_path: Path) -> None:
+    git(base, "checkout", "-q", "--detach")
+    with pytest.raises(AutorunError, match="main work tree"):
+        abort_merge(base, base)
+    with pytest.raises(AutorunError, match="main work tree"):
+        merge_stage(base, "main", "main", message="m", merge_worktree=base)
+    assert (base / "README.md").exists() and (base / ".git").exists()
+    wt = stage(base, "stage-1", {"a.txt": "a\n"})
+    with pytest.raises(AutorunError, match="has branch stage-1 checked out"):
+        abort_merge(base, wt)
+    assert (wt / "a.txt").exists()
+
+
+def test_unfinished_operation_in_checkout_blocks(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"a.txt": "a\n"})
+    git(base, "checkout", "-q", "-b", "side")
+    commit(base, {"side.txt": "side\n"}, "side work")
+    git(base, "checkout", "-q", "main")
+    git(base, "merge", "-q", "--no-ff", "--no-commit", "side")  # the user's own merge, clean
+    old = tip(base)
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.BLOCKED and "an unfinished merge" in out.blocked_reason
+    assert tip(base) == old and git(base, "rev-parse", "MERGE_HEAD") == tip(base, "side")
+
+
+def test_continue_refuses_when_the_stage_moved_on(base: Path, tmp_path: Path) -> None:
+    mw = conflicting_stages(base, tmp_path)
+    merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+    resolve(mw, edited(2, "both"))
+    commit(base.parent / "wt stage-2 é", {"late.txt": "late\n"}, "late stage work")
+    with pytest.raises(AutorunError, match="gained commits"):
+        continue_merge(base, "main", "stage-2", merge_worktree=mw, message="m")
+    abort_merge(base, mw)
+    out = merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+    assert out.kind is MergeKind.CONFLICT
