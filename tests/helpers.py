@@ -1,0 +1,68 @@
+"""Helpers shared by tests: plan files, the CLI in a subprocess, git."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+
+def write_plan(
+    directory: Path,
+    stages: Sequence[tuple[int, str, Sequence[int]]],
+    name: str = "master_plan.md",
+    scope: str = "Do the work of {name}.",
+) -> Path:
+    """A master plan with ``## Stage N: name`` sections and ``Depends on:`` lines."""
+    parts = ["# Master plan\n"]
+    for number, title, deps in stages:
+        dep = ", ".join(f"Stage {d}" for d in deps) if deps else "None"
+        parts.append(
+            f"## Stage {number}: {title}\n\n**Dependencies**: {dep}\n\n"
+            + scope.format(name=title, number=number)
+            + "\n"
+        )
+    path = directory / name
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def run_cli(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    env: Optional[dict[str, str]] = None,
+    check: bool = False,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autorun_py", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"autorun {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def cli_json(args: Sequence[str], cwd: Path, **kw: Any) -> Any:
+    proc = run_cli([*args, "--json"], cwd, check=True, **kw)
+    return json.loads(proc.stdout)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
