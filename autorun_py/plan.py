@@ -1,0 +1,1113 @@
+"""The master plan: parser, model and validation.
+
+A master plan is Markdown. The parser reads markdown-it-py block tokens (so a
+stage heading inside a code fence or an HTML comment is not a stage) and
+understands the shapes people and models actually write:
+
+* stage headings at any level: ``## Stage 3: Name`` (also ``Stage 3 — Name``,
+  ``Stage 3 - Name``, ``Stage 3. Name``), each followed somewhere in its section
+  by a dependency line (``**Dependencies**: None``, ``Depends on: Stage 1,
+  Stage 2``, ``- Depends on: Stages 1 and 2``, ``Dependencies: 3, 4``,
+  ``Dependencies: Stage 1 (Ingest)``, ``Depends on: nothing`` / ``—`` / ``n/a``,
+  or ``Dependencies:`` followed by a list); the rest of the section, as its
+  original Markdown source, is the stage's scope;
+* stages grouped under ``## Wave N`` headings (the declared wave is a hint: the
+  computed waves are authoritative and a contradiction is a warning);
+* a summary table with columns like ``Stage | Name | Depends on`` (optionally
+  ``Estimate``, ``Wave``, ``Scope``), with the scopes in stage sections below it.
+
+Validation is strict on real errors (no stages, duplicate numbers, a stage
+depending on itself or on a missing stage, a cycle, unreadable dependencies, a
+file that is not UTF-8 text) and forgiving on formatting; every problem names
+its line. Non-fatal oddities become warnings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from autorun_py import graph
+from autorun_py.errors import AutorunError
+from autorun_py.names import plan_name_from_path, project_slug
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int
+    name: str
+    depends_on: tuple[int, ...]  # sorted, unique
+    scope: str  # the section's Markdown minus heading and dependency line, stripped
+    line: int  # 1-based line of the stage's heading (or table row)
+    estimate_hours: Optional[float] = None
+    declared_wave: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    line: Optional[int]
+    message: str
+
+    def format(self, path: str) -> str:
+        return f"{path}:{self.line}: {self.message}" if self.line else f"{path}: {self.message}"
+
+
+class PlanError(AutorunError):
+    """An invalid plan; ``str(err)`` is one ``path:line: message`` line per problem."""
+
+    path: str
+
+    def __init__(self, path: str, problems: Sequence[PlanProblem]) -> None:
+        self.problems: list[PlanProblem] = list(problems) or [PlanProblem(None, "invalid plan")]
+        first = self.problems[0]
+        super().__init__(first.message, path=path, line=first.line)
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return "\n".join(p.format(self.path) for p in self.problems)
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: Path  # absolute
+    name: str  # plan name
+    slug: str  # project slug
+    stages: tuple[Stage, ...]  # sorted by number
+    waves: tuple[tuple[int, ...], ...]
+    critical_path: tuple[int, ...]
+    warnings: tuple[str, ...]
+    _index: dict[int, Stage] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._index.update({s.number: s for s in self.stages})
+
+    def stage(self, number: int) -> Stage:
+        try:
+            return self._index[number]
+        except KeyError:
+            raise AutorunError(f"the plan has no stage {number}", path=self.path) from None
+
+    def deps(self) -> dict[int, tuple[int, ...]]:
+        return {s.number: s.depends_on for s in self.stages}
+
+    def weights(self) -> dict[int, float]:
+        """Estimated hours per stage; 1.0 each without estimates.
+
+        When only some stages give an estimate, the others weigh the median estimate.
+        """
+        given = [s.estimate_hours for s in self.stages if s.estimate_hours is not None]
+        default = statistics.median(given) if given else 1.0
+        return {
+            s.number: (s.estimate_hours if s.estimate_hours is not None else default)
+            for s in self.stages
+        }
+
+    def has_estimates(self) -> bool:
+        return any(s.estimate_hours is not None for s in self.stages)
+
+    def descendants(self, number: int) -> frozenset[int]:
+        self.stage(number)
+        return frozenset(graph.descendants(self.deps(), number))
+
+    def wave_of(self, number: int) -> int:
+        return graph.wave_of(self.waves)[number]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan_name": self.name,
+            "project_slug": self.slug,
+            "stages": [
+                {
+                    "number": s.number,
+                    "name": s.name,
+                    "depends_on": list(s.depends_on),
+                    "scope": s.scope,
+                }
+                for s in self.stages
+            ],
+            "waves": [list(w) for w in self.waves],
+            "critical_path": list(self.critical_path),
+            "warnings": list(self.warnings),
+        }
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and parse the master plan at ``path``.
+
+    Raises :class:`PlanError` for an invalid plan (including a file that is not
+    UTF-8 text) and :class:`AutorunError` naming the path when it cannot be read.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise AutorunError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise AutorunError("is a directory, not a master plan file", path=path) from None
+    except PermissionError:
+        raise AutorunError("permission denied", path=path) from None
+    except OSError as exc:
+        raise AutorunError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    return parse_plan(decode_plan_bytes(data, path), path)
+
+
+def decode_plan_bytes(data: bytes, path: Path) -> str:
+    """``data`` as UTF-8 text (a BOM is allowed), or PlanError naming the bad line."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise PlanError(str(path), [PlanProblem(1, "not UTF-8 text (it looks like UTF-16)")])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data[:start].count(b"\n") + 1
+        col = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        bad = data[start : start + 1].hex()
+        raise PlanError(
+            str(path),
+            [PlanProblem(line, f"not UTF-8 text (byte 0x{bad} at column {col})")],
+        ) from None
+    return text
+
+
+def parse_plan(text: str, path: Path) -> Plan:
+    """Parse master plan ``text`` (read from ``path``, which names the plan)."""
+    return _Parser(text, Path(os.path.abspath(path))).run()
+
+
+# --------------------------------------------------------------------------- markdown
+
+_BLOCK_MD: Optional[MarkdownIt] = None
+_INLINE_MD: Optional[MarkdownIt] = None
+
+
+def _block_md() -> MarkdownIt:
+    """Block-level parser (inline parsing is done lazily, only where needed)."""
+    global _BLOCK_MD
+    if _BLOCK_MD is None:
+        from markdown_it import MarkdownIt
+
+        _BLOCK_MD = MarkdownIt("commonmark").enable("table").disable("inline")
+    return _BLOCK_MD
+
+
+def _plain_lines(content: str) -> list[str]:
+    """The plain text of inline Markdown ``content``, one string per source line."""
+    global _INLINE_MD
+    if _INLINE_MD is None:
+        from markdown_it import MarkdownIt
+
+        _INLINE_MD = MarkdownIt("commonmark")
+    lines: list[str] = [""]
+    for tok in _INLINE_MD.parseInline(content):
+        for child in tok.children or ():
+            if child.type in ("text", "text_special", "code_inline"):
+                lines[-1] += child.content
+            elif child.type == "image":
+                lines[-1] += "".join(c.content for c in child.children or ())
+            elif child.type in ("softbreak", "hardbreak"):
+                lines.append("")
+    return lines
+
+
+def _plain(content: str) -> str:
+    return " ".join(_plain_lines(content))
+
+
+# --------------------------------------------------------------------------- patterns
+
+_I = re.IGNORECASE
+_NUM = r"[0-9]+"
+_SEP_HEAD = r"\s*(?:[:.)|\-–—]+\s*|\s+|$)"
+_STAGE_HEAD = re.compile(
+    r"^[\W_]*?\bstage\s*#?\s*(" + _NUM + r")(?![0-9]|\.[0-9]|[^\W\d_])" + _SEP_HEAD + r"(.*)$",
+    _I | re.DOTALL,
+)
+_STAGE_NEAR = re.compile(r"^[\W_]*?\bstage\s*#?\s*[-−+]?[0-9]", _I)
+_TABLE_STAGE_CELL = re.compile(
+    r"^[\W_]*?(?:stage\s*)?#?\s*(" + _NUM + r")(?![0-9]|\.[0-9]|[^\W\d_])" + _SEP_HEAD + r"(.*)$",
+    _I | re.DOTALL,
+)
+_WAVE_HEAD = re.compile(r"^[\W_]*?\bwave\s*#?\s*(" + _NUM + r")(?![0-9])", _I)
+_WAVE_LINE = re.compile(r"^wave\s*[:：]\s*#?\s*(" + _NUM + r")(?![0-9])", _I)
+
+_DEP_WORDS = r"(?:depends\s+on|depend\s+on|dependencies|dependency|deps|blocked\s+by)"
+_DEP_COLON = re.compile(r"^" + _DEP_WORDS + r"\s*(?:\([^)]*\))?\s*(?:[:：]|\s[-–—])\s*(.*)$", _I)
+_DEP_BARE = re.compile(r"^" + _DEP_WORDS + r"\s*(?:\([^)]*\))?\s*[:：]?\s*$", _I)
+_DEP_LOOSE = re.compile(r"^(?:depends\s+on|blocked\s+by)\s+(.*)$", _I)
+# Without a colon, only "Depends on Stage 1..." / "Depends on none" is a dependency line;
+# "Depends on the cache being warm" is prose.
+_LOOSE_VALUE = re.compile(r"^[\s*_`]*(?:stages?\s*#?\s*[0-9]|#?[0-9]|none\b|nothing\b)", _I)
+_DEP_PREFILTER = re.compile(r"(?im)^[\s*_`~>+\-]*(?:depend|deps|blocked|estimat|effort|wave)")
+
+_EST_LINE = re.compile(
+    r"^(?:estimated?(?:\s+(?:effort|time|duration|hours))?|effort|time\s+estimate|duration)"
+    r"\s*(?:\([^)]*\))?\s*[:：]\s*(.*)$",
+    _I,
+)
+_EST_VALUE = re.compile(
+    r"([0-9]+(?:\.[0-9]+)?)(?:\s*(?:-|–|—|to)\s*([0-9]+(?:\.[0-9]+)?))?\s*"
+    r"(h|hrs?|hours?|m|mins?|minutes?|d|days?|w|wks?|weeks?)?(?![a-z])",
+    _I,
+)
+_UNIT_HOURS = {"h": 1.0, "m": 1 / 60, "d": 8.0, "w": 40.0}
+
+_NONE_VALUE = re.compile(
+    r"^(?:none|nothing|no\b|n/?a\b|nil\b|null\b|independent|not\s+applicable|"
+    r"-+$|—|–|∅|\(\s*none\s*\)|\[\s*\])",
+    _I,
+)
+_RANGE = r"(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:#|s)?\s*[0-9]+)?"
+_LIST_SEP = r"\s*(?:,\s*and\b|,|;|&|\+|/|\band\b|\bor\b)?\s*"
+_ITEM = r"(?:#|s)?\s*[0-9]+(?![0-9])" + _RANGE
+_NUM_LIST = re.compile(r"^\s*" + _ITEM + r"(?:" + _LIST_SEP + _ITEM + r")*\s*$", _I)
+_STAGE_REF = re.compile(
+    r"\bstages?\s*#?\s*([0-9]+(?!\w|\.[0-9])"
+    r"(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:stage\s*)?#?\s*[0-9]+(?!\w|\.[0-9]))?"
+    r"(?:\s*(?:,\s*and\b|,|;|&|\+|/|\band\b|\bor\b)\s*(?:stages?\s*)?#?\s*[0-9]+(?!\w|\.[0-9])"
+    r"(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:stage\s*)?#?\s*[0-9]+(?!\w|\.[0-9]))?)*)",
+    _I,
+)
+_RANGE_ITEM = re.compile(
+    r"([0-9]+)(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:stage\s*)?(?:#|s)?\s*([0-9]+))?", _I
+)
+_PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]\([^()]*\)")
+_HR_LINE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+MAX_STAGE_NUMBER = 10**9 - 1
+MAX_RANGE = 1000
+
+
+class _Unreadable(Exception):
+    """A dependency value that cannot be read (message is the reason)."""
+
+
+def _to_int(digits: str) -> int:
+    if len(digits.lstrip("0")) > 9:
+        raise _Unreadable(f"stage number {digits[:12]}... is too large")
+    return int(digits)
+
+
+@dataclass
+class _DepValue:
+    numbers: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()  # references by stage name, resolved once all stages are known
+    empty: bool = False  # nothing after the colon
+
+
+def _expand(text: str) -> list[int]:
+    out: list[int] = []
+    for m in _RANGE_ITEM.finditer(text):
+        a = _to_int(m.group(1))
+        if m.group(2) is None:
+            out.append(a)
+            continue
+        b = _to_int(m.group(2))
+        if b < a:
+            raise _Unreadable(f"the range {a}-{b} runs backwards")
+        if b - a > MAX_RANGE:
+            raise _Unreadable(f"the range {a}-{b} is too large")
+        out.extend(range(a, b + 1))
+    return out
+
+
+def parse_dependency_value(value: str) -> _DepValue:
+    """Read the text after ``Depends on:``; raises _Unreadable."""
+    cleaned = value.strip().strip(" \t*_`~.;,:")
+    if not cleaned:
+        return _DepValue(empty=True)
+    if _NONE_VALUE.match(cleaned):
+        return _DepValue()
+    unparened = cleaned
+    while True:
+        nxt = _PARENS.sub(" ", unparened)
+        if nxt == unparened:
+            break
+        unparened = nxt
+    if not re.search(r"[0-9]", unparened) and re.search(r"[0-9]", cleaned):
+        unparened = re.sub(r"[()\[\]]", " ", cleaned)
+    unparened = unparened.strip().strip(" \t*_`~.;,:")
+    if _NUM_LIST.match(unparened):
+        return _DepValue(numbers=tuple(_expand(unparened)))
+    refs = [m.group(1) for m in _STAGE_REF.finditer(unparened)]
+    if refs:
+        nums: list[int] = []
+        for ref in refs:
+            nums.extend(_expand(ref))
+        return _DepValue(numbers=tuple(nums))
+    parts = [p.strip(" \t*_`~.:'\"") for p in re.split(r",|;|&|\+|\band\b", unparened, flags=_I)]
+    names = tuple(re.sub(r"^stage\s+", "", p, flags=_I) for p in parts if p)
+    if not names:
+        raise _Unreadable("no stage numbers")
+    return _DepValue(names=names)
+
+
+def parse_estimate(value: str) -> Optional[float]:
+    """Hours in an estimate such as ``3h``, ``90 min``, ``2-3 days`` (upper bound), or None."""
+    m = _EST_VALUE.search(value)
+    if not m:
+        return None
+    amount = float(m.group(2) or m.group(1))
+    unit = (m.group(3) or "h")[0].lower()
+    hours = amount * _UNIT_HOURS.get(unit, 1.0)
+    if hours != hours or hours in (float("inf"), float("-inf")) or hours > 1e7:
+        return None
+    return hours
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", name.casefold())).strip()
+
+
+def _norm_header(text: str) -> str:
+    return re.sub(r"\s+", " ", text.casefold()).strip(" *_`:.")
+
+
+def _clean_name(name: str) -> str:
+    name = _CONTROL.sub(" ", name)
+    name = re.sub(r"\s+", " ", name).strip()
+    return name.strip(" *_`~").strip()
+
+
+def _fmt_list(numbers: Sequence[int], limit: int = 12) -> str:
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return shown + (f", ... ({len(numbers)} in all)" if len(numbers) > limit else "")
+
+
+# --------------------------------------------------------------------------- parser
+
+
+@dataclass
+class _Heading:
+    index: int  # token index of heading_open
+    level: int
+    line0: int  # 0-based first line of the heading
+    end0: int  # 0-based line after the heading
+    setext_dash: bool
+    text: str
+
+
+@dataclass
+class _DepInfo:
+    numbers: tuple[int, ...]
+    names: tuple[str, ...]
+    line: int  # 1-based
+    raw: str
+
+
+@dataclass
+class _Raw:
+    """A stage as one source (a section or a table row) describes it."""
+
+    number: int
+    name: str
+    line: int
+    source: str  # "section" or "table"
+    deps: Optional[_DepInfo] = None
+    scope: str = ""
+    estimate: Optional[float] = None
+    declared_wave: Optional[int] = None
+
+
+@dataclass
+class _Merged:
+    number: int
+    name: str
+    line: int
+    scope: str
+    estimate: Optional[float]
+    declared_wave: Optional[int]
+    declared_wave_line: int
+    dep_lines: dict[int, int]  # dependency -> 1-based line naming it
+    has_deps: bool
+    in_section: bool
+
+
+class _Parser:
+    def __init__(self, text: str, path: Path) -> None:
+        self.path = path
+        self.problems: list[PlanProblem] = []
+        self.warnings: list[tuple[int, str]] = []
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.lines = text.split("\n")
+        self._blank_front_matter()
+        self.text = "\n".join(self.lines)
+        self.name_refs: list[tuple[_Raw, _DepInfo]] = []
+
+    # -- helpers
+
+    def error(self, line: Optional[int], message: str) -> None:
+        self.problems.append(PlanProblem(line, message))
+
+    def warn(self, line: Optional[int], message: str) -> None:
+        self.warnings.append((line or 0, message))
+
+    def _blank_front_matter(self) -> None:
+        """Blank a YAML front matter block (keeping line numbers)."""
+        if not self.lines or self.lines[0].strip() != "---":
+            return
+        for k in range(1, min(len(self.lines), 200)):
+            stripped = self.lines[k].strip()
+            if stripped in ("---", "..."):
+                for j in range(k + 1):
+                    self.lines[j] = ""
+                return
+            if stripped and not re.match(r"^(?:[\w.-]+\s*:|\s|-\s|#)", self.lines[k]):
+                return
+
+    # -- main
+
+    def run(self) -> Plan:
+        if "\x00" in self.text:
+            line = self.text[: self.text.index("\x00")].count("\n") + 1
+            raise PlanError(str(self.path), [PlanProblem(line, "not text: contains a NUL byte")])
+        tokens = _block_md().parse(self.text)
+        headings = self._headings(tokens)
+        raws = self._sections(tokens, headings)
+        raws.extend(self._tables(tokens))
+        merged = self._merge(raws)
+        if not merged:
+            if not self.problems:
+                self.error(
+                    None,
+                    "no stages found: expected headings like '## Stage 1: Name' or a table "
+                    "with 'Stage' and 'Depends on' columns",
+                )
+            raise PlanError(str(self.path), self._sorted_problems())
+        return self._build(merged)
+
+    def _sorted_problems(self) -> list[PlanProblem]:
+        seen: set[tuple[Optional[int], str]] = set()
+        out: list[PlanProblem] = []
+        for p in sorted(self.problems, key=lambda p: (p.line is not None, p.line or 0)):
+            if (p.line, p.message) not in seen:
+                seen.add((p.line, p.message))
+                out.append(p)
+        return out
+
+    # -- headings and sections
+
+    def _headings(self, tokens: list[Token]) -> list[_Heading]:
+        out: list[_Heading] = []
+        for i, tok in enumerate(tokens):
+            if tok.type != "heading_open" or tok.level != 0 or tok.map is None:
+                continue
+            inline = tokens[i + 1]
+            out.append(
+                _Heading(
+                    index=i,
+                    level=int(tok.tag[1:]) if tok.tag[1:].isdigit() else 1,
+                    line0=tok.map[0],
+                    end0=tok.map[1],
+                    setext_dash=tok.markup[:1] == "-",
+                    text=_plain(inline.content),
+                )
+            )
+        return out
+
+    def _sections(self, tokens: list[Token], headings: list[_Heading]) -> list[_Raw]:
+        kinds: list[str] = []
+        for h in headings:
+            if _STAGE_HEAD.match(h.text) or _STAGE_NEAR.match(h.text):
+                kinds.append("stage")
+            elif _WAVE_HEAD.match(h.text):
+                kinds.append("wave")
+            else:
+                kinds.append("other")
+        raws: list[_Raw] = []
+        wave: Optional[tuple[int, int, int]] = None  # (number, level, line)
+        for k, h in enumerate(headings):
+            kind = kinds[k]
+            if kind == "wave":
+                m = _WAVE_HEAD.match(h.text)
+                assert m is not None
+                try:
+                    wave = (_to_int(m.group(1)), h.level, h.line0 + 1)
+                except _Unreadable:
+                    wave = None
+                continue
+            if kind == "other":
+                if wave is not None and h.level <= wave[1] and not h.setext_dash:
+                    wave = None
+                continue
+            line = h.line0 + 1
+            m = _STAGE_HEAD.match(h.text)
+            number = 0
+            if m is not None:
+                try:
+                    number = _to_int(m.group(1))
+                except _Unreadable as exc:
+                    self.error(line, str(exc))
+                    continue
+            if m is None or number < 1:
+                self.error(
+                    line,
+                    f"stage numbers are positive integers: cannot read heading {h.text.strip()!r}",
+                )
+                continue
+            # The section runs to the next stage or wave heading, or the next heading
+            # at the same or a higher level (a setext '---' underline is not one).
+            end_k = k + 1
+            while end_k < len(headings):
+                nh = headings[end_k]
+                if kinds[end_k] != "other" or (nh.level <= h.level and not nh.setext_dash):
+                    break
+                end_k += 1
+            end_tok = headings[end_k].index if end_k < len(headings) else len(tokens)
+            end_line = headings[end_k].line0 if end_k < len(headings) else len(self.lines)
+            raw = _Raw(
+                number=number,
+                name=_clean_name(m.group(2)),
+                line=line,
+                source="section",
+                declared_wave=wave[0] if wave is not None else None,
+            )
+            self._read_section(raw, tokens, h.index + 3, end_tok, h.end0, end_line)
+            raws.append(raw)
+        return raws
+
+    def _read_section(
+        self, raw: _Raw, tokens: list[Token], tok_lo: int, tok_hi: int, line_lo: int, line_hi: int
+    ) -> None:
+        removed: set[int] = set()
+        found_deps = found_est = found_wave = False
+        i = tok_lo
+        while i < tok_hi:
+            tok = tokens[i]
+            i += 1
+            if tok.type != "inline" or tok.map is None:
+                continue
+            parent = tokens[i - 2].type
+            if parent not in ("paragraph_open", "heading_open"):
+                continue
+            if not _DEP_PREFILTER.search(tok.content):
+                continue
+            plain = _plain_lines(tok.content)
+            for j, text in enumerate(plain):
+                text = text.strip()
+                src0 = tok.map[0] + j if tok.map[0] + j < tok.map[1] else tok.map[1] - 1
+                if not found_deps:
+                    value: Optional[str] = None
+                    strict = True
+                    m = _DEP_COLON.match(text)
+                    if m:
+                        value = m.group(1)
+                    elif _DEP_BARE.match(text):
+                        value = ""
+                    else:
+                        m = _DEP_LOOSE.match(text)
+                        if m and _LOOSE_VALUE.match(m.group(1)):
+                            value, strict = m.group(1), False
+                    if value is not None:
+                        src0 = self._locate(src0, tok.map, r"depend|deps|blocked")
+                        info, extra = self._dep_info(
+                            raw, value, src0, strict, tokens, i, tok_hi, j == len(plain) - 1
+                        )
+                        if info is not None or strict:
+                            found_deps = True
+                            raw.deps = info
+                            removed.add(src0)
+                            removed.update(extra)
+                            continue
+                if not found_est:
+                    m = _EST_LINE.match(text)
+                    if m:
+                        found_est = True
+                        raw.estimate = parse_estimate(m.group(1))
+                        if raw.estimate is None:
+                            self.warn(
+                                src0 + 1,
+                                f"stage {raw.number}: cannot read the estimate "
+                                f"{m.group(1).strip()!r}; ignored",
+                            )
+                        continue
+                if not found_wave:
+                    m = _WAVE_LINE.match(text)
+                    if m:
+                        found_wave = True
+                        try:
+                            raw.declared_wave = _to_int(m.group(1))
+                        except _Unreadable:
+                            pass
+        raw.scope = self._scope(line_lo, line_hi, removed)
+
+    def _locate(self, src0: int, span: list[int], pattern: str) -> int:
+        """The source line holding the keyword (plain-text lines can drift from source)."""
+        if re.search(pattern, self.lines[src0], _I):
+            return src0
+        for k in range(span[0], span[1]):
+            if re.search(pattern, self.lines[k], _I):
+                return k
+        return src0
+
+    def _dep_info(
+        self,
+        raw: _Raw,
+        value: str,
+        src0: int,
+        strict: bool,
+        tokens: list[Token],
+        after: int,
+        tok_hi: int,
+        last_line: bool,
+    ) -> tuple[Optional[_DepInfo], set[int]]:
+        """Dependencies from a dependency line (and a list right below it)."""
+        extra: set[int] = set()
+        try:
+            dv = parse_dependency_value(value)
+        except _Unreadable as exc:
+            if strict:
+                self.error(src0 + 1, f"stage {raw.number}: cannot read the dependencies: {exc}")
+            return None, extra
+        if dv.empty:
+            items: list[str] = []
+            j = after + 1  # token after the paragraph/heading close
+            if (
+                last_line
+                and j < tok_hi
+                and tokens[j].type
+                in (
+                    "bullet_list_open",
+                    "ordered_list_open",
+                )
+            ):
+                opener = tokens[j]
+                close = opener.type.replace("_open", "_close")
+                while j < tok_hi:
+                    t = tokens[j]
+                    if t.type == "inline":
+                        items.append(_plain(t.content))
+                    if t.type == close and t.level == opener.level:
+                        break
+                    j += 1
+                if opener.map is not None:
+                    extra.update(range(opener.map[0], opener.map[1]))
+            if not items:
+                if strict:
+                    self.warn(
+                        src0 + 1,
+                        f"stage {raw.number}: empty dependency line read as 'no dependencies'",
+                    )
+                return _DepInfo((), (), src0 + 1, value), extra
+            numbers: list[int] = []
+            names: list[str] = []
+            for item in items:
+                try:
+                    sub = parse_dependency_value(item)
+                except _Unreadable as exc:
+                    self.error(
+                        src0 + 1, f"stage {raw.number}: cannot read the dependency {item!r}: {exc}"
+                    )
+                    continue
+                numbers.extend(sub.numbers)
+                names.extend(sub.names)
+            dv = _DepValue(numbers=tuple(numbers), names=tuple(names))
+        elif not strict and dv.names:
+            return None, extra  # prose such as "Depends on the cache being warm"
+        info = _DepInfo(dv.numbers, dv.names, src0 + 1, value.strip())
+        if info.names:
+            self.name_refs.append((raw, info))
+        return info, extra
+
+    def _scope(self, lo: int, hi: int, removed: set[int]) -> str:
+        lines = [self.lines[k] for k in range(lo, min(hi, len(self.lines))) if k not in removed]
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        while lines and (not lines[-1].strip() or _HR_LINE.match(lines[-1])):
+            lines.pop()
+        return "\n".join(line.rstrip() for line in lines)
+
+    # -- tables
+
+    def _tables(self, tokens: list[Token]) -> list[_Raw]:
+        raws: list[_Raw] = []
+        i = 0
+        while i < len(tokens):
+            if tokens[i].type != "table_open":
+                i += 1
+                continue
+            rows: list[tuple[int, list[str]]] = []
+            j = i + 1
+            while j < len(tokens) and tokens[j].type != "table_close":
+                t = tokens[j]
+                if t.type == "tr_open":
+                    rows.append(((t.map[0] if t.map else 0) + 1, []))
+                elif t.type == "inline" and rows:
+                    rows[-1][1].append(t.content)
+                j += 1
+            raws.extend(self._table_rows(rows))
+            i = j + 1
+        return raws
+
+    def _table_rows(self, rows: list[tuple[int, list[str]]]) -> list[_Raw]:
+        if len(rows) < 2:
+            return []
+        header = [_norm_header(_plain(c)) for c in rows[0][1]]
+        stage_col = name_col = deps_col = est_col = wave_col = scope_col = None
+        for c, h in enumerate(header):
+            if deps_col is None and re.search(r"depend|\bdeps\b|blocked by", h):
+                deps_col = c
+            elif stage_col is None and re.match(
+                r"^(?:stage|#|no|number|id|step|stage (?:#|no|number|num|id))$", h
+            ):
+                stage_col = c
+            elif name_col is None and h in ("name", "title", "stage name", "stage title"):
+                name_col = c
+            elif est_col is None and re.search(r"estimate|effort|duration|hours", h):
+                est_col = c
+            elif wave_col is None and h in ("wave", "declared wave"):
+                wave_col = c
+            elif scope_col is None and h in ("scope", "description", "goal", "goals", "summary"):
+                scope_col = c
+        if stage_col is None or deps_col is None:
+            return []
+        out: list[_Raw] = []
+        seen: dict[int, int] = {}
+        for line, cells in rows[1:]:
+
+            def cell(col: Optional[int], cells: list[str] = cells) -> str:
+                return _plain(cells[col]).strip() if col is not None and col < len(cells) else ""
+
+            stage_text = cell(stage_col)
+            m = _TABLE_STAGE_CELL.match(stage_text)
+            if m is None:
+                if re.match(r"^[\W_]*(?:stage\s*)?#?\s*[-−+]?[0-9]", stage_text, _I):
+                    self.error(line, f"stage numbers are positive integers, got {stage_text!r}")
+                elif stage_text:
+                    self.warn(line, f"table row without a stage number ({stage_text!r}) ignored")
+                continue
+            try:
+                number = _to_int(m.group(1))
+            except _Unreadable as exc:
+                self.error(line, str(exc))
+                continue
+            if number < 1:
+                self.error(line, f"stage numbers are positive integers, got {stage_text!r}")
+                continue
+            if number in seen:
+                self.error(
+                    line, f"duplicate stage number {number} (first listed on line {seen[number]})"
+                )
+                continue
+            seen[number] = line
+            raw = _Raw(
+                number=number,
+                name=_clean_name(cell(name_col) or m.group(2)),
+                line=line,
+                source="table",
+                scope=cell(scope_col),
+            )
+            deps_text = cell(deps_col)
+            try:
+                dv = parse_dependency_value(deps_text)
+            except _Unreadable as exc:
+                self.error(line, f"stage {number}: cannot read the dependencies: {exc}")
+            else:
+                raw.deps = _DepInfo(dv.numbers, dv.names, line, deps_text)
+                if dv.names:
+                    self.name_refs.append((raw, raw.deps))
+            if est_col is not None and cell(est_col):
+                raw.estimate = parse_estimate(cell(est_col))
+            if wave_col is not None:
+                wm = re.match(r"^\s*#?\s*([0-9]{1,9})\b", cell(wave_col))
+                if wm:
+                    raw.declared_wave = int(wm.group(1))
+            out.append(raw)
+        return out
+
+    # -- merging and validation
+
+    def _merge(self, raws: list[_Raw]) -> dict[int, _Merged]:
+        sections: dict[int, _Raw] = {}
+        tables: dict[int, list[_Raw]] = {}
+        for raw in raws:
+            if raw.source == "table":
+                tables.setdefault(raw.number, []).append(raw)
+            elif raw.number in sections:
+                first = sections[raw.number].line
+                self.error(raw.line, f"duplicate stage number {raw.number} (first on line {first})")
+            else:
+                sections[raw.number] = raw
+        names: dict[int, str] = {}
+        for number in set(sections) | set(tables):
+            candidates = [sections[number]] if number in sections else []
+            candidates += tables.get(number, [])
+            names[number] = next((r.name for r in candidates if r.name), "")
+        self._resolve_names(names)
+        merged: dict[int, _Merged] = {}
+        for number in sorted(names):
+            sec = sections.get(number)
+            rows = tables.get(number, [])
+            sources = ([sec] if sec is not None else []) + rows
+            for other in sources[1:]:
+                self._compare(sources[0], other)
+            primary = sources[0]
+            dep_lines: dict[int, int] = {}
+            for src in sources:
+                if src.deps is not None:
+                    for d in src.deps.numbers:
+                        dep_lines.setdefault(d, src.deps.line)
+            wave_src = next((r for r in sources if r.declared_wave is not None), primary)
+            merged[number] = _Merged(
+                number=number,
+                name=names[number],
+                line=primary.line,
+                scope=next((r.scope for r in sources if r.scope), ""),
+                estimate=next((r.estimate for r in sources if r.estimate is not None), None),
+                declared_wave=wave_src.declared_wave,
+                declared_wave_line=wave_src.line,
+                dep_lines=dep_lines,
+                has_deps=any(r.deps is not None for r in sources),
+                in_section=sec is not None,
+            )
+        if sections and tables:
+            missing = sorted(n for n in sections if n not in tables)
+            if missing:
+                self.warn(
+                    sections[missing[0]].line,
+                    f"stage(s) {_fmt_list(missing)} have a section but are not in the "
+                    "summary table",
+                )
+        return merged
+
+    def _compare(self, primary: _Raw, other: _Raw) -> None:
+        """Warn when two descriptions of one stage disagree (a section vs a table row)."""
+        n = primary.number
+        if primary.name and other.name and _norm_name(primary.name) != _norm_name(other.name):
+            self.warn(
+                other.line,
+                f"stage {n}: the name {other.name!r} differs from {primary.name!r} on line "
+                f"{primary.line}; using {primary.name!r}",
+            )
+        if primary.deps is not None and other.deps is not None:
+            a, b = sorted(set(primary.deps.numbers)), sorted(set(other.deps.numbers))
+            if a != b:
+                union = sorted(set(a) | set(b))
+                self.warn(
+                    other.deps.line,
+                    f"stage {n}: dependencies [{_fmt_list(b)}] differ from [{_fmt_list(a)}] "
+                    f"on line {primary.deps.line}; using both: [{_fmt_list(union)}]",
+                )
+
+    def _resolve_names(self, names: dict[int, str]) -> None:
+        index: dict[str, list[int]] = {}
+        for n, name in names.items():
+            index.setdefault(_norm_name(name), []).append(n)
+        for raw, info in self.name_refs:
+            resolved = list(info.numbers)
+            for ref in info.names:
+                hits = index.get(_norm_name(ref), [])
+                if len(hits) == 1:
+                    resolved.append(hits[0])
+                else:
+                    why = "matches several stages" if hits else "names no stage"
+                    self.error(
+                        info.line,
+                        f"stage {raw.number}: cannot read the dependencies {info.raw!r}: "
+                        f"{ref!r} {why}; expected stage numbers (e.g. 'Depends on: Stage 1, "
+                        "Stage 2') or 'None'",
+                    )
+            info.numbers = tuple(resolved)
+            info.names = ()
+
+    def _build(self, merged: dict[int, _Merged]) -> Plan:
+        self._infer_from_waves(merged)
+        deps: dict[int, tuple[int, ...]] = {}
+        for n, m in merged.items():
+            missing = sorted(d for d in m.dep_lines if d not in merged)
+            if n in m.dep_lines:
+                self.error(m.dep_lines[n], f"stage {n} depends on itself")
+            if missing:
+                by_line: dict[int, list[int]] = {}
+                for d in missing:
+                    by_line.setdefault(m.dep_lines[d], []).append(d)
+                for line, ds in sorted(by_line.items()):
+                    what = (
+                        f"stage {ds[0]}, which does not"
+                        if len(ds) == 1
+                        else f"stages {_fmt_list(ds)}, which do not"
+                    )
+                    self.error(line, f"stage {n} depends on {what} exist")
+            deps[n] = tuple(sorted(d for d in m.dep_lines if d in merged and d != n))
+        cycle = graph.find_cycle(deps)
+        if cycle is not None:
+            self.error(
+                merged[cycle[0]].line,
+                "dependency cycle: "
+                + " -> ".join(str(c) for c in cycle)
+                + " (each stage depends on the next)",
+            )
+        if self.problems:
+            raise PlanError(str(self.path), self._sorted_problems())
+
+        waves = graph.compute_waves(deps)
+        wave_of = graph.wave_of(waves)
+        for n, m in merged.items():
+            if m.declared_wave is not None and m.declared_wave != wave_of[n]:
+                self.warn(
+                    m.declared_wave_line,
+                    f"stage {n} is declared in wave {m.declared_wave} but its dependencies "
+                    f"place it in wave {wave_of[n]}; using wave {wave_of[n]}",
+                )
+        unnamed = [n for n, m in merged.items() if not m.name]
+        if unnamed:
+            self.warn(merged[unnamed[0]].line, f"stage(s) {_fmt_list(unnamed)} have no name")
+        empty = [n for n, m in merged.items() if not m.scope]
+        if empty:
+            self.warn(merged[empty[0]].line, f"stage(s) {_fmt_list(empty)} have an empty scope")
+
+        stages = tuple(
+            Stage(
+                number=n,
+                name=m.name or f"Stage {n}",
+                depends_on=deps[n],
+                scope=m.scope,
+                line=m.line,
+                estimate_hours=m.estimate,
+                declared_wave=m.declared_wave,
+            )
+            for n, m in sorted(merged.items())
+        )
+        name = plan_name_from_path(self.path)
+        warnings = tuple(
+            (f"line {line}: {msg}" if line else msg)
+            for line, msg in sorted(self.warnings, key=lambda w: w[0])
+        )
+        plan = Plan(
+            path=self.path,
+            name=name,
+            slug=project_slug(name),
+            stages=stages,
+            waves=tuple(tuple(w) for w in waves),
+            critical_path=(),
+            warnings=warnings,
+        )
+        weights = plan.weights() if plan.has_estimates() else None
+        return dataclasses.replace(plan, critical_path=tuple(graph.critical_path(deps, weights)))
+
+    def _infer_from_waves(self, merged: dict[int, _Merged]) -> None:
+        """Stages without any dependency information.
+
+        Under a ``Wave N`` heading (N > 1), a stage with no dependency line is taken
+        to depend on the stages of the nearest earlier declared wave; otherwise it
+        depends on nothing. Either way, a warning says so.
+        """
+        by_wave: dict[int, list[int]] = {}
+        for n, m in merged.items():
+            if m.declared_wave is not None:
+                by_wave.setdefault(m.declared_wave, []).append(n)
+        assumed_none: list[int] = []
+        for n, m in sorted(merged.items()):
+            if m.has_deps:
+                continue
+            earlier = [w for w in by_wave if m.declared_wave is not None and w < m.declared_wave]
+            if earlier:
+                prev = sorted(by_wave[max(earlier)])
+                m.dep_lines = dict.fromkeys(prev, m.line)
+                self.warn(
+                    m.line,
+                    f"stage {n} has no dependency line; assuming it depends on wave "
+                    f"{max(earlier)} (stage(s) {_fmt_list(prev)})",
+                )
+            elif m.declared_wave is None or m.declared_wave > 1:
+                assumed_none.append(n)
+        if assumed_none:
+            self.warn(
+                merged[assumed_none[0]].line,
+                f"stage(s) {_fmt_list(assumed_none)} have no dependency line; "
+                "assuming they depend on nothing",
+            )
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _mermaid_label(text: str) -> str:
+    entities = {'"': "#quot;", "#": "#35;", "<": "#lt;", ">": "#gt;", "`": "#96;", "&": "#amp;"}
+    text = _CONTROL.sub(" ", text)
+    return "".join(entities.get(c, c) for c in text)
+
+
+def render_mermaid(plan: Plan) -> str:
+    """The dependency graph as a Mermaid flowchart; critical-path edges are thick."""
+    crit_edges = set(zip(plan.critical_path, plan.critical_path[1:]))
+    out = ["flowchart TD"]
+    for s in plan.stages:
+        out.append(f'    s{s.number}["{_mermaid_label(f"Stage {s.number}: {s.name}")}"]')
+    for s in plan.stages:
+        for d in s.depends_on:
+            arrow = "==>" if (d, s.number) in crit_edges else "-->"
+            out.append(f"    s{d} {arrow} s{s.number}")
+    if plan.critical_path:
+        out.append("    classDef critical stroke-width:3px,stroke:#d33")
+        out.append("    class " + ",".join(f"s{n}" for n in plan.critical_path) + " critical")
+    return "\n".join(out) + "\n"
+
+
+def _dot_string(text: str) -> str:
+    text = _CONTROL.sub(" ", text)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_dot(plan: Plan) -> str:
+    """The dependency graph as a Graphviz DOT digraph; critical-path edges are bold red."""
+    crit_nodes = set(plan.critical_path)
+    crit_edges = set(zip(plan.critical_path, plan.critical_path[1:]))
+    out = [f"digraph {_dot_string(plan.name)} {{", "    rankdir=TB;", "    node [shape=box];"]
+    for s in plan.stages:
+        attrs = f"label={_dot_string(f'Stage {s.number}: {s.name}')}"
+        if s.number in crit_nodes:
+            attrs += ", penwidth=2, color=red"
+        out.append(f"    s{s.number} [{attrs}];")
+    for s in plan.stages:
+        for d in s.depends_on:
+            style = " [penwidth=2, color=red]" if (d, s.number) in crit_edges else ""
+            out.append(f"    s{d} -> s{s.number}{style};")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def render_text(plan: Plan) -> str:
+    """A person's view of the plan: stages with dependencies, waves, critical path."""
+    out = [
+        f"Plan:          {plan.name}",
+        f"File:          {plan.path}",
+        f"Project slug:  {plan.slug}",
+        f"Stages:        {len(plan.stages)} in {len(plan.waves)} wave(s)",
+        "",
+    ]
+    wave_of = graph.wave_of(plan.waves)
+    for s in plan.stages:
+        deps = ", ".join(str(d) for d in s.depends_on) or "none"
+        est = f"  [{s.estimate_hours:g}h]" if s.estimate_hours is not None else ""
+        out.append(
+            f"  Stage {s.number}: {_CONTROL.sub(' ', s.name)}{est}  "
+            f"(wave {wave_of[s.number]}; depends on: {deps})"
+        )
+    out.append("")
+    out.append("Waves:")
+    for i, wave in enumerate(plan.waves, 1):
+        out.append(f"  Wave {i}: stage(s) {', '.join(str(n) for n in wave)}")
+    out.append("")
+    if plan.has_estimates():
+        total = graph.path_length(plan.critical_path, plan.weights())
+        length = f"{total:g}h estimated"
+    else:
+        length = f"{len(plan.critical_path)} stage(s)"
+    out.append(f"Critical path: {' -> '.join(str(n) for n in plan.critical_path)} ({length})")
+    return "\n".join(out) + "\n"
