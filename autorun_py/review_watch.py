@@ -9,6 +9,7 @@ caller re-reads the file and decides whether the change matters.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -21,6 +22,8 @@ Signature = Optional[tuple[int, int, int]]
 POLL_INTERVAL = 0.1
 # Event types that are only reads (our own re-reads produce them).
 _IGNORED_EVENT_TYPES = frozenset({"opened", "closed_no_write"})
+# Event types after which the file is complete: closed after writing, renamed into place.
+_COMPLETE_EVENT_TYPES = frozenset({"closed", "moved"})
 
 
 def signature(path: Path) -> Signature:
@@ -45,6 +48,7 @@ class ChangeWatcher:
         self._flag = threading.Event()
         self._observer: Any = None
         self._last_sig: Signature = signature(self.path)
+        self._last_event = ""  # type of the last observer event about the file
         self.method = "polling"
         if not force_polling:
             self._start_observer()
@@ -55,8 +59,14 @@ class ChangeWatcher:
             from watchdog.observers import Observer
         except ImportError:  # pragma: no cover - watchdog is a dependency
             return
+        # watchdog warns through logging's last-resort handler (stderr) about
+        # events that arrive while it stops; they are of no interest here.
+        wd_logger = logging.getLogger("watchdog")
+        if not wd_logger.handlers:
+            wd_logger.addHandler(logging.NullHandler())
         name = self._name
         flag = self._flag
+        watcher = self
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
@@ -64,6 +74,7 @@ class ChangeWatcher:
                     return
                 for raw in (event.src_path, getattr(event, "dest_path", "")):
                     if raw and os.path.basename(os.fsdecode(raw)) == name:
+                        watcher._last_event = event.event_type
                         flag.set()
                         return
 
@@ -107,10 +118,15 @@ class ChangeWatcher:
 
     def settle(self, quiet: float = 0.03, limit: float = 0.5) -> None:
         """Wait until no change was seen for ``quiet`` seconds (at most ``limit``),
-        so a file caught half-written is read again once the writer is done."""
+        so a file caught half-written is read again once the writer is done.
+
+        When the last event says the writer is done (closed after writing, or
+        renamed into place), a much shorter quiet period is enough."""
         end = time.monotonic() + limit
         while time.monotonic() < end:
-            if not self.wait(min(quiet, max(0.0, end - time.monotonic()))):
+            done = self._observer is not None and self._last_event in _COMPLETE_EVENT_TYPES
+            step = min(quiet / 10 if done else quiet, max(0.0, end - time.monotonic()))
+            if not self.wait(step):
                 return
 
     def close(self) -> None:

@@ -462,3 +462,11 @@ def test_read_answers_of_a_review_created_by_the_cli() -> None:
     res = run_cli("review", "new", "--title", "Multi", "--question", "A?", "--context", "ctx")
     path = Path(res.stdout.strip())
     assert [a.question for a in read_answers(path)] == ["A?"]
+
+
+def test_terminated_wait_removes_its_waiter_record(autorun_home: Path, two_questions: Path) -> None:
+    proc = start_wait(two_questions, "--timeout", "20")
+    proc.terminate()
+    rc, _out, _err = finish(proc)
+    assert rc == 128 + 15
+    assert not list((autorun_home / "review" / ".waiting").glob("*.json"))

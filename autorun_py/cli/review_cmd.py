@@ -97,8 +97,14 @@ def wait_cmd(file: Path, timeout: float | None, no_open: bool, as_json: bool) ->
     Progress goes to stderr, the answers to stdout. Exit 5 on timeout, 1 when the
     file is deleted while waiting.
     """
+    import signal
+
     from autorun_py.review import wait_for_answers
 
+    def _terminated(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds: the waiter record is removed
+
+    signal.signal(signal.SIGTERM, _terminated)
     answers = wait_for_answers(
         file,
         timeout,

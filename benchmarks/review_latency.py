@@ -1,0 +1,114 @@
+"""How fast `autorun review wait` returns after the user saves.
+
+For each of N saves: write a fresh review file, start
+``python -m autorun_py review wait FILE --no-open --json`` as a subprocess, wait
+until it is waiting (its record under review/.waiting/ exists), save answers
+(alternately in place and by write-new-then-rename, as vim and IDEs do), and
+time from the end of the save to the process's exit. Prints figures measured
+in this run. State goes to a temporary AUTORUN_HOME; no desktop notification
+or tmux server is touched.
+
+    .venv/bin/python benchmarks/review_latency.py [--saves 50] [--poll]
+
+``--poll`` forces the polling fallback (AUTORUN_REVIEW_POLL=1) for comparison.
+The reference (check the mtime every 2 s) averages about 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--saves", type=int, default=50)
+    ap.add_argument("--poll", action="store_true", help="force the polling fallback")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="autorun-bench-") as tmp:
+        home = Path(tmp) / "autorun"
+        env = dict(os.environ)
+        env["AUTORUN_HOME"] = str(home)
+        env["AUTORUN_TMUX_SOCKET"] = f"autorun-bench-{os.getpid()}"  # no server: no message
+        for var in ("DISPLAY", "WAYLAND_DISPLAY", "TMUX", "TMUX_PANE"):
+            env.pop(var, None)
+        if args.poll:
+            env["AUTORUN_REVIEW_POLL"] = "1"
+        else:
+            env.pop("AUTORUN_REVIEW_POLL", None)
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        os.environ["AUTORUN_HOME"] = str(home)
+        sys.path.insert(0, str(ROOT))
+        from autorun_py.review import new_review
+
+        waiting = home / "review" / ".waiting"
+        latencies: list[float] = []
+        kinds = {"in-place": [], "rename": []}  # type: dict[str, list[float]]
+        for i in range(args.saves):
+            path = new_review(f"bench {i}", ["Which database?", "Which port?"], "Benchmark.")
+            text = path.read_text()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "autorun_py", "review", "wait", str(path)]
+                + ["--no-open", "--json", "--timeout", "60"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+            record = waiting / f"{path.name}.{proc.pid}.json"
+            deadline = time.monotonic() + 30
+            while not record.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    print(proc.communicate(), file=sys.stderr)
+                    raise SystemExit("review wait did not start")
+                time.sleep(0.01)
+            time.sleep(0.05)  # let it settle into its wait
+            answered = re.sub(
+                r"^\*\*Your answer\*\*:$", f"**Your answer**: answer {i}", text, flags=re.M
+            )
+            kind = "in-place" if i % 2 == 0 else "rename"
+            if kind == "in-place":
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(answered)
+            else:
+                tmp_file = path.with_name(f".{path.name}.swp")
+                tmp_file.write_text(answered, encoding="utf-8")
+                os.replace(tmp_file, path)
+            saved = time.perf_counter()
+            out, err = proc.communicate(timeout=60)
+            done = time.perf_counter()
+            if proc.returncode != 0 or f"answer {i}".encode() not in out:
+                raise SystemExit(f"save {i}: exit {proc.returncode}: {err.decode()}")
+            latencies.append(done - saved)
+            kinds[kind].append(done - saved)
+
+    def ms(x: float) -> str:
+        return f"{x * 1000:.1f} ms"
+
+    mode = "polling fallback (0.1 s)" if args.poll else "native observer (watchdog)"
+    print(f"review wait latency, save -> process exit, {len(latencies)} saves, {mode}")
+    print(f"  median {ms(statistics.median(latencies))}")
+    print(f"  mean   {ms(statistics.mean(latencies))}")
+    print(f"  p90    {ms(sorted(latencies)[int(0.9 * (len(latencies) - 1))])}")
+    print(f"  worst  {ms(max(latencies))}")
+    print(f"  best   {ms(min(latencies))}")
+    for kind, values in kinds.items():
+        if values:
+            med, worst = ms(statistics.median(values)), ms(max(values))
+            print(f"  {kind:8s} median {med}, worst {worst} ({len(values)} saves)")
+    ok = statistics.median(latencies) < 0.2
+    print(f"  target: median < 200 ms: {'met' if ok else 'NOT met'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
