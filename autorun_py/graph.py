@@ -19,7 +19,9 @@ def find_cycle(deps: Deps) -> Optional[list[int]]:
     The cycle is reported in dependency order starting from its smallest stage,
     so the same graph always gives the same message.
     """
-    graph = {n: sorted(set(d)) for n, d in deps.items()}
+    # Only edges between known stages; computed once (not per DFS step), so a
+    # dense graph costs O(V + E), not O(sum of degree squared).
+    graph = {n: sorted(c for c in set(d) if c in deps) for n, d in deps.items()}
     white, grey, black = 0, 1, 2
     color = dict.fromkeys(graph, white)
     for root in sorted(graph):
@@ -30,7 +32,7 @@ def find_cycle(deps: Deps) -> Optional[list[int]]:
         color[root] = grey
         while stack:
             node, idx = stack[-1]
-            children = [c for c in graph.get(node, []) if c in graph]
+            children = graph[node]
             if idx < len(children):
                 stack[-1] = (node, idx + 1)
                 child = children[idx]
@@ -125,7 +127,9 @@ def critical_path(deps: Deps, weights: Optional[Mapping[int, float]] = None) -> 
         return []
     rem = remaining_path(deps, weights)
     rev = dependents(deps)
-    roots = [n for n, d in deps.items() if not set(d)]
+    # A root has no dependency inside the graph (dependencies outside it, e.g.
+    # stages already merged when the graph is the remaining work, are satisfied).
+    roots = [n for n, d in deps.items() if not any(c in deps for c in d)]
     node = min(roots, key=lambda n: (-rem[n], n))
     path = [node]
     while True:
