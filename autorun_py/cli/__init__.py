@@ -20,6 +20,23 @@ from autorun_py.errors import AutorunError, ExitCode
 # name -> ("module:attribute", short help). Help text lives here so that
 # `autorun --help` lists every command without importing any of them.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "orchestrate": (
+        "autorun_py.cli.orchestrate_cmd:orchestrate",
+        "Create an orchestration for a plan and launch the ready stages.",
+    ),
+    "launch-ready": (
+        "autorun_py.cli.orchestrate_cmd:launch_ready",
+        "Launch whatever is ready and not running (idempotent).",
+    ),
+    "demo": ("autorun_py.cli.demo_cmd:demo", "Run a sample orchestration on a scratch repo."),
+    "merge": ("autorun_py.cli.merge_cmd:merge", "Merge a finished stage and start what is ready."),
+    "phase": ("autorun_py.cli.state_cmd:phase", "Record a stage phase start or end."),
+    "events": ("autorun_py.cli.state_cmd:events", "Print (or follow) a run's events."),
+    "context": ("autorun_py.cli.state_cmd:context", "Print the stage this place belongs to."),
+    "stage": ("autorun_py.cli.state_cmd:stage", "Register a stage session, or fail a stage."),
+    "retry": ("autorun_py.cli.state_cmd:retry", "Start a failed stage again."),
+    "status": ("autorun_py.cli.state_cmd:status", "Show one run's status (or --watch it)."),
+    "list": ("autorun_py.cli.state_cmd:list_cmd", "List every orchestration."),
     "plan": ("autorun_py.cli.plan_cmd:plan", "Check a master plan and show its dependency graph."),
     "simulate": ("autorun_py.cli.simulate_cmd:simulate", "Simulate how a plan would be scheduled."),
     "review": (

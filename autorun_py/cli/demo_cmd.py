@@ -1,0 +1,48 @@
+"""`autorun demo`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+
+@click.command("demo")
+@click.option("--dir", "root", type=click.Path(path_type=Path), help="Scratch directory to use.")
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+@click.option("--max-parallel", type=click.IntRange(min=1))
+@click.option("--delay", default="0.5-2.5", show_default=True, help="Stand-in work, seconds.")
+def demo(root: Optional[Path], timeout: float, max_parallel: Optional[int], delay: str) -> None:
+    """Run a 6-stage sample plan on a scratch repo with a stand-in agent."""
+    from autorun_py.demo import check_demo, run_demo
+    from autorun_py.summary import final_summary
+
+    tty = sys.stdout.isatty()
+    last = [""]
+
+    def show(text: str) -> None:
+        if text.startswith("\x00"):  # a status frame
+            frame = text[1:]
+            if tty:
+                click.echo("\x1b[H\x1b[2J" + frame)
+            elif frame != last[0]:
+                click.echo(frame + "\n")
+            last[0] = frame
+        else:
+            click.echo(text + "\n")
+
+    result = run_demo(root=root, timeout=timeout, delay=delay, max_parallel=max_parallel, show=show)
+    from autorun_py.state import StatusStore
+
+    if result.orch_dir is not None:
+        state = StatusStore(result.orch_dir).read()
+        click.echo("\n" + final_summary(state))
+    click.echo(
+        f"\nDemo {'completed' if result.ok else 'did NOT complete'} in {result.seconds:.1f}s.\n"
+        f"  Repository: {result.repo}  (git -C {result.repo} log --oneline --graph)\n"
+        f"  State:      {result.orch_dir}\n"
+        f"  Logs:       {result.home / 'logs'}"
+    )
+    check_demo(result)

@@ -1,0 +1,40 @@
+"""`autorun merge`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import click
+
+from autorun_py.cli._out import echo_json
+
+
+@click.command("merge")
+@click.argument("orch")
+@click.argument("stage", type=int)
+@click.option("--continue", "cont", is_flag=True, help="Finish after resolving the conflicts.")
+@click.option("--abort", is_flag=True, help="Drop the conflicted merge attempt.")
+@click.option("--json", "as_json", is_flag=True)
+def merge(orch: str, stage: int, cont: bool, abort: bool, as_json: bool) -> Optional[int]:
+    """Merge STAGE's branch into the run's base branch and start what became ready.
+
+    Exit 3: conflicts to resolve in the merge worktree, then --continue.
+    Exit 4: blocked by your uncommitted changes in the base checkout.
+    """
+    from autorun_py.errors import UsageError
+    from autorun_py.merge import merge as do_merge
+    from autorun_py.orchestration import resolve
+
+    if cont and abort:
+        raise UsageError("--continue and --abort exclude each other")
+    action = "continue" if cont else "abort" if abort else "merge"
+    report = do_merge(resolve(orch), stage, action=action)
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        click.echo(report.to_text())
+    sys.stdout.flush()
+    if report.exit_code:
+        sys.exit(int(report.exit_code))
+    return None

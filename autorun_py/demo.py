@@ -1,0 +1,193 @@
+"""``autorun demo``: a whole orchestration on a scratch repository.
+
+A scratch git repo with a small sample project and a 6-stage plan (a diamond
+and a chain), run on a private tmux server with the built-in stand-in agent
+(:mod:`autorun_py.standin`), which makes a real commit per stage and calls the
+merge step as the real pipeline does. Nothing touches the user's ~/.autorun or
+tmux server: the demo's state lives inside its scratch directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from autorun_py.errors import AutorunError
+
+SAMPLE_PLAN = """\
+# Master plan: textstats
+
+A tiny text-statistics library grows a parser, storage, an API, and docs.
+
+## Stage 1: Core model
+
+**Dependencies**: None
+
+Define the `Document` and `Stats` types in `textstats/model.py`.
+Estimate: 1h
+
+## Stage 2: Parser
+
+**Dependencies**: Stage 1
+
+Split text into words and sentences on top of the core model.
+Estimate: 2h
+
+## Stage 3: Storage
+
+**Dependencies**: Stage 1
+
+Persist documents and their statistics as JSON files.
+Estimate: 2h
+
+## Stage 4: API
+
+**Dependencies**: Stage 2, Stage 3
+
+Expose `analyse(path)` that parses, stores and returns statistics.
+Estimate: 1h
+
+## Stage 5: Docs outline
+
+**Dependencies**: None
+
+Outline the user guide.
+Estimate: 1h
+
+## Stage 6: Docs examples
+
+**Dependencies**: Stage 5
+
+Write worked examples for the guide.
+Estimate: 1h
+"""
+
+SAMPLE_FILES = {
+    "README.md": "# textstats\n\nA tiny text-statistics library (autorun demo project).\n",
+    "textstats/__init__.py": '"""textstats: count words and sentences."""\n',
+    ".gitignore": ".env\n",
+}
+
+
+@dataclass
+class DemoResult:
+    ok: bool
+    root: Path
+    repo: Path
+    home: Path
+    orch_dir: Optional[Path]
+    seconds: float
+    summary: str
+
+
+def make_repo(root: Path) -> Path:
+    repo = root / "textstats"
+    repo.mkdir(parents=True)
+    for rel, text in SAMPLE_FILES.items():
+        p = repo / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    (repo / "master_plan.md").write_text(SAMPLE_PLAN, encoding="utf-8")
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.name", "autorun demo"],
+        ["config", "user.email", "demo@autorun.invalid"],
+        ["config", "commit.gpgsign", "false"],
+        ["add", "-A"],
+        ["commit", "-q", "-m", "textstats: initial project and master plan"],
+    ):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    return repo
+
+
+def run_demo(
+    *,
+    root: Optional[Path] = None,
+    timeout: float = 60.0,
+    delay: str = "0.5-2.5",
+    max_parallel: Optional[int] = None,
+    show: Callable[[str], None] = lambda s: None,
+    keep_tmux: bool = False,
+) -> DemoResult:
+    from autorun_py.view import render_status, status_summary
+
+    t0 = time.monotonic()
+    root = (root or Path(tempfile.mkdtemp(prefix="autorun-demo-"))).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    home = root / "autorun-home"
+    socket = f"autorun-demo-{os.getpid()}"
+    saved = {k: os.environ.get(k) for k in _DEMO_ENV}
+    os.environ.update(
+        {
+            "AUTORUN_HOME": str(home),
+            "AUTORUN_TMUX_SOCKET": socket,
+            "AUTORUN_CLAUDE": sys.executable,
+            "AUTORUN_AGENT_ARGS": shlex.join(["-m", "autorun_py.standin"]),
+            "AUTORUN_STANDIN_DELAY": delay,
+            "AUTORUN_STANDIN_LOG": str(root / "standin.log"),
+        }
+    )
+    os.environ.pop("AUTORUN_PLUGIN_DIR", None)
+    from autorun_py.orchestrate import run_orchestrate
+    from autorun_py.tmux import Tmux
+
+    tmux = Tmux(socket)
+    orch_dir: Optional[Path] = None
+    try:
+        repo = make_repo(root)
+        outcome = run_orchestrate(
+            repo / "master_plan.md", repo, max_parallel=max_parallel, monitor=False
+        )
+        orch_dir = Path(outcome.orch_dir)
+        show(outcome.text)
+        deadline = t0 + timeout
+        summary = status_summary(orch_dir)
+        while time.monotonic() < deadline:
+            summary = status_summary(orch_dir)
+            show("\x00" + render_status(summary))
+            if summary["finished"]:
+                break
+            time.sleep(0.5)
+        ok = bool(summary["finished"]) and summary["status"] == "completed"
+        return DemoResult(
+            ok=ok,
+            root=root,
+            repo=repo,
+            home=home,
+            orch_dir=orch_dir,
+            seconds=time.monotonic() - t0,
+            summary=render_status(summary),
+        )
+    finally:
+        if not keep_tmux:
+            tmux.kill_server()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_DEMO_ENV = (
+    "AUTORUN_HOME",
+    "AUTORUN_TMUX_SOCKET",
+    "AUTORUN_CLAUDE",
+    "AUTORUN_AGENT_ARGS",
+    "AUTORUN_STANDIN_DELAY",
+    "AUTORUN_STANDIN_LOG",
+)
+
+
+def check_demo(result: DemoResult) -> None:
+    if not result.ok:
+        raise AutorunError(
+            f"the demo run did not complete within its time; state: {result.orch_dir}, "
+            f"logs: {result.home / 'logs'}"
+        )

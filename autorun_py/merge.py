@@ -1,0 +1,410 @@
+"""``autorun merge``: integrate a finished stage, then start what became ready.
+
+The git work (merge without the user's checkout, conflict worktree, carrying a
+checked-out base forward) is :mod:`autorun_py.gitmerge`; this module holds the
+run's side: refusals, the per-repository merge lock, the stage's completion
+and the launches it unlocks (claimed in the same status transaction, so each
+next stage starts exactly once), the conflict hand-off, ``conflicts.md``, the
+final summary, and clean-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from autorun_py import git, gitmerge, paths
+from autorun_py.config import load_config
+from autorun_py.errors import AutorunError, ExitCode
+from autorun_py.events import utc_now
+from autorun_py.gitmerge import MergeKind, MergeOutcome
+from autorun_py.launch import claim, kill_later, start_claimed
+from autorun_py.state import (
+    COMPLETED,
+    IN_PROGRESS,
+    RunState,
+    StageState,
+    StatusStore,
+    Transaction,
+    finish_if_done,
+    transition,
+    update_phase,
+)
+from autorun_py.summary import final_summary
+from autorun_py.tmux import Tmux
+
+
+@dataclass
+class MergeReport:
+    orch_dir: str
+    stage: int
+    name: str
+    result: str  # merged | already_merged | conflict | blocked | aborted
+    message: str
+    merge_commit: Optional[str] = None
+    base_branch: str = ""
+    branch: Optional[str] = None
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    merge_worktree: Optional[str] = None
+    blocked_files: list[str] = field(default_factory=list)
+    launched: list[int] = field(default_factory=list)
+    launch_failed: list[tuple[int, str]] = field(default_factory=list)
+    run_complete: bool = False
+    summary: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.result == "conflict":
+            return ExitCode.MERGE_CONFLICT
+        if self.result == "blocked":
+            return ExitCode.MERGE_BLOCKED
+        return ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "orch_dir": self.orch_dir,
+            "stage": self.stage,
+            "name": self.name,
+            "result": self.result,
+            "message": self.message,
+            "merge_commit": self.merge_commit,
+            "base_branch": self.base_branch,
+            "branch": self.branch,
+            "conflicts": self.conflicts,
+            "merge_worktree": self.merge_worktree,
+            "blocked_files": self.blocked_files,
+            "launched": self.launched,
+            "launch_failed": [{"stage": n, "error": e} for n, e in self.launch_failed],
+            "run_complete": self.run_complete,
+            "summary": self.summary,
+            "warnings": self.warnings,
+            "exit_code": int(self.exit_code),
+        }
+
+    def to_text(self) -> str:
+        lines = [self.message]
+        if self.result == "conflict":
+            lines.append(f"Resolve in: {self.merge_worktree}")
+            for c in self.conflicts:
+                lines.append(f"  conflicted: {c['path']}")
+                for t in c["touched_by"]:
+                    lines.append(f"    touched by stage {t['stage']} ({t['name']})")
+            lines.append(
+                "Edit the files there, `git add` them, then run "
+                f"`autorun merge {self.orch_dir} {self.stage} --continue` "
+                f"(or --abort to drop the attempt)."
+            )
+            for c in self.conflicts:
+                for t in c["touched_by"]:
+                    if t.get("scope"):
+                        lines += ["", f"--- scope of stage {t['stage']} ({t['name']}) ---"]
+                        lines.append(t["scope"])
+                        if t.get("plan_file"):
+                            lines.append(f"(plan: {t['plan_file']})")
+                break
+        if self.launched:
+            lines.append("Started: " + ", ".join(f"stage {n}" for n in self.launched))
+        for n, err in self.launch_failed:
+            lines.append(f"Stage {n} failed to launch (will be retried): {err}")
+        for w in self.warnings:
+            lines.append(f"warning: {w}")
+        if self.summary:
+            lines += ["", self.summary]
+        return "\n".join(lines)
+
+
+def merge_worktree_path(state: RunState, number: int) -> Path:
+    return paths.worktrees_dir() / Path(state.orch_dir).name / f"merge-stage-{number}"
+
+
+def read_scope(context_file: str) -> str:
+    """The Scope section of a stage context file."""
+    try:
+        text = Path(context_file).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    m = re.search(r"^## Scope\n(.*?)^## Dependencies\n", text, flags=re.S | re.M)
+    return m.group(1).strip() if m else ""
+
+
+def _merge_message(state: RunState, stage: StageState) -> str:
+    return (
+        f"Merge stage {stage.number}: {stage.name}\n\n"
+        f"autorun orchestration {state.plan_name} ({Path(state.orch_dir).name}), "
+        f"branch {stage.branch}"
+    )
+
+
+def _touched_by(state: RunState, number: int, path: str) -> list[dict[str, Any]]:
+    """The stages whose work touched ``path``: merged ones, and this one."""
+    repo = Path(state.project_root)
+    out = []
+    for n in sorted(state.stages):
+        st = state.stages[n]
+        hit = False
+        if n == number:
+            hit = True
+        elif st.status == COMPLETED and st.merge_commit:
+            res = git.run_git(
+                ["diff", "--name-only", f"{st.merge_commit}^1", st.merge_commit, "--", path],
+                repo,
+                check=False,
+            )
+            hit = res.ok and bool(res.stdout.strip())
+        if hit:
+            out.append(
+                {
+                    "stage": n,
+                    "name": st.name,
+                    "scope": read_scope(st.context_file),
+                    "plan_file": st.plan_file,
+                }
+            )
+    return out
+
+
+def _wave_events(txn: Transaction, number: int, wave_before: int) -> None:
+    state = txn.state
+    for i, wave in enumerate(state.waves, start=1):
+        if number in wave and all(state.stages[n].status == COMPLETED for n in wave):
+            txn.emit("wave_complete", wave=i, stages=list(wave))
+    wave_after = state.lowest_open_wave()
+    if wave_after != wave_before and not state.is_finished():
+        txn.emit("wave_started", wave=wave_after, stages=list(state.waves[wave_after - 1]))
+
+
+def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeReport) -> None:
+    """Mark the stage merged, claim what became ready, launch it, clean up."""
+    store = StatusStore(orch_dir)
+    with store.transaction() as txn:
+        state = txn.state
+        st = state.stage(number)
+        if st.status == COMPLETED:
+            report.result, report.merge_commit = "already_merged", st.merge_commit
+            report.message = f"stage {number} ({st.name}) is already merged ({st.merge_commit})"
+            return
+        wave_before = state.lowest_open_wave()
+        update_phase(txn, number, "merge", "completed")
+        st.merge_commit = outcome.merge_commit
+        st.merge_state = None
+        st.merge_detail = {}
+        transition(txn, number, COMPLETED, merge_commit=outcome.merge_commit)
+        txn.emit(
+            "merge_complete",
+            stage=number,
+            name=st.name,
+            branch=st.branch,
+            base_branch=state.base_branch,
+            merge_commit=outcome.merge_commit,
+            previous_tip=outcome.previous_tip,
+            updated_checkouts=[str(p) for p in outcome.updated_checkouts],
+        )
+        _wave_events(txn, number, wave_before)
+        claimed = claim(txn)
+        report.run_complete = finish_if_done(txn)
+        repo = Path(state.project_root)
+        worktree, branch, session = st.worktree, st.branch, st.session
+    report.merge_commit = outcome.merge_commit
+    if claimed:
+        res = start_claimed(orch_dir, claimed)
+        report.launched, report.launch_failed = res.launched, res.failed
+    # Clean-up: last, and never fatal.
+    if worktree:
+        warn = gitmerge.remove_stage_worktree(repo, Path(worktree))
+        if warn:
+            report.warnings.append(warn)
+    if branch and not gitmerge.delete_branch_if_merged(repo, branch, state.base_branch):
+        report.warnings.append(f"branch {branch} kept (not fully merged into the base)")
+    if session and not load_config().keep_sessions:
+        with contextlib.suppress(AutorunError, OSError):
+            kill_later(session, 2.0, session=True)
+    if report.run_complete:
+        final = store.read()
+        tip = ""
+        with contextlib.suppress(AutorunError):
+            tip = git.rev_parse(f"refs/heads/{final.base_branch}", repo)
+        report.summary = final_summary(final, tip)
+
+
+def _append_conflicts_md(state: RunState, stage: StageState, outcome: MergeOutcome) -> None:
+    path = Path(state.orch_dir) / "conflicts.md"
+    new = not path.exists()
+    with open(path, "a", encoding="utf-8") as fh:
+        if new:
+            fh.write(f"# Merge conflicts resolved in {state.plan_name}\n\n")
+        fh.write(
+            f"## Stage {stage.number}: {stage.name} — {utc_now()}\n\n"
+            f"Merged {stage.branch} into {state.base_branch} as {outcome.merge_commit}.\n\n"
+        )
+        fh.write(outcome.resolution_summary.strip() + "\n\n")
+
+
+def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
+    """Merge (or ``continue``/``abort`` a conflicted merge of) stage ``number``."""
+    store = StatusStore(orch_dir)
+    state = store.read()
+    stage = state.stage(number)
+    report = MergeReport(
+        orch_dir=str(orch_dir),
+        stage=number,
+        name=stage.name,
+        result="merged",
+        message="",
+        base_branch=state.base_branch,
+        branch=stage.branch,
+    )
+    if stage.status == COMPLETED:
+        report.result, report.merge_commit = "already_merged", stage.merge_commit
+        report.message = (
+            f"stage {number} ({stage.name}) is already merged into {state.base_branch} "
+            f"({stage.merge_commit}); nothing to do"
+        )
+        return report
+    if stage.status != IN_PROGRESS:
+        raise AutorunError(
+            f"stage {number} ({stage.name}) is {stage.status}; only a stage in progress is merged"
+        )
+    if not stage.branch:
+        raise AutorunError(f"stage {number} has no branch recorded; was it ever started?")
+    repo = Path(state.project_root)
+    mw = merge_worktree_path(state, number)
+    message = _merge_message(state, stage)
+    with gitmerge.repo_merge_lock(repo):
+        if action == "abort":
+            gitmerge.abort_merge(repo, mw)
+            with store.transaction() as txn:
+                st = txn.state.stage(number)
+                st.merge_state, st.merge_detail = None, {}
+                txn.emit("merge_aborted", stage=number)
+            report.result = "aborted"
+            report.message = f"merge of stage {number} aborted; the base branch is unchanged"
+            return report
+        if action == "continue":
+            if not mw.exists():
+                raise AutorunError(
+                    f"stage {number} has no conflicted merge to continue "
+                    f"(run `autorun merge {orch_dir} {number}`)"
+                )
+            outcome = gitmerge.continue_merge(
+                repo, state.base_branch, stage.branch, merge_worktree=mw, message=message
+            )
+        else:
+            if not mw.exists():
+                _refuse_unmergeable(repo, state, stage)
+            with store.transaction() as txn:
+                update_phase(txn, number, "merge", "started")
+            outcome = gitmerge.merge_stage(
+                repo, state.base_branch, stage.branch, message=message, merge_worktree=mw
+            )
+        if outcome.kind in (MergeKind.MERGED, MergeKind.ALREADY_MERGED):
+            if outcome.resolution_summary:
+                _append_conflicts_md(state, stage, outcome)
+            _complete(orch_dir, number, outcome, report)
+            if report.result == "merged":
+                report.message = (
+                    f"stage {number} ({stage.name}) merged into {state.base_branch} "
+                    f"as {(outcome.merge_commit or '')[:12]}"
+                )
+            return report
+        if outcome.kind is MergeKind.CONFLICT:
+            report.result = "conflict"
+            report.merge_worktree = str(outcome.merge_worktree)
+            report.conflicts = [
+                {
+                    "path": c.path,
+                    "base_commits": c.base_commits,
+                    "stage_commits": c.stage_commits,
+                    "touched_by": _touched_by(state, number, c.path),
+                }
+                for c in outcome.conflicts
+            ]
+            report.message = (
+                f"stage {number} ({stage.name}) conflicts with {state.base_branch} in "
+                f"{len(outcome.conflicts)} file(s); the base branch is unchanged"
+            )
+            with store.transaction() as txn:
+                st = txn.state.stage(number)
+                st.merge_state = "conflict"
+                st.merge_detail = {
+                    "merge_worktree": report.merge_worktree,
+                    "files": [c.path for c in outcome.conflicts],
+                }
+                st.counters["conflicts"] = st.counters.get("conflicts", 0) + 1
+                txn.emit(
+                    "merge_conflict",
+                    stage=number,
+                    files=[c.path for c in outcome.conflicts],
+                    merge_worktree=report.merge_worktree,
+                )
+            return report
+        # BLOCKED by the user's uncommitted changes.
+        report.result = "blocked"
+        report.blocked_files = list(outcome.blocked_files)
+        report.message = outcome.blocked_reason or (
+            "merge blocked by your uncommitted changes in " + ", ".join(outcome.blocked_files)
+        )
+        report.message += (
+            "; commit or stash them and the merge completes on the next "
+            "`autorun merge`, `autorun resume` or monitor check"
+        )
+        with store.transaction() as txn:
+            st = txn.state.stage(number)
+            first = st.merge_state != "blocked"
+            st.merge_state = "blocked"
+            st.merge_detail = {
+                "files": report.blocked_files,
+                "checkout": str(outcome.blocked_checkout or ""),
+                "reason": outcome.blocked_reason,
+            }
+            if first:
+                txn.emit(
+                    "merge_blocked",
+                    stage=number,
+                    files=report.blocked_files,
+                    checkout=str(outcome.blocked_checkout or ""),
+                )
+        if first:
+            _notify(f"autorun: stage {number} merge waits for your uncommitted changes")
+        return report
+
+
+def _refuse_unmergeable(repo: Path, state: RunState, stage: StageState) -> None:
+    assert stage.branch
+    if stage.worktree and Path(stage.worktree).is_dir():
+        dirty = gitmerge.worktree_dirty_files(Path(stage.worktree))
+        if dirty:
+            shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")
+            raise AutorunError(
+                f"stage {stage.number} has uncommitted changes in its worktree "
+                f"{stage.worktree}: {shown}; commit them (or `autorun stage fail`) before merging"
+            )
+    start = stage.start_commit
+    if not start:
+        start = git.git_out(["merge-base", stage.branch, state.base_branch], repo)
+    if gitmerge.stage_commits_ahead(repo, stage.branch, start) == 0:
+        raise AutorunError(
+            f"stage {stage.number} ({stage.name}) has no commits on {stage.branch} beyond "
+            f"its start point {start[:12]}; commit the work, or report the stage failed "
+            f"with `autorun stage fail {state.orch_dir} {stage.number} --reason ...`"
+        )
+
+
+def _notify(message: str) -> None:
+    with contextlib.suppress(Exception):
+        tmux = Tmux.from_env()
+        if tmux.list_sessions():
+            tmux.display_message(None, message)
+
+
+def retry_blocked_merges(orch_dir: Path) -> list[MergeReport]:
+    """Try again every merge that waits for the user's uncommitted changes."""
+    state = StatusStore(orch_dir).read()
+    out = []
+    for n, st in sorted(state.stages.items()):
+        if st.status == IN_PROGRESS and st.merge_state == "blocked":
+            out.append(merge(orch_dir, n))
+    return out

@@ -1,0 +1,159 @@
+"""A stand-in for the ``claude`` CLI, used by ``autorun demo`` and the tests.
+
+It accepts the arguments autorun passes to Claude Code (``--session-id``,
+``--resume``, ``--model``, ``--permission-mode``, ``--plugin-dir``, a prompt)
+and does, with real commands, what the real pipeline does for a stage:
+
+``/autorun:start <context>``: ``autorun stage start``, record the phases, make
+a real commit in the stage's worktree after a short random delay, then
+``autorun merge`` (the ``/autorun:merge`` step). Its behaviour can be steered
+per stage through ``AUTORUN_STANDIN_*`` variables:
+
+- ``AUTORUN_STANDIN_DELAY``: ``"min-max"`` seconds of "work" (default ``0.2-1.0``)
+- ``AUTORUN_STANDIN_FAIL``: comma-separated stages that report failure instead
+- ``AUTORUN_STANDIN_FILE``: ``"shared"`` makes every stage edit the same file
+  (for conflict scenarios); default: a file per stage
+- ``AUTORUN_STANDIN_IDLE``: comma-separated stages that stop at an idle prompt
+  (``❯``) and wait for ``continue`` before going on
+- ``AUTORUN_STANDIN_LIMIT``: ``"stage:seconds"``: that stage prints a usage-limit
+  message with a reset time that many seconds ahead, then waits for ``continue``
+- ``AUTORUN_STANDIN_LOG``: append one line per action to this file
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+
+def _autorun(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autorun_py", *args], capture_output=True, text=True, check=False
+    )
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+    path = os.environ.get("AUTORUN_STANDIN_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{time.time():.3f} {os.getpid()} {message}\n")
+
+
+def _stages(var: str) -> set[int]:
+    return {int(x) for x in os.environ.get(var, "").replace(" ", "").split(",") if x.isdigit()}
+
+
+def _delay() -> float:
+    spec = os.environ.get("AUTORUN_STANDIN_DELAY", "0.2-1.0")
+    lo, _, hi = spec.partition("-")
+    a = float(lo)
+    b = float(hi) if hi else a
+    return random.uniform(a, b)
+
+
+def _wait_for_continue(prompt: str = "❯ ") -> None:
+    """Sit at an idle prompt until someone types ``continue``."""
+    while True:
+        sys.stdout.write(f"\n{prompt}")
+        sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:
+            time.sleep(0.2)
+            continue
+        if line.strip().lower().startswith("continue"):
+            _log("got continue")
+            return
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True)
+
+
+def run_stage(context_file: str) -> int:
+    proc = _autorun("stage", "start", context_file, "--json")
+    if proc.returncode != 0:
+        _log(f"stage start failed: {proc.stderr.strip()}")
+        return 1
+    ctx: dict[str, Any] = json.loads(proc.stdout)
+    orch, n = ctx["orch_dir"], int(ctx["stage"])
+    _log(f"stage {n} started in {ctx['worktree']}")
+    _autorun("phase", orch, str(n), "triage", "started")
+    _autorun("phase", orch, str(n), "triage", "completed")
+    if n in _stages("AUTORUN_STANDIN_IDLE"):
+        _log("idle at prompt")
+        _wait_for_continue()
+    limit = os.environ.get("AUTORUN_STANDIN_LIMIT", "")
+    if limit.partition(":")[0] == str(n):
+        secs = float(limit.partition(":")[2] or 60)
+        reset = datetime.datetime.now() + datetime.timedelta(seconds=secs)
+        hour = reset.strftime("%I:%M%p").lstrip("0").lower()
+        print(f"Claude usage limit reached. Your limit will reset at {hour}.", flush=True)
+        _log(f"usage limit until {hour}")
+        _wait_for_continue()
+    _autorun("phase", orch, str(n), "implement", "started", "--current", "0", "--total", "1")
+    time.sleep(_delay())
+    if n in _stages("AUTORUN_STANDIN_FAIL"):
+        _autorun("stage", "fail", orch, str(n), "--reason", "the stand-in was told to fail")
+        _log(f"stage {n} reported failure")
+        return 0
+    wt = Path(ctx["worktree"])
+    if os.environ.get("AUTORUN_STANDIN_FILE") == "shared":
+        target = wt / "shared.txt"
+        target.write_text(f"stage {n} was here\n", encoding="utf-8")
+    else:
+        target = wt / "stages" / f"stage-{n}.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"# {ctx['name']}\n\nDone by stage {n}.\n", encoding="utf-8")
+    _git(wt, "add", "-A")
+    staged = subprocess.run(["git", "-C", str(wt), "diff", "--cached", "--quiet"], check=False)
+    if staged.returncode != 0:  # a resumed stage may have committed already
+        _git(wt, "commit", "-q", "-m", f"Stage {n}: {ctx['name']}")
+    _autorun("phase", orch, str(n), "implement", "completed", "--current", "1", "--total", "1")
+    _log(f"stage {n} committed; merging")
+    merged = _autorun("merge", orch, str(n), "--json")
+    _log(f"stage {n} merge exit {merged.returncode}")
+    if merged.returncode not in (0, 3, 4):
+        _log(merged.stderr.strip())
+    return 0 if merged.returncode in (0, 4) else merged.returncode
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    prompt = ""
+    resume = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--session-id", "--model", "--permission-mode", "--plugin-dir"):
+            i += 2
+            continue
+        if a == "--resume":
+            resume = args[i + 1]
+            i += 2
+            continue
+        if not a.startswith("--"):
+            prompt = a
+        i += 1
+    _log(f"stand-in agent: prompt={prompt!r} resume={resume!r}")
+    if prompt.startswith("/autorun:start "):
+        return run_stage(prompt[len("/autorun:start ") :].strip())
+    if resume:
+        # Resuming a conversation: pick up the stage this worktree belongs to.
+        proc = _autorun("context", "--json")
+        if proc.returncode == 0:
+            ctx = json.loads(proc.stdout)
+            return run_stage(ctx["context_file"])
+    _log("nothing to do")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
