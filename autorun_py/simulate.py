@@ -229,7 +229,8 @@ def simulate_plan(
     """Load a master plan and simulate it under ``schedule`` and under the other one.
 
     Durations come from ``durations_file`` (seconds), else from the plan's
-    estimates (hours; stages without one count 1 hour), else 1 per stage.
+    estimates (hours; stages without one count the median estimate), else 1
+    per stage.
     Stages are ranked as the launcher ranks them: by the remaining path
     weighted by the plan's estimates, whatever the simulated durations are.
     """
@@ -253,7 +254,7 @@ def simulate_plan(
         durations = dict(weights)
         unit, source = "hours", "the plan's estimates (hours)"
         if len(estimated) < len(deps):
-            source += "; stages without an estimate count 1 hour"
+            source += "; stages without one count the median estimate"
     else:
         durations = dict.fromkeys(deps, 1.0)
         unit, source = "stages", "1 per stage (the plan gives no estimates)"

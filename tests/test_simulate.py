@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from autorun_py.simulate import (
     parse_durations,
     simulate,
 )
+from tests.helpers import cli_json, run_cli, write_plan
 
 Deps = dict[int, tuple[int, ...]]
 
@@ -178,3 +181,89 @@ def test_parse_durations() -> None:
     # The JSON error names its line.
     with pytest.raises(AutorunError, match=r"d\.json:3: not valid JSON"):
         parse_durations('{\n"1": 1,\n}', "d.json", [1])
+
+
+# ------------------------------------------------------------------ the CLI, on real plan files
+
+ESTIMATED_PLAN = """\
+# Master plan
+
+## Stage 1: Parser
+**Dependencies**: None
+**Estimate**: 4h
+
+## Stage 2: Small fix
+**Dependencies**: None
+**Estimate**: 1h
+
+## Stage 3: Docs for the fix
+**Dependencies**: Stage 2
+**Estimate**: 1h
+
+## Stage 4: Release
+**Dependencies**: Stage 1, Stage 3
+**Estimate**: 2h
+"""
+
+
+def test_cli_simulate_uses_the_plan_estimates(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.md"
+    plan.write_text(ESTIMATED_PLAN, encoding="utf-8")
+    out = cli_json(["simulate", str(plan)], tmp_path)
+    assert out["unit"] == "hours" and out["schedule"] == "dataflow"
+    assert {s["stage"]: (s["start"], s["end"]) for s in out["stages"]} == {
+        1: (0.0, 4.0),
+        2: (0.0, 1.0),
+        3: (1.0, 2.0),
+        4: (4.0, 6.0),
+    }
+    assert out["makespan"] == out["lower_bound"] == 6.0
+    assert out["critical_path"] == {"length": 6.0, "stages": [1, 4]}
+    # Waves: 3 (wave 2) waits for 1 (wave 1) although it only needs 2.
+    assert out["other"]["schedule"] == "waves"
+    assert out["other"]["makespan"] == 7.0
+    assert out["other"]["stages"]["3"] == {"start": 4.0, "end": 5.0}
+
+    capped = cli_json(["simulate", str(plan), "--max-parallel", "1"], tmp_path)
+    assert capped["launch_order"] == [1, 2, 3, 4]  # the longest remaining path first
+    assert capped["makespan"] == capped["lower_bound"] == 8.0
+
+    proc = run_cli(["simulate", str(plan), "--schedule", "waves"], tmp_path, check=True)
+    text = proc.stdout
+    assert "schedule waves, max parallel unlimited" in text
+    assert "the plan's estimates (hours)" in text
+    assert "makespan:           7.00 h" in text
+    assert "critical path:      6.00 h (1 -> 4)" in text
+    assert "ratio:              1.167" in text
+    assert "dataflow makespan:  6.00 h (-14.3% against waves)" in text
+    row3 = next(line for line in text.splitlines() if "Docs for the fix" in line)
+    assert "4.00" in row3 and "5.00" in row3 and "#" in row3
+
+
+def test_cli_simulate_durations_file_and_default(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, [(1, "A", []), (2, "B", [1]), (3, "C", [])])
+    out = cli_json(["simulate", str(plan)], tmp_path)
+    assert out["unit"] == "stages"
+    assert out["makespan"] == 2.0 and out["other"]["makespan"] == 2.0
+
+    durations = tmp_path / "durations.json"
+    durations.write_text('{"1": 10, "2": 5, "3": 30}', encoding="utf-8")
+    out = cli_json(
+        ["simulate", str(plan), "--durations", str(durations), "--max-parallel", "1"], tmp_path
+    )
+    assert out["unit"] == "seconds"
+    # Without estimates the launcher ranks by stage count: 1 -> 2 before 3.
+    assert out["launch_order"] == [1, 2, 3]
+    assert out["makespan"] == 45.0 and out["lower_bound"] == 45.0
+
+    durations.write_text('{"1": 10, "2": 5, "9": 30}', encoding="utf-8")
+    proc = run_cli(["simulate", str(plan), "--durations", str(durations)], tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"autorun: error: {durations}: the plan has no stage 9"
+    assert "Traceback" not in proc.stderr
+
+    proc = run_cli(["simulate", str(tmp_path / "missing.md")], tmp_path)
+    assert proc.returncode == 1 and "missing.md: no such file" in proc.stderr
+
+    proc = run_cli(["simulate", str(plan), "--max-parallel", "0"], tmp_path)
+    assert proc.returncode == 2
