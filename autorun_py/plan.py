@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +107,7 @@ class Plan:
         When only some stages give an estimate, the others weigh the median estimate.
         """
         given = [s.estimate_hours for s in self.stages if s.estimate_hours is not None]
-        default = statistics.median(given) if given else 1.0
+        default = _median(given) if given else 1.0
         return {
             s.number: (s.estimate_hours if s.estimate_hours is not None else default)
             for s in self.stages
@@ -141,6 +140,12 @@ class Plan:
             "critical_path": list(self.critical_path),
             "warnings": list(self.warnings),
         }
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 # --------------------------------------------------------------------------- loading
@@ -207,6 +212,8 @@ def _block_md() -> MarkdownIt:
 
 def _plain_lines(content: str) -> list[str]:
     """The plain text of inline Markdown ``content``, one string per source line."""
+    if not _INLINE_SYNTAX.search(content):
+        return [line.strip() for line in content.split("\n")]
     global _INLINE_MD
     if _INLINE_MD is None:
         from markdown_it import MarkdownIt
@@ -222,6 +229,10 @@ def _plain_lines(content: str) -> list[str]:
             elif child.type in ("softbreak", "hardbreak"):
                 lines.append("")
     return lines
+
+
+# Characters that can start inline syntax; text without any of them is already plain.
+_INLINE_SYNTAX = re.compile(r"[\\`*_\[\]!<>&~]|  $", re.MULTILINE)
 
 
 def _plain(content: str) -> str:
@@ -252,8 +263,14 @@ _DEP_LOOSE = re.compile(r"^(?:depends\s+on|blocked\s+by)\s+(.*)$", _I)
 # Without a colon, only "Depends on Stage 1..." / "Depends on none" is a dependency line;
 # "Depends on the cache being warm" is prose.
 _LOOSE_VALUE = re.compile(r"^[\s*_`]*(?:stages?\s*#?\s*[0-9]|#?[0-9]|none\b|nothing\b)", _I)
-_DEP_PREFILTER = re.compile(r"(?im)^[\s*_`~>+\-]*(?:depend|deps|blocked|estimat|effort|wave)")
+_DEP_PREFILTER = re.compile(
+    r"(?im)^[\s*_`~>+\-]*(?:depend|deps|blocked|estimat|effort|duration|time\s+estimate|wave)"
+)
 
+_HEAD_DEPS = re.compile(
+    r"\s*[(\[]\s*(?:depends\s+on|dependencies|deps|blocked\s+by)\s*[:：]?\s*([^()\[\]]*)[)\]]\s*$",
+    _I,
+)
 _EST_LINE = re.compile(
     r"^(?:estimated?(?:\s+(?:effort|time|duration|hours))?|effort|time\s+estimate|duration)"
     r"\s*(?:\([^)]*\))?\s*[:：]\s*(.*)$",
@@ -570,14 +587,22 @@ class _Parser:
                 end_k += 1
             end_tok = headings[end_k].index if end_k < len(headings) else len(tokens)
             end_line = headings[end_k].line0 if end_k < len(headings) else len(self.lines)
+            name = m.group(2)
+            in_heading = _HEAD_DEPS.search(name)  # "## Stage 3: Report (depends on 1, 2)"
+            if in_heading:
+                name = name[: in_heading.start()]
             raw = _Raw(
                 number=number,
-                name=_clean_name(m.group(2)),
+                name=_clean_name(name),
                 line=line,
                 source="section",
                 declared_wave=wave[0] if wave is not None else None,
             )
             self._read_section(raw, tokens, h.index + 3, end_tok, h.end0, end_line)
+            if in_heading and raw.deps is None:
+                raw.deps, _ = self._dep_info(
+                    raw, in_heading.group(1), h.line0, True, tokens, 0, 0, False
+                )
             raws.append(raw)
         return raws
 

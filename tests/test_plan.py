@@ -532,3 +532,18 @@ def test_parse_dependency_value_none_forms() -> None:
     for text in ["none", "None.", "nothing", "—", "-", "n/a", "N/A", "(none)", "No dependencies"]:
         assert parse_dependency_value(text).numbers == (), text
         assert not parse_dependency_value(text).names, text
+
+
+def test_dependencies_in_the_heading() -> None:
+    plan = parse(
+        """\
+        ## Stage 1: Ingest
+        ## Stage 2: Parse (depends on Stage 1)
+        ## Stage 3: Report [Dependencies: 1, 2]
+        Duration: 2h
+        """
+    )
+    assert plan.deps() == {1: (), 2: (1,), 3: (1, 2)}
+    assert plan.stage(2).name == "Parse"
+    assert plan.stage(3).name == "Report"
+    assert plan.stage(3).estimate_hours == 2.0
