@@ -66,3 +66,41 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def standin_env(monkeypatch: Any, **extra: str) -> None:
+    """Point autorun at the built-in stand-in agent (via the environment)."""
+    import shlex
+
+    monkeypatch.setenv("AUTORUN_CLAUDE", sys.executable)
+    monkeypatch.setenv("AUTORUN_AGENT_ARGS", shlex.join(["-m", "autorun_py.standin"]))
+    monkeypatch.setenv("AUTORUN_STANDIN_DELAY", extra.pop("delay", "0.05-0.3"))
+    for key, value in extra.items():
+        monkeypatch.setenv(f"AUTORUN_STANDIN_{key.upper()}", value)
+
+
+def wait_finished(orch: Path, timeout: float = 60) -> dict[str, Any]:
+    """Poll status.json until every stage is terminal; return the raw status."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    raw: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            raw = json.loads((orch / "status.json").read_text())
+        except (OSError, ValueError):
+            raw = {}
+        stages = raw.get("stages", {})
+        if stages and all(
+            s["status"] in ("completed", "failed", "blocked") for s in stages.values()
+        ):
+            return raw
+        time.sleep(0.2)
+    raise AssertionError(
+        f"run did not finish in {timeout}s: "
+        + json.dumps({k: v["status"] for k, v in raw.get("stages", {}).items()})
+    )
+
+
+def read_events(orch: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (orch / "events.jsonl").read_text().splitlines() if x]

@@ -28,6 +28,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "autorun_py.cli.orchestrate_cmd:launch_ready",
         "Launch whatever is ready and not running (idempotent).",
     ),
+    "chain": ("autorun_py.cli.orchestrate_cmd:chain", "Open the next pipeline step in a window."),
     "demo": ("autorun_py.cli.demo_cmd:demo", "Run a sample orchestration on a scratch repo."),
     "merge": ("autorun_py.cli.merge_cmd:merge", "Merge a finished stage and start what is ready."),
     "phase": ("autorun_py.cli.state_cmd:phase", "Record a stage phase start or end."),

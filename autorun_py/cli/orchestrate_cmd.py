@@ -88,3 +88,34 @@ def launch_ready(orch: Optional[str], as_json: bool) -> None:
     )
     for n, err in result.failed:
         echo_err(f"autorun: stage {n} failed to launch: {err}")
+
+
+@click.command("chain")
+@click.argument("command")
+@click.option("--window", required=True, help="Name of the new tmux window (e.g. implement).")
+@click.option("--session", help="tmux session to open it in (default: the stage's or this one).")
+@click.option("--cwd", type=click.Path(path_type=Path, file_okay=False), help="Working directory.")
+@click.option("--phase", help="Pipeline phase, for the per-phase model (default: from --window).")
+@click.option("--close-caller", is_flag=True, help="Close the calling tmux pane afterwards.")
+@click.option("--json", "as_json", is_flag=True)
+def chain(
+    command: str,
+    window: str,
+    session: Optional[str],
+    cwd: Optional[Path],
+    phase: Optional[str],
+    close_caller: bool,
+    as_json: bool,
+) -> None:
+    """Open the next pipeline step COMMAND (a slash command) in a new tmux window."""
+    from dataclasses import asdict
+
+    from autorun_py.launch import chain as do_chain
+
+    result = do_chain(
+        command, window=window, session=session, cwd=cwd, close_caller=close_caller, phase=phase
+    )
+    if as_json:
+        echo_json(asdict(result))
+    else:
+        click.echo(f"opened {command!r} in {result.session}:{result.window} ({result.pane})")

@@ -1,0 +1,262 @@
+"""Launching and scheduling with real git, a private tmux server and a stand-in agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from autorun_py.orchestrate import run_orchestrate
+from autorun_py.state import StatusStore
+from autorun_py.tmux import Tmux
+from tests.helpers import (
+    git,
+    read_events,
+    run_cli,
+    standin_env,
+    wait_finished,
+    write_plan,
+)
+
+# A diamond (1 -> 2,3 -> 4) and a long chain (5 -> 6 -> 7 is too long for 6 stages:
+# 1 -> 5 -> 6 hangs off the diamond's root).
+SIX = [
+    (1, "Root", []),
+    (2, "Left", [1]),
+    (3, "Right", [1]),
+    (4, "Join", [2, 3]),
+    (5, "Chain A", [1]),
+    (6, "Chain B", [5]),
+]
+
+
+def _max_running(events: list[dict[str, object]]) -> int:
+    running, peak = set(), 0
+    for ev in events:
+        if ev["type"] == "stage_started":
+            running.add(ev["stage"])
+        elif ev["type"] in ("stage_completed", "stage_failed"):
+            running.discard(ev["stage"])
+        peak = max(peak, len(running))
+    return peak
+
+
+def test_six_stage_plan_completes_exactly_once(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin_env(monkeypatch)
+    plan = write_plan(repo, SIX)
+    outcome = run_orchestrate(plan, repo, monitor=False)
+    assert outcome.launched == [1]
+    orch = Path(outcome.orch_dir)
+    raw = wait_finished(orch)
+    assert raw["status"] == "completed"
+    events = read_events(orch)
+    launches = Counter(ev["stage"] for ev in events if ev["type"] == "stage_launched")
+    assert launches == {n: 1 for n in range(1, 7)}  # no stage launched twice
+    merges = Counter(ev["stage"] for ev in events if ev["type"] == "merge_complete")
+    assert merges == {n: 1 for n in range(1, 7)}
+    assert events[-1]["type"] == "orchestration_complete"
+    # Every stage branched from a base that already held all its dependencies' merges.
+    for key, st in raw["stages"].items():
+        for dep in st["depends_on"]:
+            dep_merge = raw["stages"][str(dep)]["merge_commit"]
+            assert (
+                subprocess.run(
+                    [
+                        "git",
+                        "-C",
+                        str(repo),
+                        "merge-base",
+                        "--is-ancestor",
+                        dep_merge,
+                        st["start_commit"],
+                    ]
+                ).returncode
+                == 0
+            ), f"stage {key} started before stage {dep} was merged"
+    # The work is on main, one merge commit per stage, and the user's checkout followed.
+    assert git(repo, "rev-parse", "HEAD") == git(repo, "rev-parse", "main")
+    for n in range(1, 7):
+        assert (repo / "stages" / f"stage-{n}.md").is_file()
+    assert len(git(repo, "log", "--merges", "--oneline").splitlines()) == 6
+    assert git(repo, "status", "--porcelain") == "?? master_plan.md"  # the plan itself
+    # Worktrees and branches were cleaned up.
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
+    assert git(repo, "branch", "--list", "autorun/*") == ""
+
+
+def test_max_parallel_cap_and_longest_path_first(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin_env(monkeypatch, delay="0.3-0.5")
+    stages = [(1, "Short", []), (2, "Chain head", []), (3, "Chain mid", [2]), (4, "Tail", [3])]
+    plan = write_plan(repo, stages)
+    outcome = run_orchestrate(plan, repo, max_parallel=1, monitor=False)
+    assert outcome.launched == [2]  # on the longest remaining path
+    orch = Path(outcome.orch_dir)
+    assert wait_finished(orch)["status"] == "completed"
+    events = read_events(orch)
+    assert _max_running(events) == 1
+    order = [ev["stage"] for ev in events if ev["type"] == "stage_launched"]
+    assert order == [2, 3, 1, 4]  # remaining path 3, then 2 > 1, then ties by number
+
+
+def test_waves_schedule_keeps_the_barrier(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin_env(monkeypatch)
+    plan = write_plan(repo, SIX)
+    outcome = run_orchestrate(plan, repo, schedule="waves", monitor=False)
+    orch = Path(outcome.orch_dir)
+    raw = wait_finished(orch)
+    assert raw["status"] == "completed" and raw["schedule"] == "waves"
+    events = read_events(orch)
+    waves = raw["waves"]
+    wave_of = {n: i for i, w in enumerate(waves) for n in w}
+    done: set[int] = set()
+    for ev in events:
+        if ev["type"] == "stage_completed":
+            done.add(ev["stage"])
+        if ev["type"] == "stage_launched":
+            earlier = {n for w in waves[: wave_of[ev["stage"]]] for n in w}
+            assert earlier <= done, f"stage {ev['stage']} launched before its wave barrier"
+
+
+def test_dry_run_touches_nothing_and_json(repo: Path, autorun_home: Path) -> None:
+    plan = write_plan(repo, SIX)
+    proc = run_cli(["orchestrate", str(plan), "--dry-run", "--json"], repo)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["launched"] == [1] and data["pending"] == [2, 3, 4, 5, 6] and data["dry_run"]
+    assert not (autorun_home / "orchestration").exists() or not any(
+        (autorun_home / "orchestration").iterdir()
+    )
+    text = run_cli(["orchestrate", str(plan), "--dry-run"], repo).stdout
+    assert "Wave 1 to launch (1 stages)" in text and "Wave 2: stages 2, 3, 5" in text
+
+
+def test_orchestrate_json_and_summary(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTORUN_CLAUDE", "true")  # an agent that does nothing
+    plan = write_plan(repo, SIX)
+    proc = run_cli(["orchestrate", str(plan), "--json", "--no-monitor"], repo)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) == {"orch_dir", "status_file", "launched", "pending"}
+    assert data["launched"] == [1] and data["pending"] == [2, 3, 4, 5, 6]
+    st = json.loads(Path(data["status_file"]).read_text())["stages"]["1"]
+    assert st["status"] == "in_progress" and st["session"] == "master-plan_stage-1"
+    assert st["claude_session_id"] and st["branch"].startswith("autorun/master-plan/stage-1-")
+    # Launching again is idempotent.
+    again = json.loads(run_cli(["launch-ready", data["orch_dir"], "--json"], repo).stdout)
+    assert again["launched"] == [] and again["running"] == [1]
+
+
+def test_hostile_names_never_reach_a_shell(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    canary = tmp_path / "CANARY"
+    standin_env(monkeypatch)
+    evil = f"$(touch {canary}) `touch {canary}` \"q\" 'x' ; touch {canary} &"
+    plan_dir = tmp_path / "plans $(touch CANARY)"
+    plan_dir.mkdir()
+    plan = write_plan(
+        plan_dir, [(1, evil, []), (2, f"then {evil}", [1])], name="wave_3 $(touch x) `y` plan.md"
+    )
+    proc = run_cli(["orchestrate", str(plan), "--no-monitor"], repo)
+    assert proc.returncode == 0, proc.stderr
+    orch = Path(_only_run())
+    raw = wait_finished(orch)
+    assert raw["status"] == "completed"
+    assert not canary.exists() and not (repo / "CANARY").exists()
+    assert raw["project_slug"] and all(c.isalnum() or c == "-" for c in raw["project_slug"])
+
+
+def _only_run() -> str:
+    root = Path(os.environ["AUTORUN_HOME"]) / "orchestration"
+    (run,) = [p for p in root.iterdir() if (p / "status.json").exists()]
+    return str(run)
+
+
+def test_environment_reaches_sessions_of_an_older_server(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A server started earlier, with another environment.
+    subprocess.run(
+        ["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "old"],
+        env={"PATH": os.environ["PATH"], "HOME": "/nonexistent"},
+        check=True,
+    )
+    out = tmp_path / "env.txt"
+    agent = tmp_path / "agent.sh"
+    agent.write_text(f"#!/bin/sh\nenv > '{out}'\n")
+    agent.chmod(0o755)
+    monkeypatch.setenv("AUTORUN_CLAUDE", str(agent))
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CLAUDE_CODE_MARKER", "yes")
+    plan = write_plan(repo, [(1, "Only", [])])
+    run_orchestrate(plan, repo, monitor=False)
+    for _ in range(100):
+        if out.exists() and out.read_text():
+            break
+        import time
+
+        time.sleep(0.05)
+    env = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9"
+    assert env["CLAUDE_CODE_MARKER"] == "yes"
+    assert env["HOME"] == os.environ["HOME"]
+    assert env["AUTORUN_STAGE"] == "1"
+
+
+def test_failed_launch_is_put_back_and_retried(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin_env(monkeypatch)
+    # The branch the first attempt wants already exists: `git worktree add -b` fails.
+    git(repo, "branch", "autorun/master-plan/stage-1-only")
+    plan = write_plan(repo, [(1, "Only", [])])
+    outcome = run_orchestrate(plan, repo, monitor=False)
+    assert outcome.launched == [] and outcome.launch_failed
+    orch = Path(outcome.orch_dir)
+    st = StatusStore(orch).read().stages[1]
+    assert st.status == "pending" and st.launch_attempts == 1
+    assert any(ev["type"] == "launch_failed" for ev in read_events(orch))
+    res = run_cli(["launch-ready", str(orch), "--json"], repo)
+    assert json.loads(res.stdout)["launched"] == [1]
+    raw = wait_finished(orch)
+    assert raw["status"] == "completed"
+    assert raw["stages"]["1"]["branch"].endswith("-retry1")
+
+
+def test_chain_opens_a_window_without_a_shell(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    log = tmp_path / "standin.log"
+    standin_env(monkeypatch, log=str(log))
+    canary = tmp_path / "CANARY"
+    Tmux(tmux_socket).new_session("host", ["sleep", "30"], cwd=repo)
+    text = f"/autorun:implement_plan notes $(touch {canary}) `touch {canary}` 'a b'"
+    proc = run_cli(
+        ["chain", text, "--window", "implement", "--session", "host", "--cwd", str(repo), "--json"],
+        repo,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["session"] == "host" and data["argv"][-1] == text
+    windows = Tmux(tmux_socket).out(["list-windows", "-t", "=host", "-F", "#{window_name}"])
+    assert "implement" in windows.splitlines()
+    for _ in range(100):
+        if log.exists() and "prompt=" in log.read_text():
+            break
+        import time
+
+        time.sleep(0.05)
+    assert repr(text) in log.read_text()  # arrived verbatim
+    assert not canary.exists()
