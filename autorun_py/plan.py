@@ -220,14 +220,14 @@ def _plain_lines(content: str) -> list[str]:
 
         _INLINE_MD = MarkdownIt("commonmark")
     lines: list[str] = [""]
-    for tok in _INLINE_MD.parseInline(content):
-        for child in tok.children or ():
-            if child.type in ("text", "text_special", "code_inline"):
-                lines[-1] += child.content
-            elif child.type == "image":
-                lines[-1] += "".join(c.content for c in child.children or ())
-            elif child.type in ("softbreak", "hardbreak"):
-                lines.append("")
+    # The inline parser alone (content is already normalized by the block parse).
+    for child in _INLINE_MD.inline.parse(content, _INLINE_MD, {}, []):
+        if child.type in ("text", "text_special", "code_inline"):
+            lines[-1] += child.content
+        elif child.type == "image":
+            lines[-1] += "".join(c.content for c in child.children or ())
+        elif child.type in ("softbreak", "hardbreak"):
+            lines.append("")
     return lines
 
 

@@ -189,3 +189,11 @@ def test_plan_check_imports_nothing_heavy() -> None:
     )
     last = proc.stdout.strip().splitlines()[-1]
     assert last == "[]", last
+
+
+def test_show_invalid_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.md"
+    path.write_text("## Stage 1: A\nDepends on: Stage 4\n")
+    code, out, err = run(capsys, "plan", "show", str(path), "--format", "dot")
+    assert code == 1 and out == ""
+    assert err == f"autorun: error: {path}:2: stage 1 depends on stage 4, which does not exist\n"
