@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py.launch import claim, session_name, start_claimed
-from autorun_py.orchestration import _target_dir, create_orchestration, initial_state, repo_info
+from autorun_py.orchestration import create_orchestration, initial_state, repo_info, target_dir
 from autorun_py.state import PENDING, STATUS_FILE, StatusStore, Transaction
 from autorun_py.summary import launch_summary
 
@@ -53,7 +53,7 @@ def run_orchestrate(
     plan = load_plan(plan_path)
     if dry_run:
         repo = repo_info(cwd)
-        target = _target_dir(plan.name)
+        target = target_dir(plan.name, repo.root)
         state = initial_state(
             plan,
             repo,

@@ -176,28 +176,31 @@ def initial_state(
     )
 
 
-def _target_dir(plan_name: str) -> Path:
-    """The directory for a new run of ``plan_name``; refuse while one is running."""
+def target_dir(plan_name: str, project_root: Path) -> Path:
+    """The directory for a new run of ``plan_name``.
+
+    A run of the same plan still running for the same project is refused (never
+    overwritten); one for another repository, or a finished one, is stepped over
+    to ``<plan-name>-2``, ``-3``...
+    """
     root = paths.orchestration_root()
-    first = root / plan_name
-    if first.exists() and is_running(first):
-        raise AutorunError(
-            f"an orchestration of {plan_name} is still running in {first}; "
-            f"see `autorun status {plan_name}` (finish or fail its stages before starting again)"
-        )
-    if not first.exists():
-        return first
-    for i in range(2, 10000):
-        cand = root / f"{plan_name}-{i}"
-        if cand.exists():
-            if is_running(cand):
-                raise AutorunError(
-                    f"an orchestration of {plan_name} is still running in {cand}; "
-                    f"see `autorun status {cand.name}`"
-                )
-            continue
-        return cand
+    for i in range(1, 10000):
+        cand = root / (plan_name if i == 1 else f"{plan_name}-{i}")
+        if not cand.exists():
+            return cand
+        if is_running(cand) and _project_of(cand) == project_root:
+            raise AutorunError(
+                f"an orchestration of {plan_name} is still running for {project_root} in "
+                f"{cand}; see `autorun status {cand.name}` (finish or fail its stages first)"
+            )
     raise AutorunError(f"too many runs of {plan_name} under {root}")
+
+
+def _project_of(orch_dir: Path) -> Optional[Path]:
+    try:
+        return Path(StatusStore(orch_dir).read().project_root)
+    except AutorunError:
+        return None
 
 
 def create_orchestration(
@@ -216,7 +219,7 @@ def create_orchestration(
     root.mkdir(parents=True, exist_ok=True)
     slug = unique_slug(plan.slug)
     for _attempt in range(20):
-        target = _target_dir(plan.name)
+        target = target_dir(plan.name, repo.root)
         check_component(target.name)
         tmp = Path(tempfile.mkdtemp(prefix=f".creating-{target.name}-", dir=str(root)))
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -88,6 +89,15 @@ def test_six_stage_plan_completes_exactly_once(
     # Worktrees and branches were cleaned up.
     assert len(git(repo, "worktree", "list").splitlines()) == 1
     assert git(repo, "branch", "--list", "autorun/*") == ""
+    # Each pane's output was logged; sessions close after their merge returned.
+    logs = Path(os.environ["AUTORUN_HOME"]) / "logs"
+    for n in range(1, 7):
+        assert "stand-in agent" in (logs / f"master-plan_stage-{n}.log").read_text()
+    tmux = Tmux(tmux_socket)
+    deadline = time.monotonic() + 10
+    while tmux.list_sessions() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert tmux.list_sessions() == []
 
 
 def test_max_parallel_cap_and_longest_path_first(
@@ -260,3 +270,64 @@ def test_chain_opens_a_window_without_a_shell(
         time.sleep(0.05)
     assert repr(text) in log.read_text()  # arrived verbatim
     assert not canary.exists()
+
+
+def test_worktreeinclude_copies_ignored_files(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTORUN_CLAUDE", "true")
+    (repo / ".gitignore").write_text(".env\nsecrets/\nbuild/\n")
+    (repo / ".worktreeinclude").write_text(".env\nsecrets/\n")
+    git(repo, "add", ".gitignore", ".worktreeinclude")
+    git(repo, "commit", "-q", "-m", "ignore rules")
+    (repo / ".env").write_text("TOKEN=1\n")
+    (repo / "secrets").mkdir()
+    (repo / "secrets" / "key.pem").write_text("key\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "out.bin").write_text("big\n")  # ignored but not included
+    plan = write_plan(repo.parent, [(1, "Only", [])])
+    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    wt = Path(StatusStore(orch).read().stages[1].worktree or "")
+    assert (wt / ".env").read_text() == "TOKEN=1\n"
+    assert (wt / "secrets" / "key.pem").read_text() == "key\n"
+    assert not (wt / "build").exists()
+
+
+def test_agent_argv_from_config_and_environment(
+    autorun_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autorun_py.config import agent_argv, load_config
+
+    autorun_home.mkdir(parents=True, exist_ok=True)
+    (autorun_home / "config.json").write_text(
+        json.dumps(
+            {
+                "agent": "my-claude",
+                "permission_mode": "acceptEdits",
+                "models": {"start": "sonnet", "research": "opus"},
+                "agent_args": ["--verbose"],
+            }
+        )
+    )
+    cfg = load_config()
+    argv = agent_argv(cfg, "/autorun:start /x/stage-1-context.md", phase="start", session_id="abc")
+    assert argv == [
+        "my-claude",
+        "--verbose",
+        "--model",
+        "sonnet",
+        "--permission-mode",
+        "acceptEdits",
+        "--session-id",
+        "abc",
+        "/autorun:start /x/stage-1-context.md",
+    ]
+    monkeypatch.setenv("AUTORUN_CLAUDE", "/opt/claude")
+    monkeypatch.setenv("AUTORUN_MODEL_RESEARCH", "haiku")
+    cfg = load_config()
+    assert agent_argv(cfg, "p", phase="research", resume="r1")[:1] == ["/opt/claude"]
+    assert "haiku" in agent_argv(cfg, "p", phase="research")
+    assert agent_argv(cfg, "p", phase="x", resume="r1")[-3:] == ["--resume", "r1", "p"]
+    (autorun_home / "config.json").write_text("{not json")
+    with pytest.raises(Exception, match="config.json"):
+        load_config()

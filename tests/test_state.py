@@ -400,3 +400,15 @@ def test_events_cli_and_follow(repo: Path, orch: Path) -> None:
     types = [json.loads(x)["type"] for x in out.splitlines()]
     assert types[0] == "orchestration_started" and types[-1] == "orchestration_complete"
     assert types.count("stage_blocked") == 3
+
+
+def test_second_live_run_with_the_same_slug_gets_a_distinct_one(repo: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    git(other, "commit", "-q", "--allow-empty", "-m", "init")
+    a = create_orchestration(load_plan(write_plan(repo, DIAMOND, name="x_plan.md")), repo)
+    b = create_orchestration(load_plan(write_plan(other, DIAMOND, name="x-plan.md")), other)
+    assert a.project_slug != b.project_slug
+    assert Path(a.orch_dir).name == "x-plan" and Path(b.orch_dir).name == "x-plan-2"
+    assert len(b.project_slug) <= 20
