@@ -3,7 +3,8 @@
 ``claude_bin``: the binary, or the tests are skipped with the reason (.ci/run
 installs it with scripts/install-claude-code.sh, so in CI they run).
 ``e2e_plugin``: a copy of the plugin plus the test-only commands of
-tests/e2e/commands, its Python environment built once per session.
+tests/e2e/commands, its Python environment built once per session (from a local
+wheelhouse: no network).
 ``fake_api``: the fake Messages API. ``claude``: a :class:`ClaudeRunner` on the
 test's private HOME (first-run screens skipped, the pytest temp root trusted).
 """
@@ -20,6 +21,7 @@ import pytest
 
 from .fake_anthropic import FakeAnthropic
 from .harness import ClaudeRunner, build_plugin, find_claude, prepare_home
+from .wheelhouse import build_wheelhouse, offline_pip_env
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,6 +51,7 @@ def e2e_plugin(tmp_path_factory: pytest.TempPathFactory) -> Plugin:
     )
     data = tmp_path_factory.mktemp("plugin-data")
     env = dict(os.environ)
+    env.update(offline_pip_env(build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))))
     env["AUTORUN_HOME"] = str(tmp_path_factory.mktemp("shim-home"))
     proc = subprocess.run(
         [str(root / "scripts" / "autorun"), "--data-dir", str(data), "--version"],

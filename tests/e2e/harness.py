@@ -230,6 +230,14 @@ class ScreenTimeout(AssertionError):
     pass
 
 
+def _matcher(what: Union[str, re.Pattern[str], Callable[[str], bool]]) -> Callable[[str], bool]:
+    if isinstance(what, str):
+        return lambda screen: what in screen
+    if isinstance(what, re.Pattern):
+        return lambda screen: what.search(screen) is not None
+    return what
+
+
 @dataclass
 class TuiSession:
     socket: str
@@ -301,18 +309,7 @@ class TuiSession:
         """Wait until the screen (with ``history`` lines of scroll-back) shows ``what``;
         return that screen. Fails with the last screen when time runs out or the
         pane died without showing it."""
-        if isinstance(what, str):
-            needle = what
-
-            def test(s: str) -> bool:
-                return needle in s
-        elif isinstance(what, re.Pattern):
-            pattern = what
-
-            def test(s: str) -> bool:
-                return pattern.search(s) is not None
-        else:
-            test = what
+        test = _matcher(what)
         deadline = time.monotonic() + timeout
         last = ""
         while True:

@@ -1,0 +1,269 @@
+"""scripts/autorun, the plugin's POSIX shim: builds its virtual environment on
+first use (once, even when called concurrently), is fast afterwards, rebuilds
+when the version or the dependencies change, and says what to do when Python is
+missing or too old or the install fails. Installs come from a local wheelhouse
+(no network)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from e2e.harness import build_plugin
+from e2e.wheelhouse import build_wheelhouse, offline_pip_env
+
+from autorun_py import __version__
+
+SETUP_MSG = "setting up its Python environment"
+PLAN = "# Plan\n\n## Stage 1: Alpha\n\n**Dependencies**: None\n\nDo alpha.\n"
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
+
+
+def shim_env(wheelhouse: Path, autorun_home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "CLAUDE_PLUGIN"))}
+    env.update(offline_pip_env(wheelhouse))
+    env["AUTORUN_HOME"] = str(autorun_home)
+    env.update(extra)
+    return env
+
+
+def run(
+    shim: Path, *args: str, env: dict[str, str], cwd: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(shim), *args],
+        env=env,
+        cwd=str(cwd) if cwd else None,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@dataclass
+class Built:
+    root: Path
+    shim: Path
+    data: Path
+    home: Path
+    env: dict[str, str]
+    first: list[subprocess.CompletedProcess[str]]
+    first_seconds: float
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Built:
+    """A plugin copy whose venv was built by two concurrent first calls."""
+    root = build_plugin(tmp_path_factory.mktemp("plugin") / "autorun")
+    data = tmp_path_factory.mktemp("data")
+    home = tmp_path_factory.mktemp("autorun-home")
+    env = shim_env(wheelhouse, home)
+    shim = root / "scripts" / "autorun"
+    argv = [str(shim), "--data-dir", str(data), "--version"]
+    started = time.monotonic()
+    procs = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        outs.append(subprocess.CompletedProcess(argv, proc.returncode, out, err))
+    return Built(root, shim, data, home, env, outs, time.monotonic() - started)
+
+
+def test_first_calls_build_the_venv_once_and_later_calls_are_fast(built: Built) -> None:
+    for proc in built.first:
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == f"autorun, version {__version__}"
+    # Two concurrent first calls: one installs, the other waits for it.
+    assert sum(SETUP_MSG in p.stderr for p in built.first) == 1, [p.stderr for p in built.first]
+    venv = built.data / "venv"
+    stamp = venv / ".autorun-stamp"
+    assert stamp.is_file() and (venv / "bin" / "python").exists()
+    assert not (built.data / "venv.lock").exists()
+    before = stamp.stat().st_mtime_ns
+
+    timings = []
+    for _ in range(3):
+        started = time.monotonic()
+        proc = run(built.shim, "--data-dir", str(built.data), "--version", env=built.env)
+        timings.append(time.monotonic() - started)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert proc.stdout.strip() == f"autorun, version {__version__}"
+    assert stamp.stat().st_mtime_ns == before  # nothing was reinstalled
+    print(f"first call (build) {built.first_seconds:.2f}s; later calls {min(timings):.3f}s")
+    assert min(timings) < 1.5, timings
+
+
+def test_calls_without_data_dir_find_the_same_venv(built: Built) -> None:
+    # The model's own Bash calls do not pass --data-dir: the shim remembers.
+    proc = run(built.shim, "--version", env=built.env)
+    assert proc.returncode == 0, proc.stderr
+    assert SETUP_MSG not in proc.stderr
+    assert not (built.home / "venv").exists()
+    # The engine's own entry point is there too, for tmux windows and monitors.
+    entry = built.data / "venv" / "bin" / "autorun"
+    out = subprocess.run([str(entry), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"autorun, version {__version__}"
+
+
+def test_a_symlink_to_the_shim_finds_the_plugin_root(built: Built, tmp_path: Path) -> None:
+    link_dir = tmp_path / "bin"
+    link_dir.mkdir()
+    (link_dir / "autorun").symlink_to(built.shim)
+    proc = run(link_dir / "autorun", "--data-dir", str(built.data), "--version", env=built.env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"autorun, version {__version__}"
+
+
+def test_arg_stdin_hands_the_text_to_the_engine_verbatim(built: Built, tmp_path: Path) -> None:
+    odd = 'it\'s "my" plan $(touch pwned) `touch pwned2`.md'
+    (tmp_path / odd).write_text(PLAN, encoding="utf-8")
+    proc = run(
+        built.shim,
+        "--data-dir",
+        str(built.data),
+        "--arg-stdin",
+        "plan",
+        "check",
+        env=built.env,
+        cwd=tmp_path,
+        stdin=odd + "\n\n",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Stage 1: Alpha" in proc.stdout
+    assert odd in proc.stdout
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+
+    # Blank input adds no argument at all.
+    proc = run(built.shim, "--arg-stdin", "plan", "check", env=built.env, cwd=tmp_path, stdin=" \n")
+    assert proc.returncode == 2
+    assert "Missing argument" in proc.stderr
+
+
+def test_exit_zero_reports_the_status_instead_of_failing(built: Built, tmp_path: Path) -> None:
+    proc = run(built.shim, "--exit-zero", "plan", "check", "nope.md", env=built.env, cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines()[-1] == "autorun: exit status 1"
+    assert "nope.md" in proc.stderr
+
+    ok = run(built.shim, "--exit-zero", "--version", env=built.env)
+    assert ok.returncode == 0 and "exit status" not in ok.stdout
+
+
+def test_a_new_version_or_new_dependencies_rebuild_the_venv(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    root = build_plugin(tmp_path / "plugin")
+    shim = root / "scripts" / "autorun"
+    env = shim_env(wheelhouse, tmp_path / "home")
+    data = tmp_path / "data"
+    assert run(shim, "--data-dir", str(data), "--version", env=env).returncode == 0
+
+    init = root / "autorun_py" / "__init__.py"
+    init.write_text(init.read_text().replace(__version__, "99.1.0"), encoding="utf-8")
+    proc = run(shim, "--data-dir", str(data), "--version", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert SETUP_MSG in proc.stderr
+    assert proc.stdout.strip() == "autorun, version 99.1.0"
+
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(text.replace("dependencies = [", 'dependencies = [\n    "mdurl",', 1))
+    proc = run(shim, "--data-dir", str(data), "--version", env=env)
+    assert SETUP_MSG in proc.stderr and proc.returncode == 0, proc.stderr
+    assert "mdurl" in (data / "venv" / "requirements.txt").read_text().splitlines()
+
+    again = run(shim, "--data-dir", str(data), "--version", env=env)
+    assert again.returncode == 0 and SETUP_MSG not in again.stderr
+
+
+def test_install_failure_says_so_and_the_next_call_tries_again(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    root = build_plugin(tmp_path / "plugin")
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(
+        text.replace("dependencies = [", 'dependencies = [\n    "autorun-no-such-dependency",', 1)
+    )
+    env = shim_env(wheelhouse, tmp_path / "home")
+    data = tmp_path / "data"
+    shim = root / "scripts" / "autorun"
+    for _ in range(2):
+        proc = run(shim, "--data-dir", str(data), "--version", env=env)
+        assert proc.returncode == 1
+        assert SETUP_MSG in proc.stderr  # tried (again)
+        assert "could not install autorun's Python dependencies" in proc.stderr
+        assert "venv.install.log" in proc.stderr
+        assert not (data / "venv" / ".autorun-stamp").exists()
+        assert not (data / "venv.lock").exists()
+    assert "autorun-no-such-dependency" in (data / "venv.install.log").read_text()
+
+
+@pytest.fixture
+def bare_bin(tmp_path: Path) -> Iterator[Path]:
+    """A PATH with the POSIX tools the shim uses, and no python."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("sh", "dirname", "cksum", "cut", "mkdir", "rm", "sleep", "cat", "tr", "sed"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bindir / tool).symlink_to(found)
+    yield bindir
+
+
+def test_missing_python_says_how_to_install_it(
+    tmp_path: Path, bare_bin: Path, autorun_home: Path
+) -> None:
+    shim = build_plugin(tmp_path / "plugin") / "scripts" / "autorun"
+    env = {"PATH": str(bare_bin), "HOME": os.environ["HOME"], "AUTORUN_HOME": str(autorun_home)}
+    proc = subprocess.run(
+        [str(bare_bin / "sh"), str(shim), "--version"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert "python3 not found: autorun needs Python >= 3.9" in proc.stderr
+    assert "brew install python3" in proc.stderr
+    assert "sudo apt-get install python3 python3-venv" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    zero = subprocess.run(
+        [str(bare_bin / "sh"), str(shim), "--exit-zero", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert zero.returncode == 0 and "autorun: exit status 1" in zero.stdout
+
+
+def test_old_python_is_refused_with_its_version(tmp_path: Path, autorun_home: Path) -> None:
+    shim = build_plugin(tmp_path / "plugin") / "scripts" / "autorun"
+    old = tmp_path / "python3.8"
+    old.write_text("#!/bin/sh\necho 3.8.10\nexit 3\n")  # answers like python3.8 would
+    old.chmod(0o755)
+    env = dict(os.environ, AUTORUN_PYTHON=str(old), AUTORUN_HOME=str(autorun_home))
+    proc = run(shim, "--data-dir", str(tmp_path / "data"), "--version", env=env)
+    assert proc.returncode == 1
+    assert "is version 3.8.10: autorun needs Python >= 3.9" in proc.stderr
+    assert not (tmp_path / "data" / "venv").exists()
+
+
+def test_a_shim_outside_a_plugin_says_so(tmp_path: Path, built: Built) -> None:
+    lone = tmp_path / "scripts" / "autorun"
+    lone.parent.mkdir()
+    shutil.copy2(built.shim, lone)
+    proc = run(lone, "--version", env=built.env)
+    assert proc.returncode == 1
+    assert "does not look like the autorun plugin" in proc.stderr
