@@ -222,8 +222,10 @@ def _plain_lines(content: str) -> list[str]:
     lines: list[str] = [""]
     # The inline parser alone (content is already normalized by the block parse).
     for child in _INLINE_MD.inline.parse(content, _INLINE_MD, {}, []):
-        if child.type in ("text", "text_special", "code_inline"):
+        if child.type in ("text", "text_special"):
             lines[-1] += child.content
+        elif child.type == "code_inline":  # keep the backticks: `--json` is part of a name
+            lines[-1] += child.markup + child.content + child.markup
         elif child.type == "image":
             lines[-1] += "".join(c.content for c in child.children or ())
         elif child.type in ("softbreak", "hardbreak"):
@@ -253,7 +255,11 @@ _TABLE_STAGE_CELL = re.compile(
     r"^[\W_]*?(?:stage\s*)?#?\s*(" + _NUM + r")(?![0-9]|\.[0-9]|[^\W\d_])" + _SEP_HEAD + r"(.*)$",
     _I | re.DOTALL,
 )
-_WAVE_HEAD = re.compile(r"^[\W_]*?\bwave\s*#?\s*(" + _NUM + r")(?![0-9])", _I)
+# "Wave 2", "Wave 2: Core", "Wave 2 — Core", "Wave 2 (parallel)"; not a title such
+# as "Wave 2 master plan", where the number is followed by more words.
+_WAVE_HEAD = re.compile(
+    r"^[\W_]*?\bwave\s*#?\s*(" + _NUM + r")(?![0-9])\s*(?:$|[:.)(|\-–—])", _I
+)
 _WAVE_LINE = re.compile(r"^wave\s*[:：]\s*#?\s*(" + _NUM + r")(?![0-9])", _I)
 
 _DEP_WORDS = r"(?:depends\s+on|depend\s+on|dependencies|dependency|deps|blocked\s+by)"
@@ -398,7 +404,7 @@ def _norm_header(text: str) -> str:
 def _clean_name(name: str) -> str:
     name = _CONTROL.sub(" ", name)
     name = re.sub(r"\s+", " ", name).strip()
-    return name.strip(" *_`~").strip()
+    return name.strip(" *_~").strip()
 
 
 def _fmt_list(numbers: Sequence[int], limit: int = 12) -> str:

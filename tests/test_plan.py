@@ -375,7 +375,7 @@ def test_fenced_fake_stage_headings_are_scope() -> None:
 
 def test_unicode_and_shell_metacharacters_in_names() -> None:
     plan = load_plan(FIXTURES / "unicode_shell.md")
-    assert plan.stage(1).name == "Données $(rm -rf ~) id ; echo \"pwned\" | cat & 'quote'"
+    assert plan.stage(1).name == "Données $(rm -rf ~) `id` ; echo \"pwned\" | cat & 'quote'"
     assert plan.stage(2).name == "日本語のステージ — «ünïcode» \\ back\\slash"
     assert "日本語, emoji 🚀" in plan.stage(2).scope
     assert plan.slug == "unicode-shell"

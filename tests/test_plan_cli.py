@@ -114,7 +114,8 @@ def test_real_process_binary_file_no_traceback(tmp_path: Path) -> None:
 def mermaid_labels(text: str) -> dict[str, str]:
     out = {}
     for node, label in re.findall(r'^\s+(s\d+)\["([^"]*)"\]$', text, re.M):
-        out[node] = html.unescape(re.sub(r"#(\d+);", r"&#\1;", label).replace("#", "&"))
+        label = re.sub(r"#(\d+);", lambda m: chr(int(m.group(1))), label)
+        out[node] = re.sub(r"#(\w+);", lambda m: html.unescape(f"&{m.group(1)};"), label)
     return out
 
 
@@ -125,7 +126,7 @@ def test_show_mermaid(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0] == "flowchart TD"
     labels = mermaid_labels(out)
     assert labels == {
-        "s1": "Stage 1: Données $(rm -rf ~) id ; echo \"pwned\" | cat & 'quote'",
+        "s1": "Stage 1: Données $(rm -rf ~) `id` ; echo \"pwned\" | cat & 'quote'",
         "s2": "Stage 2: 日本語のステージ — «ünïcode» \\ back\\slash",
     }
     assert "    s1 ==> s2" in lines  # critical-path edge
@@ -161,7 +162,7 @@ def test_show_dot(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith('digraph "unicode-shell" {\n') and out.rstrip().endswith("}")
     assert out.count("{") == out.count("}") == 1
     strings = dot_strings(out)
-    assert "Stage 1: Données $(rm -rf ~) id ; echo \"pwned\" | cat & 'quote'" in strings
+    assert "Stage 1: Données $(rm -rf ~) `id` ; echo \"pwned\" | cat & 'quote'" in strings
     assert "Stage 2: 日本語のステージ — «ünïcode» \\ back\\slash" in strings
     assert "    s1 -> s2 [penwidth=2, color=red];" in out.splitlines()
 
