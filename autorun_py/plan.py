@@ -257,9 +257,7 @@ _TABLE_STAGE_CELL = re.compile(
 )
 # "Wave 2", "Wave 2: Core", "Wave 2 — Core", "Wave 2 (parallel)"; not a title such
 # as "Wave 2 master plan", where the number is followed by more words.
-_WAVE_HEAD = re.compile(
-    r"^[\W_]*?\bwave\s*#?\s*(" + _NUM + r")(?![0-9])\s*(?:$|[:.)(|\-–—])", _I
-)
+_WAVE_HEAD = re.compile(r"^[\W_]*?\bwave\s*#?\s*(" + _NUM + r")(?![0-9])\s*(?:$|[:.)(|\-–—])", _I)
 _WAVE_LINE = re.compile(r"^wave\s*[:：]\s*#?\s*(" + _NUM + r")(?![0-9])", _I)
 
 _DEP_WORDS = r"(?:depends\s+on|depend\s+on|dependencies|dependency|deps|blocked\s+by)"

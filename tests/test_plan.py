@@ -547,3 +547,16 @@ def test_dependencies_in_the_heading() -> None:
     assert plan.stage(2).name == "Parse"
     assert plan.stage(3).name == "Report"
     assert plan.stage(3).estimate_hours == 2.0
+
+
+def test_title_mentioning_a_wave_is_not_a_wave_heading(tmp_path: Path) -> None:
+    path = tmp_path / "wave_2_master_plan.md"
+    path.write_text(
+        "# Wave 2 master plan\n\n## Stage 1: Ingest `--json`\nDepends on: none\n\nRead.\n\n"
+        "## Wave 3: Later\n\n### Stage 2: Use\nDepends on: Stage 1\n\nUse.\n"
+    )
+    plan = load_plan(path)
+    assert plan.stage(1).declared_wave is None
+    assert plan.stage(2).declared_wave == 3
+    assert plan.stage(1).name == "Ingest `--json`"
+    assert any("declared in wave 3" in w for w in plan.warnings)
