@@ -38,6 +38,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "retry": ("autorun_py.cli.state_cmd:retry", "Start a failed stage again."),
     "status": ("autorun_py.cli.state_cmd:status", "Show one run's status (or --watch it)."),
     "list": ("autorun_py.cli.state_cmd:list_cmd", "List every orchestration."),
+    "doctor": ("autorun_py.cli.doctor_cmd:doctor", "Check that what autorun needs is installed."),
     "plan": ("autorun_py.cli.plan_cmd:plan", "Check a master plan and show its dependency graph."),
     "simulate": ("autorun_py.cli.simulate_cmd:simulate", "Simulate how a plan would be scheduled."),
     "review": (
