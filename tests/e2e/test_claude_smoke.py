@@ -5,13 +5,15 @@
    command's own ``allowed-tools`` suffice, ``$ARGUMENTS`` reaches the engine
    verbatim through a quoted here-document (no shell reads it), and the output
    reaches the model.
-2. The interactive TUI in tmux starts with no first-run screen, runs a plugin
+2. ``/autorun:status`` shows the run's status to the model.
+3. The interactive TUI in tmux starts with no first-run screen, runs a plugin
    command given as its positional prompt (as the engine starts stage sessions),
    accepts a typed prompt, and the model's Bash tool call really runs.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from autorun_py import __version__
@@ -111,3 +113,34 @@ def test_tui_starts_without_first_run_screens_and_runs_commands_and_tools(
         assert banned not in screen
     assert claude.fake.errors() == []
     assert claude.fake.unknown_paths() == []
+
+
+def test_status_command_shows_the_run_to_the_model(
+    claude: ClaudeRunner, e2e_plugin: Plugin, tmp_path: Path
+) -> None:
+    # Only the command's own allowed-tools: no permission from settings.
+    prepare_home(claude.home, trusted=[tmp_path], allow=(), mode=None)
+    link_plugin_data(claude.home, e2e_plugin)
+    project = tmp_path / "project"
+    project.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "init"]):
+        subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
+    (project / "plan.md").write_text(PLAN, encoding="utf-8")
+    engine = e2e_plugin.data / "venv" / "bin" / "autorun"
+    made = subprocess.run(
+        [str(engine), "orchestrate", "--no-launch", "--no-monitor", "plan.md"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+
+    claude.fake.script = lambda req: "STATUS-SHOWN" if req.is_main else None
+    result = claude.run_print("/autorun:status", cwd=project, plugin_dirs=[e2e_plugin.root])
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert result.stdout.strip() == "STATUS-SHOWN"
+    prompt = claude.fake.main_requests()[0].all_user_text()
+    assert "<command-name>/autorun:status</command-name>" in prompt
+    assert "Alpha setup" in prompt and "Beta feature" in prompt
+    assert "exit status" not in prompt
