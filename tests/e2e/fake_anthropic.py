@@ -121,7 +121,12 @@ class MessagesRequest:
         return texts[0] if texts else ""
 
     def last_message(self) -> dict[str, Any]:
-        return self.messages[-1] if self.messages else {}
+        """The newest user or assistant message (Claude Code also interleaves
+        ``role: system`` messages, e.g. after tool results)."""
+        for msg in reversed(self.messages):
+            if msg.get("role") in ("user", "assistant"):
+                return msg
+        return {}
 
     def tool_results(self) -> list[dict[str, Any]]:
         """Every tool_result block in the conversation, oldest first."""
@@ -134,12 +139,30 @@ class MessagesRequest:
                 )
         return out
 
+    def pending_tool_results(self) -> list[dict[str, Any]]:
+        """The tool_result blocks that answer the assistant's newest turn (empty when
+        the conversation does not end with tool results)."""
+        out: list[dict[str, Any]] = []
+        for msg in reversed(self.messages):
+            role = msg.get("role")
+            if role == "assistant":
+                break
+            content = msg.get("content")
+            if role == "user":
+                if not isinstance(content, list):
+                    return []
+                results = [
+                    b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"
+                ]
+                if not results:
+                    return []
+                out[:0] = results
+        return out
+
     def last_tool_result(self) -> Optional[str]:
-        """The text of the newest tool_result if the last message carries one, else None."""
-        content = self.last_message().get("content")
-        if not isinstance(content, list):
-            return None
-        results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+        """The text of the newest tool_result when the conversation ends with tool
+        results (the model is to go on after a tool call), else None."""
+        results = self.pending_tool_results()
         return _flatten(results[-1].get("content", "")) if results else None
 
     def tool_uses(self) -> list[dict[str, Any]]:
@@ -181,6 +204,9 @@ class FakeAnthropic:
 
     script: Script = default_script
     default_text: str = "OK"
+    # A runaway loop (a script that calls a tool forever) ends here: later main
+    # requests get a plain text reply and an error is recorded.
+    max_main_requests: int = 150
     requests: list[RecordedRequest] = field(default_factory=list)
     _server: Optional[ThreadingHTTPServer] = None
     _thread: Optional[threading.Thread] = None
@@ -330,7 +356,10 @@ class FakeAnthropic:
         if h.command != "HEAD":
             h.wfile.write(data)
 
-    def _reply_blocks(self, req: MessagesRequest) -> list[Block]:
+    def _reply_blocks(self, req: MessagesRequest, rec: RecordedRequest) -> list[Block]:
+        if req.is_main and len(self.main_requests()) > self.max_main_requests:
+            rec.error = f"more than {self.max_main_requests} main requests: runaway script?"
+            return [text("fake API: request limit reached")]
         reply = self.script(req)
         if reply is None:
             return [text(self.default_text)]
@@ -342,7 +371,7 @@ class FakeAnthropic:
         self, h: BaseHTTPRequestHandler, rec: RecordedRequest, body: dict[str, Any]
     ) -> None:
         req = MessagesRequest(body, rec.headers)
-        blocks = self._reply_blocks(req)
+        blocks = self._reply_blocks(req, rec)
         stop = "tool_use" if any(b.get("type") == "tool_use" for b in blocks) else "end_turn"
         msg_id = f"msg_fake_{next(self._ids)}"
         in_tokens = max(1, len(json.dumps(body)) // 4)
