@@ -224,6 +224,9 @@ class ClaudeRunner:
         subprocess.run(
             ["tmux", "-L", self.tmux_socket, "kill-server"], capture_output=True, check=False
         )
+        # A killed server can leave its socket file behind.
+        tmpdir = os.environ.get("TMUX_TMPDIR") or "/tmp"
+        Path(tmpdir, f"tmux-{os.getuid()}", self.tmux_socket).unlink(missing_ok=True)
 
 
 class ScreenTimeout(AssertionError):
