@@ -69,7 +69,7 @@ class StageContext:
             lines.append(f"AUTORUN_{key.upper()}={shlex.quote(text)}")
         return "\n".join(lines)
 
-    def to_text(self) -> str:
+    def to_text(self, *, with_context_file: bool = False) -> str:
         rows = [
             ("Stage", f"{self.stage}: {self.name} ({self.status})"),
             ("Orchestration", self.orch_dir),
@@ -83,7 +83,13 @@ class StageContext:
             ("Depends on", ", ".join(map(str, self.depends_on)) or "none"),
             ("When done", self.chain_command),
         ]
-        return "\n".join(f"{k + ':':15}{v}" for k, v in rows)
+        text = "\n".join(f"{k + ':':15}{v}" for k, v in rows)
+        if with_context_file:
+            try:
+                text += "\n\n" + Path(self.context_file).read_text(encoding="utf-8")
+            except OSError:
+                pass
+        return text
 
 
 def make_context(state: RunState, stage: StageState) -> StageContext:

@@ -225,3 +225,20 @@ def test_demo_completes(tmp_path: Path) -> None:
     # The demo's private tmux server is gone.
     sockets = subprocess.run(["tmux", "-L", f"autorun-demo-{proc.pid}", "ls"], capture_output=True)
     assert sockets.returncode != 0
+
+
+def test_merge_without_arguments_merges_this_worktrees_stage(
+    repo: Path, quiet_agent: None
+) -> None:
+    plan = write_plan(repo.parent, [(1, "Here", []), (2, "Next", [1])])
+    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    wt = Path(StatusStore(orch).read().stages[1].worktree or "")
+    _commit_in(wt, "here.txt", "here\n", "here")
+    proc = run_cli(["merge", "--json"], wt)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["launched"] == [2]
+    assert run_cli(["merge", str(orch)], repo).returncode == 2  # ORCH without STAGE
+    # `stage start` prints the context file (scope included) for the model.
+    wt2 = Path(StatusStore(orch).read().stages[2].worktree or "")
+    out = run_cli(["stage", "start", str(orch / "stages" / "stage-2-context.md")], wt2).stdout
+    assert "## Scope" in out and "Do the work of Next." in out and "/autorun:merge" in out

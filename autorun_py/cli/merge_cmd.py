@@ -11,13 +11,17 @@ from autorun_py.cli._out import echo_json
 
 
 @click.command("merge")
-@click.argument("orch")
-@click.argument("stage", type=int)
+@click.argument("orch", required=False)
+@click.argument("stage", type=int, required=False)
 @click.option("--continue", "cont", is_flag=True, help="Finish after resolving the conflicts.")
 @click.option("--abort", is_flag=True, help="Drop the conflicted merge attempt.")
 @click.option("--json", "as_json", is_flag=True)
-def merge(orch: str, stage: int, cont: bool, abort: bool, as_json: bool) -> Optional[int]:
+def merge(
+    orch: Optional[str], stage: Optional[int], cont: bool, abort: bool, as_json: bool
+) -> Optional[int]:
     """Merge STAGE's branch into the run's base branch and start what became ready.
+
+    Without ORCH and STAGE: the stage this worktree (or tmux session) belongs to.
 
     Exit 3: conflicts to resolve in the merge worktree, then --continue.
     Exit 4: blocked by your uncommitted changes in the base checkout.
@@ -29,6 +33,17 @@ def merge(orch: str, stage: int, cont: bool, abort: bool, as_json: bool) -> Opti
     if cont and abort:
         raise UsageError("--continue and --abort exclude each other")
     action = "continue" if cont else "abort" if abort else "merge"
+    if orch is None or stage is None:
+        if orch is not None:
+            raise UsageError(
+                "give both ORCH and STAGE, or neither (to merge this worktree's stage)"
+            )
+        from pathlib import Path
+
+        from autorun_py.stage import find_context
+
+        ctx = find_context(Path.cwd())
+        orch, stage = ctx.orch_dir, ctx.stage
     report = do_merge(resolve(orch), stage, action=action)
     if as_json:
         echo_json(report.to_json())

@@ -71,13 +71,13 @@ def events(orch: Optional[str], follow: bool, forever: bool, only_new: bool, as_
             return
 
 
-def _print_context(ctx: Any, as_json: bool, as_shell: bool) -> None:
+def _print_context(ctx: Any, as_json: bool, as_shell: bool, *, full: bool = False) -> None:
     if as_json:
         echo_json(ctx.to_json())
     elif as_shell:
         click.echo(ctx.to_shell())
     else:
-        click.echo(ctx.to_text())
+        click.echo(ctx.to_text(with_context_file=full))
 
 
 @click.command("context")
@@ -103,7 +103,7 @@ def stage_start(context_file: Path, as_json: bool, as_shell: bool) -> None:
     """Register this session as the stage of CONTEXT_FILE and print its context."""
     from autorun_py.stage import register_stage
 
-    _print_context(register_stage(context_file, Path.cwd()), as_json, as_shell)
+    _print_context(register_stage(context_file, Path.cwd()), as_json, as_shell, full=True)
 
 
 @stage.command("fail")
