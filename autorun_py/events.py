@@ -131,3 +131,44 @@ def follow_events(
         if stop is not None and stop():
             return
         time.sleep(poll)
+
+
+def notable_line(ev: dict[str, Any]) -> Optional[str]:
+    """One line for the events a person acts on; None for the rest.
+
+    Used by the plugin's monitor: every line it prints becomes a turn of the
+    orchestrating Claude session, so routine events are left out.
+    """
+    t = ev.get("type")
+    n = ev.get("stage")
+    name = f" ({ev['name']})" if ev.get("name") else ""
+    if t == "merge_complete":
+        nxt = ev.get("next") or []
+        started = f"; started {', '.join(map(str, nxt))}" if nxt else ""
+        commit = str(ev.get("merge_commit") or "")[:12]
+        return f"autorun: stage {n}{name} merged into {ev.get('base_branch')} {commit}{started}"
+    if t == "stage_failed":
+        return f"autorun: stage {n}{name} FAILED: {ev.get('reason', '')}"
+    if t == "stage_blocked" and ev.get("blocked_by") is not None:
+        return f"autorun: stage {n}{name} blocked by the failure of stage {ev['blocked_by']}"
+    if t == "merge_conflict":
+        files = ", ".join(ev.get("files") or [])
+        return (
+            f"autorun: stage {n} merge conflict in {files}; resolving in {ev.get('merge_worktree')}"
+        )
+    if t == "merge_blocked":
+        files = ", ".join(ev.get("files") or [])
+        return f"autorun: stage {n} merge waits for your uncommitted changes in {files}"
+    if t == "launch_failed":
+        return f"autorun: stage {n} failed to launch (will retry): {ev.get('error', '')}"
+    if t == "review_waiting":
+        return f"autorun: stage {n} asks you questions: {ev.get('review_file', '')}"
+    if t == "orchestration_complete":
+        return (
+            f"autorun: run {ev.get('plan_name')} finished ({ev.get('result')}): "
+            f"{ev.get('completed')}/{ev.get('total_stages')} merged, "
+            f"{ev.get('failed')} failed, {ev.get('blocked')} blocked"
+        )
+    if t in ("session_dead", "stage_restarted", "stall_reported"):
+        return f"autorun: stage {n}: {t.replace('_', ' ')} {ev.get('reason', '')}".rstrip()
+    return None

@@ -86,7 +86,7 @@ def _priority(state: RunState) -> dict[int, float]:
     return remaining_path(state.deps(), weights or None)
 
 
-def _select(state: RunState) -> list[int]:
+def select_ready(state: RunState) -> list[int]:
     from autorun_py.schedule import StageView, select_launches
 
     views = {n: StageView(s.status, tuple(s.depends_on)) for n, s in state.stages.items()}
@@ -99,10 +99,17 @@ def _select(state: RunState) -> list[int]:
     )
 
 
+def record_session_id(stage: StageState, session_id: str) -> None:
+    """Remember every Claude session a stage ran (``claude_session_ids``), for the report."""
+    ids = stage.extra.setdefault("claude_session_ids", [])
+    if isinstance(ids, list) and session_id not in ids:
+        ids.append(session_id)
+
+
 def claim(txn: Transaction, numbers: Optional[list[int]] = None) -> list[int]:
     """Claim the stages to start now (all the scheduler picks, or just ``numbers``)."""
     state = txn.state
-    chosen = _select(state)
+    chosen = select_ready(state)
     if numbers is not None:
         chosen = [n for n in chosen if n in numbers]
     for n in chosen:
@@ -114,6 +121,7 @@ def claim(txn: Transaction, numbers: Optional[list[int]] = None) -> list[int]:
         stage.worktree = str(worktree_path(state, stage))
         stage.session = session_name(state, n)
         stage.claude_session_id = str(uuid.uuid4())
+        record_session_id(stage, stage.claude_session_id)
         stage.start_commit = None
         stage.merge_state = None
         stage.merge_detail = {}
@@ -363,6 +371,7 @@ def chain(
         with store.transaction() as txn:
             st = txn.state.stage(ctx.stage)
             st.claude_session_id = session_id
+            record_session_id(st, session_id)
             txn.emit("chained", stage=ctx.stage, window=window, command=command)
         log_file = paths.logs_dir() / f"{ctx.project_slug}_stage-{ctx.stage}.log"
     else:

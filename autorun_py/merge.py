@@ -21,7 +21,7 @@ from autorun_py.config import load_config
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
 from autorun_py.gitmerge import MergeKind, MergeOutcome
-from autorun_py.launch import claim, kill_later, start_claimed
+from autorun_py.launch import claim, kill_later, select_ready, start_claimed
 from autorun_py.state import (
     COMPLETED,
     IN_PROGRESS,
@@ -193,6 +193,8 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
         st.merge_state = None
         st.merge_detail = {}
         transition(txn, number, COMPLETED, merge_commit=outcome.merge_commit)
+        _wave_events(txn, number, wave_before)
+        upcoming = select_ready(state)  # what claim() below starts, for the event
         txn.emit(
             "merge_complete",
             stage=number,
@@ -202,8 +204,8 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
             merge_commit=outcome.merge_commit,
             previous_tip=outcome.previous_tip,
             updated_checkouts=[str(p) for p in outcome.updated_checkouts],
+            next=upcoming,
         )
-        _wave_events(txn, number, wave_before)
         claimed = claim(txn)
         report.run_complete = finish_if_done(txn)
         repo = Path(state.project_root)

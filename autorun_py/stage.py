@@ -29,6 +29,7 @@ from autorun_py.state import (
     StageState,
     StatusStore,
     transition,
+    update_phase,
 )
 from autorun_py.tmux import Tmux
 
@@ -201,6 +202,8 @@ def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = No
                     "to be merged first"
                 )
             transition(txn, number, IN_PROGRESS, source="stage start")
+        if stage.phase("triage").started_at is None:
+            update_phase(txn, number, "triage", "started")
         if worktree is not None:
             stage.worktree = str(worktree)
         if branch is not None:

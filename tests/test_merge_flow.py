@@ -227,9 +227,7 @@ def test_demo_completes(tmp_path: Path) -> None:
     assert sockets.returncode != 0
 
 
-def test_merge_without_arguments_merges_this_worktrees_stage(
-    repo: Path, quiet_agent: None
-) -> None:
+def test_merge_without_arguments_merges_this_worktrees_stage(repo: Path, quiet_agent: None) -> None:
     plan = write_plan(repo.parent, [(1, "Here", []), (2, "Next", [1])])
     orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
     wt = Path(StatusStore(orch).read().stages[1].worktree or "")
@@ -242,3 +240,27 @@ def test_merge_without_arguments_merges_this_worktrees_stage(
     wt2 = Path(StatusStore(orch).read().stages[2].worktree or "")
     out = run_cli(["stage", "start", str(orch / "stages" / "stage-2-context.md")], wt2).stdout
     assert "## Scope" in out and "Do the work of Next." in out and "/autorun:merge" in out
+
+
+def test_notable_events_and_phase_from_the_worktree(repo: Path, quiet_agent: None) -> None:
+    plan = write_plan(repo.parent, [(1, "Here", []), (2, "Next", [1])])
+    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    wt = Path(StatusStore(orch).read().stages[1].worktree or "")
+    run_cli(["stage", "start", str(orch / "stages" / "stage-1-context.md")], wt)
+    assert StatusStore(orch).read().stages[1].phases["triage"].started_at
+    plan_md = wt.parent / "p.md"
+    plan_md.write_text("# plan\n")
+    proc = run_cli(["phase", "create_plan", "completed", "--plan-file", str(plan_md)], wt)
+    assert proc.returncode == 0, proc.stderr
+    st = StatusStore(orch).read().stages[1]
+    assert st.plan_file == str(plan_md.resolve()) and st.phases["create_plan"].completed_at
+    assert run_cli(["phase", "bogus", "started"], wt).returncode == 2
+    _commit_in(wt, "x.txt", "x\n", "x")
+    assert run_cli(["merge"], wt).returncode == 0
+    lines = run_cli(["events", str(orch), "--notable"], repo).stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("autorun: stage 1 (Here) merged into main ")
+    assert lines[0].endswith("; started 2")
+    # --wait finds the running run of this repository.
+    proc = run_cli(["events", "--wait", "--notable"], repo)
+    assert proc.returncode == 0 and proc.stdout.splitlines() == lines

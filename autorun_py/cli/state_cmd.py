@@ -20,21 +20,44 @@ def _orch(ref: Optional[str]) -> Path:
 
 
 @click.command("phase")
-@click.argument("orch")
-@click.argument("stage", type=int)
-@click.argument("phase", type=click.Choice(PHASES))
-@click.argument("action", type=click.Choice(["started", "completed"]))
+@click.argument("args", nargs=-1, metavar="[ORCH STAGE] PHASE started|completed")
 @click.option("--current", type=click.IntRange(min=0), help="Implementation phase reached.")
 @click.option("--total", type=click.IntRange(min=0), help="Implementation phases in the plan.")
+@click.option("--plan-file", type=click.Path(path_type=Path), help="Record the stage's plan file.")
 def phase(
-    orch: str, stage: int, phase: str, action: str, current: Optional[int], total: Optional[int]
+    args: tuple[str, ...],
+    current: Optional[int],
+    total: Optional[int],
+    plan_file: Optional[Path],
 ) -> None:
-    """Record that a stage's PHASE started or completed."""
+    """Record that a stage's PHASE started or completed.
+
+    Without ORCH and STAGE: the stage this worktree (or tmux session) belongs to.
+    PHASE is one of: triage, research, create_plan, implement, merge.
+    """
+    from autorun_py.errors import UsageError
     from autorun_py.state import StatusStore, update_phase
 
-    store = StatusStore(_orch(orch))
-    with store.transaction() as txn:
-        update_phase(txn, stage, phase, action, current=current, total=total)
+    if len(args) == 4:
+        orch_dir, stage_text, name, action = _orch(args[0]), args[1], args[2], args[3]
+        if not stage_text.isdigit():
+            raise UsageError(f"STAGE must be a stage number, not {stage_text!r}")
+        stage = int(stage_text)
+    elif len(args) == 2:
+        from autorun_py.stage import find_context
+
+        ctx = find_context(Path.cwd())
+        orch_dir, stage, name, action = Path(ctx.orch_dir), ctx.stage, args[0], args[1]
+    else:
+        raise UsageError("usage: autorun phase [ORCH STAGE] PHASE started|completed")
+    if name not in PHASES:
+        raise UsageError(f"unknown phase {name!r} (one of: {', '.join(PHASES)})")
+    if action not in ("started", "completed"):
+        raise UsageError(f"unknown action {action!r} (started or completed)")
+    with StatusStore(orch_dir).transaction() as txn:
+        st = update_phase(txn, stage, name, action, current=current, total=total)
+        if plan_file is not None:
+            st.plan_file = str(plan_file.expanduser().resolve())
 
 
 def _event_line(ev: dict[str, Any]) -> str:
@@ -49,16 +72,41 @@ def _event_line(ev: dict[str, Any]) -> str:
 @click.option("--forever", is_flag=True, help="With --follow: do not stop when the run ends.")
 @click.option("--new", "only_new", is_flag=True, help="With --follow: skip events already logged.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def events(orch: Optional[str], follow: bool, forever: bool, only_new: bool, as_json: bool) -> None:
+@click.option(
+    "--notable",
+    is_flag=True,
+    help="Only what a person (or the orchestrating session) acts on, one line each.",
+)
+@click.option(
+    "--wait",
+    "wait_run",
+    is_flag=True,
+    help="Without ORCH: wait until this repository has a running orchestration.",
+)
+def events(
+    orch: Optional[str],
+    follow: bool,
+    forever: bool,
+    only_new: bool,
+    as_json: bool,
+    notable: bool,
+    wait_run: bool,
+) -> None:
     """Print a run's events (events.jsonl)."""
     import json
 
-    from autorun_py.events import follow_events, read_events
+    from autorun_py.events import follow_events, notable_line, read_events
 
-    orch_dir = _orch(orch)
+    orch_dir = _wait_for_run() if (wait_run and orch is None) else _orch(orch)
 
     def show(ev: dict[str, Any]) -> None:
-        click.echo(json.dumps(ev, ensure_ascii=False) if as_json else _event_line(ev))
+        if notable:
+            line = notable_line(ev)
+            if line is None:
+                return
+            click.echo(line)
+        else:
+            click.echo(json.dumps(ev, ensure_ascii=False) if as_json else _event_line(ev))
         sys.stdout.flush()
 
     if not follow:
@@ -69,6 +117,21 @@ def events(orch: Optional[str], follow: bool, forever: bool, only_new: bool, as_
         show(ev)
         if ev.get("type") == "orchestration_complete" and not forever:
             return
+
+
+def _wait_for_run(poll: float = 1.0) -> Path:
+    """The running orchestration of this repository, waiting until there is one."""
+    from autorun_py.errors import AutorunError
+    from autorun_py.orchestration import current_orchestration, is_running
+
+    while True:
+        try:
+            found = current_orchestration(Path.cwd())
+            if is_running(found):
+                return found
+        except AutorunError:
+            pass
+        time.sleep(poll)
 
 
 def _print_context(ctx: Any, as_json: bool, as_shell: bool, *, full: bool = False) -> None:
