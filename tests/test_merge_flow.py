@@ -264,3 +264,18 @@ def test_notable_events_and_phase_from_the_worktree(repo: Path, quiet_agent: Non
     # --wait finds the running run of this repository.
     proc = run_cli(["events", "--wait", "--notable"], repo)
     assert proc.returncode == 0 and proc.stdout.splitlines() == lines
+
+
+def test_question_from_a_stage_shows_in_its_status(repo: Path, quiet_agent: None) -> None:
+    plan = write_plan(repo.parent, [(1, "Asks", [])])
+    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    wt = Path(StatusStore(orch).read().stages[1].worktree or "")
+    proc = run_cli(
+        ["review", "new", "--title", "Which DB?", "--question", "Postgres or SQLite?", "--json"], wt
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["stage"] == 1 and data["orch_dir"] == str(orch)
+    status = json.loads(run_cli(["status", str(orch), "--json"], repo).stdout)
+    assert [(r["stage"], r["path"]) for r in status["reviews_waiting"]] == [(1, data["path"])]
+    assert "waiting for your answer: stage 1" in run_cli(["status", str(orch)], repo).stdout

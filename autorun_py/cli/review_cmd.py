@@ -65,7 +65,7 @@ def new_cmd(
             raise AutorunError(
                 f"cannot read context file: {exc.strerror}", path=context_file
             ) from None
-    stage = parse_stage_ref(stage_ref) if stage_ref else None
+    stage = parse_stage_ref(stage_ref) if stage_ref else _current_stage()
     path = new_review(title, list(questions), context, stage)
     if as_json:
         click.echo(
@@ -172,3 +172,15 @@ def _print_answers(answers: Sequence[Answer], as_json: bool) -> None:
         for line in body.split("\n"):
             click.echo(f"     {line}" if line else "")
         click.echo("")
+
+
+def _current_stage() -> tuple[Path, int] | None:
+    """The running stage this worktree or tmux session belongs to, if any: a
+    question asked from inside a stage is attached to it without ``--stage``."""
+    from autorun_py.stage import find_context
+
+    try:
+        ctx = find_context(Path.cwd())
+    except AutorunError:
+        return None
+    return Path(ctx.orch_dir), ctx.stage
