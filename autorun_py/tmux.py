@@ -7,6 +7,7 @@ call is ``tmux -L <socket> ...`` (tests and the demo run on a private server).
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,24 @@ def forwarded_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]
         if key in FORWARD_EXACT or key.startswith(FORWARD_PREFIXES):
             out[key] = value
     return out
+
+
+def _window_args(
+    command: Sequence[str], window: Optional[str], env: Optional[Mapping[str, str]]
+) -> list[str]:
+    """The tail shared by new-session and new-window: name, environment, argv.
+
+    With two or more words tmux execs the command directly; a lone word goes
+    through ``sh -c``, so it is shell-quoted to stay one literal word.
+    """
+    args: list[str] = []
+    if window:
+        args += ["-n", window]
+    for key, value in sorted((env or {}).items()):
+        args += ["-e", f"{key}={value}"]
+    if command:
+        args += ["--", *command] if len(command) > 1 else ["--", shlex.quote(command[0])]
+    return args
 
 
 @dataclass(frozen=True)
@@ -87,12 +106,7 @@ class Tmux:
         """Start a detached session running ``command`` (an argv list); return its pane id."""
         args = ["new-session", "-d", "-P", "-F", "#{pane_id}", "-s", name, "-c", str(cwd)]
         args += ["-x", str(width), "-y", str(height)]
-        if window:
-            args += ["-n", window]
-        for key, value in sorted((env or {}).items()):
-            args += ["-e", f"{key}={value}"]
-        args += ["--", *command] if command else []
-        return self.out(args)
+        return self.out(args + _window_args(command, window, env))
 
     def new_window(
         self,
@@ -104,12 +118,7 @@ class Tmux:
         env: Optional[Mapping[str, str]] = None,
     ) -> str:
         args = ["new-window", "-d", "-P", "-F", "#{pane_id}", "-t", f"={session}:", "-c", str(cwd)]
-        if window:
-            args += ["-n", window]
-        for key, value in sorted((env or {}).items()):
-            args += ["-e", f"{key}={value}"]
-        args += ["--", *command] if command else []
-        return self.out(args)
+        return self.out(args + _window_args(command, window, env))
 
     def kill_session(self, name: str) -> bool:
         return self.run(["kill-session", "-t", f"={name}"], check=False).returncode == 0
@@ -122,8 +131,6 @@ class Tmux:
 
     def pipe_pane(self, target: str, log_file: Path) -> None:
         """Append everything the pane prints to ``log_file`` (argv-quoted for tmux's shell)."""
-        import shlex
-
         self.run(["pipe-pane", "-o", "-t", target, "cat >> " + shlex.quote(str(log_file))])
 
     def capture_pane(self, target: str, *, lines: int = 200) -> str:

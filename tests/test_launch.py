@@ -331,3 +331,15 @@ def test_agent_argv_from_config_and_environment(
     (autorun_home / "config.json").write_text("{not json")
     with pytest.raises(Exception, match="config.json"):
         load_config()
+
+
+def test_tmux_single_word_command_is_not_a_shell_line(tmux_socket: str, tmp_path: Path) -> None:
+    canary = tmp_path / "CANARY"
+    weird = tmp_path / f"prog; touch {canary}"
+    weird.write_text(f"#!/bin/sh\necho ran > '{tmp_path}/ran'\n")
+    weird.chmod(0o755)
+    Tmux(tmux_socket).new_session("one", [str(weird)], cwd=tmp_path)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "ran").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "ran").exists() and not canary.exists()
