@@ -335,7 +335,7 @@ def test_agent_argv_from_config_and_environment(
 
 def test_tmux_single_word_command_is_not_a_shell_line(tmux_socket: str, tmp_path: Path) -> None:
     canary = tmp_path / "CANARY"
-    weird = tmp_path / f"prog; touch {canary}"
+    weird = tmp_path / "prog; touch CANARY"  # run with cwd tmp_path: a shell would touch it
     weird.write_text(f"#!/bin/sh\necho ran > '{tmp_path}/ran'\n")
     weird.chmod(0o755)
     Tmux(tmux_socket).new_session("one", [str(weird)], cwd=tmp_path)
