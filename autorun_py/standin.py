@@ -18,6 +18,20 @@ per stage through ``AUTORUN_STANDIN_*`` variables:
 - ``AUTORUN_STANDIN_LIMIT``: ``"stage:seconds"``: that stage prints a usage-limit
   message with a reset time that many seconds ahead, then waits for ``continue``
 - ``AUTORUN_STANDIN_LOG``: append one line per action to this file
+- ``AUTORUN_STANDIN_LIMIT_SECONDS``: ``1`` prints the reset time with seconds
+  (``3:45:07pm``), so a test need not wait for the next minute
+- ``AUTORUN_STANDIN_STUCK``: stages that sit at the idle prompt for good (each
+  ``continue`` brings the prompt back)
+- ``AUTORUN_STANDIN_REVIEW``: stages that ask a question (``autorun review new
+  --stage``) and block in ``autorun review wait`` until it is answered
+- ``AUTORUN_STANDIN_CRASH``: stages whose agent exits at once (every start)
+- ``AUTORUN_STANDIN_GATE``: a directory; before its work, stage N waits until
+  ``<dir>/stage-N`` exists (a test holds stages mid-run with it)
+- ``AUTORUN_STANDIN_MERGE_GATE``: the same, after the commit and before the merge
+
+Like Claude Code, it appends its conversation to
+``~/.claude/projects/<project key>/<session id>.jsonl`` (an assistant line with
+token usage per step), so ``--resume <id>`` finds it and the report counts it.
 """
 
 from __future__ import annotations
@@ -59,6 +73,13 @@ def _delay() -> float:
     return random.uniform(a, b)
 
 
+def _clear_screen() -> None:
+    """Redraw from a clean screen once the prompt is left, as Claude Code's TUI does
+    (a prompt no longer in use must not stay in sight)."""
+    sys.stdout.write("\x1b[2J\x1b[H")
+    sys.stdout.flush()
+
+
 def _wait_for_continue(prompt: str = "❯ ") -> None:
     """Sit at an idle prompt until someone types ``continue``."""
     while True:
@@ -69,8 +90,95 @@ def _wait_for_continue(prompt: str = "❯ ") -> None:
             time.sleep(0.2)
             continue
         if line.strip().lower().startswith("continue"):
+            _clear_screen()
             _log("got continue")
             return
+
+
+def _wait_for_gate(var: str, n: int, what: str) -> None:
+    gate = os.environ.get(var)
+    if not gate:
+        return
+    path = Path(gate) / f"stage-{n}"
+    if path.exists():
+        return
+    _log(f"stage {n} waiting at {what} gate")
+    while not path.exists():
+        time.sleep(0.05)
+    _log(f"stage {n} passed {what} gate")
+
+
+_SESSION: dict[str, Any] = {"id": None, "turn": 0}
+
+
+def _transcript(step: str, n: int = 0) -> None:
+    """Append a user line and an assistant line with usage, as Claude Code does."""
+    sid = _SESSION["id"]
+    if not sid:
+        return
+    from autorun_py.transcripts import transcript_path
+
+    cwd = os.getcwd()
+    path = transcript_path(cwd, sid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _SESSION["turn"] += 1
+    turn = _SESSION["turn"]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    base = {"cwd": cwd, "sessionId": sid, "version": "standin", "timestamp": now + "Z"}
+    msg_id = f"msg_standin_{sid[:8]}_{os.getpid()}_{turn}"
+    usage = {
+        "input_tokens": 100 * n + turn,
+        "output_tokens": 10 * n + turn,
+        "cache_creation_input_tokens": 1000 + turn,
+        "cache_read_input_tokens": 5000 + 10 * turn,
+    }
+    lines = [
+        {**base, "type": "user", "message": {"role": "user", "content": step}},
+        {
+            **base,
+            "type": "assistant",
+            "requestId": f"req_{msg_id}",
+            "message": {
+                "id": msg_id,
+                "role": "assistant",
+                "model": "claude-sonnet-4-5-20250929",
+                "content": [{"type": "text", "text": f"({step})"}],
+                "usage": usage,
+            },
+        },
+    ]
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def _review(orch: str, n: int) -> None:
+    """Ask a question about the stage and block until the user answers it."""
+    proc = _autorun(
+        "review",
+        "new",
+        "--title",
+        f"Stage {n} question",
+        "--question",
+        "Which way should the stand-in go?",
+        "--stage",
+        f"{orch}:{n}",
+    )
+    path = proc.stdout.strip()
+    _log(f"stage {n} waiting for review {path}")
+    waiter = subprocess.Popen(
+        [sys.executable, "-m", "autorun_py", "review", "wait", path, "--no-open"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    from autorun_py.review import is_stage_waiting
+
+    while waiter.poll() is None and not is_stage_waiting(Path(orch), n):
+        time.sleep(0.05)
+    sys.stdout.write("\n❯ ")  # looks exactly like an idle prompt while it waits
+    sys.stdout.flush()
+    code = waiter.wait()
+    _clear_screen()
+    _log(f"stage {n} review answered (exit {code})")
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -85,6 +193,17 @@ def run_stage(context_file: str) -> int:
     ctx: dict[str, Any] = json.loads(proc.stdout)
     orch, n = ctx["orch_dir"], int(ctx["stage"])
     _log(f"stage {n} started in {ctx['worktree']}")
+    _transcript("start", n)
+    if n in _stages("AUTORUN_STANDIN_CRASH"):
+        _log(f"stage {n} crashing")
+        return 1
+    if n in _stages("AUTORUN_STANDIN_STUCK"):
+        _log("stuck at prompt")
+        while True:
+            _wait_for_continue()
+    if n in _stages("AUTORUN_STANDIN_REVIEW"):
+        _review(orch, n)
+    _wait_for_gate("AUTORUN_STANDIN_GATE", n, "work")
     _autorun("phase", orch, str(n), "triage", "started")
     _autorun("phase", orch, str(n), "triage", "completed")
     if n in _stages("AUTORUN_STANDIN_IDLE"):
@@ -94,7 +213,8 @@ def run_stage(context_file: str) -> int:
     if limit.partition(":")[0] == str(n):
         secs = float(limit.partition(":")[2] or 60)
         reset = datetime.datetime.now() + datetime.timedelta(seconds=secs)
-        hour = reset.strftime("%I:%M%p").lstrip("0").lower()
+        fmt = "%I:%M:%S%p" if os.environ.get("AUTORUN_STANDIN_LIMIT_SECONDS") else "%I:%M%p"
+        hour = reset.strftime(fmt).lstrip("0").lower()
         print(f"Claude usage limit reached. Your limit will reset at {hour}.", flush=True)
         _log(f"usage limit until {hour}")
         _wait_for_continue()
@@ -117,6 +237,8 @@ def run_stage(context_file: str) -> int:
     if staged.returncode != 0:  # a resumed stage may have committed already
         _git(wt, "commit", "-q", "-m", f"Stage {n}: {ctx['name']}")
     _autorun("phase", orch, str(n), "implement", "completed", "--current", "1", "--total", "1")
+    _transcript("implement", n)
+    _wait_for_gate("AUTORUN_STANDIN_MERGE_GATE", n, "merge")
     _log(f"stage {n} committed; merging")
     merged = _autorun("merge", orch, str(n), "--json")
     _log(f"stage {n} merge exit {merged.returncode}")
@@ -133,10 +255,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     while i < len(args):
         a = args[i]
         if a in ("--session-id", "--model", "--permission-mode", "--plugin-dir"):
+            if a == "--session-id" and i + 1 < len(args):
+                _SESSION["id"] = args[i + 1]
             i += 2
             continue
         if a == "--resume":
             resume = args[i + 1]
+            _SESSION["id"] = resume
             i += 2
             continue
         if not a.startswith("--"):

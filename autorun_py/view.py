@@ -103,6 +103,20 @@ def stage_row(state: RunState, stage: StageState) -> dict[str, Any]:
         "merge_state": stage.merge_state,
         "merge_commit": stage.merge_commit,
         "failure": stage.failure,
+        **monitor_fields(state, stage),
+    }
+
+
+def monitor_fields(state: RunState, stage: StageState) -> dict[str, Any]:
+    """What the monitor knows of a stage: a usage-limit wait, nudges, restarts."""
+    rec = (state.monitor.get("stages") or {}).get(str(stage.number)) or {}
+    limit = rec.get("limit") if isinstance(rec, dict) else None
+    return {
+        "usage_limit_until": limit.get("until") if isinstance(limit, dict) else None,
+        "usage_limit_reset_at": limit.get("reset_at") if isinstance(limit, dict) else None,
+        "nudges": stage.counters.get("nudges", 0),
+        "restarts": stage.counters.get("restarts", 0),
+        "stalled": bool(isinstance(rec, dict) and rec.get("stall_reported")),
     }
 
 
@@ -171,6 +185,7 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
         )
         if row["failure"]:
             lines.append(f"        failure: {row['failure']}")
+        lines += _monitor_lines(row)
     lines.append("")
     waves = "  ".join(f"{i}:{w}" for i, w in enumerate(summary["waves"], start=1))
     lines.append(f"waves: {waves}")
@@ -184,6 +199,27 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
         stage = f"stage {rv['stage']}: " if rv.get("stage") is not None else ""
         lines.append(f"? waiting for your answer: {stage}{rv['path']}")
     return "\n".join(line[:width] if len(line) > width else line for line in lines)
+
+
+def _monitor_lines(row: dict[str, Any]) -> list[str]:
+    out = []
+    until = _parse_ts(row.get("usage_limit_until"))
+    if until is not None and row["status"] == IN_PROGRESS:
+        local = until.astimezone().strftime("%H:%M:%S")
+        left = fmt_duration(
+            max(0.0, (until - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+        )
+        out.append(f"        usage limit: waiting until {local} ({left} left), then continue")
+    if row.get("stalled") and row["status"] == IN_PROGRESS:
+        out.append("        stalled at its prompt after the monitor's continues: look at it")
+    bits = []
+    if row.get("nudges"):
+        bits.append(f"{row['nudges']} continue(s) sent")
+    if row.get("restarts"):
+        bits.append(f"{row['restarts']} restart(s)")
+    if bits:
+        out.append("        monitor: " + ", ".join(bits))
+    return out
 
 
 def list_runs() -> list[dict[str, Any]]:

@@ -1,0 +1,457 @@
+"""Bringing a run back: dead sessions, interrupted merges, launches that never happened.
+
+``autorun resume ORCH`` (after a crash or a reboot) and the monitor share the
+recovery of one stage whose tmux session is gone (:func:`recover_dead_stage`):
+
+1. a conflicted merge whose resolution was committed is finished
+   (``merge --continue``); one still conflicted goes back to the model;
+2. a stage whose branch is already merged into the base branch (the merge
+   died after its git part) is completed by :func:`autorun_py.merge.merge`,
+   which finds it ALREADY_MERGED and launches what it unlocks;
+3. a stage that was claimed but never started (no branch yet) is started;
+4. anything else is restarted in its worktree (re-created from the stage
+   branch when it is gone) by resuming its recorded Claude session
+   (``--resume <id>``), or, when Claude Code has no such conversation, by
+   starting the stage afresh.
+
+Merges waiting for the user's uncommitted changes are retried when the base
+checkout changed since the last attempt; ready stages are launched; the
+monitor is started unless one runs. A second ``resume`` right after the first
+finds live sessions and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from autorun_py import git, transcripts
+from autorun_py.config import Config, agent_argv, load_config
+from autorun_py.errors import AutorunError
+from autorun_py.launch import (
+    claim,
+    create_worktree,
+    log_path,
+    record_session_id,
+    session_name,
+    stage_env,
+    start_claimed,
+    start_session,
+    worktree_path,
+)
+from autorun_py.state import (
+    IN_PROGRESS,
+    RUN_RUNNING,
+    StageState,
+    StatusStore,
+    Transaction,
+    fail_stage,
+)
+from autorun_py.tmux import Tmux
+
+RESUME_PROMPT = "continue"
+RECOVER_LOCK = "recover.lock"
+
+
+@dataclass
+class Recovery:
+    stage: int
+    action: str  # merged | resumed | restarted | started | failed | skipped | merge_blocked ...
+    detail: str = ""
+    mode: Optional[str] = None  # resume | fresh, for restarts
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"stage": self.stage, "action": self.action, "detail": self.detail}
+        if self.mode:
+            out["mode"] = self.mode
+        return out
+
+
+def session_alive(tmux: Tmux, name: Optional[str]) -> bool:
+    """The session exists and has a pane whose process still runs."""
+    if not name or not tmux.has_session(name):
+        return False
+    panes = tmux.list_panes(name)
+    return any(p.get("dead") != "1" for p in panes)
+
+
+def live_pane(tmux: Tmux, name: str) -> Optional[str]:
+    """The newest live pane of a session (a chained step opens a later window)."""
+    best: Optional[tuple[int, str]] = None
+    for p in tmux.list_panes(name):
+        if p.get("dead") == "1":
+            continue
+        pid = p.get("pane_id", "")
+        try:
+            num = int(pid.lstrip("%"))
+        except ValueError:
+            continue
+        if best is None or num > best[0]:
+            best = (num, pid)
+    return best[1] if best else None
+
+
+def recover_lock(orch_dir: Path, timeout: float = 120.0) -> Any:
+    """One recoverer at a time per run (the monitor and ``resume`` may overlap)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(Path(orch_dir) / RECOVER_LOCK), timeout=timeout)
+    try:
+        lock.acquire(poll_interval=0.05)
+    except Timeout:
+        raise AutorunError(
+            "another process is recovering this run's stages",
+            path=Path(orch_dir) / RECOVER_LOCK,
+        ) from None
+    return lock
+
+
+def _branch_merged(repo: Path, base: str, st: StageState) -> bool:
+    """The stage branch has work and all of it is in the base branch already."""
+    if not st.branch or not git.branch_exists(st.branch, repo):
+        return False
+    start = st.start_commit
+    if not start:
+        return False
+    ahead = git.git_out(["rev-list", "--count", f"{start}..refs/heads/{st.branch}"], repo)
+    if int(ahead or "0") == 0:
+        return False
+    return git.is_ancestor(f"refs/heads/{st.branch}", f"refs/heads/{base}", repo)
+
+
+def _valid_worktree(repo: Path, path: Path) -> bool:
+    if not (path / ".git").exists():
+        return False
+    want = str(path.resolve())
+    return any(str(wt.path.resolve()) == want for wt in git.list_worktrees(repo))
+
+
+def _ensure_worktree(repo: Path, path: Path, st: StageState, base: str) -> bool:
+    """Make sure the stage worktree exists; True when it had to be re-created."""
+    if _valid_worktree(repo, path):
+        return False
+    git.run_git(["worktree", "prune"], repo, check=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    assert st.branch
+    if git.branch_exists(st.branch, repo):
+        git.run_git(["worktree", "add", str(path), st.branch], repo)
+    else:
+        start = st.start_commit or git.rev_parse(f"refs/heads/{base}", repo)
+        create_worktree(repo, path, st.branch, start)
+    return True
+
+
+def restart_agent(
+    orch_dir: Path,
+    number: int,
+    *,
+    config: Config,
+    tmux: Tmux,
+    source: str,
+    prompt_note: Optional[str] = None,
+) -> Recovery:
+    """Start the stage's agent again in its worktree: ``--resume`` its Claude session
+    when Claude Code has it, else a fresh start on the stage context."""
+    store = StatusStore(orch_dir)
+    state = store.read()
+    st = state.stage(number)
+    repo = Path(state.project_root)
+    if not st.branch:
+        raise AutorunError(f"stage {number} has no branch recorded; cannot restart it")
+    wt = Path(st.worktree) if st.worktree else worktree_path(state, st)
+    recreated = _ensure_worktree(repo, wt, st, state.base_branch)
+    name = st.session or session_name(state, number)
+    sid = st.claude_session_id
+    phase = st.current_phase() or "start"
+    if sid and transcripts.session_exists(sid, wt):
+        mode = "resume"
+        argv = agent_argv(config, prompt_note or RESUME_PROMPT, phase=phase, resume=sid)
+    else:
+        mode = "fresh"
+        sid = str(uuid.uuid4())
+        if st.merge_state == "conflict":
+            prompt = f"/autorun:merge {state.orch_dir} {number}"
+        else:
+            prompt = f"/autorun:start {st.context_file}"
+        argv = agent_argv(config, prompt, phase="start", session_id=sid)
+    start_session(
+        tmux,
+        name,
+        argv,
+        cwd=wt,
+        window=f"s{number}",
+        env=stage_env(state, st),
+        log_file=log_path(state, number),
+    )
+    with store.transaction() as txn:
+        s2 = txn.state.stage(number)
+        s2.worktree = str(wt)
+        s2.session = name
+        s2.claude_session_id = sid
+        record_session_id(s2, sid)
+        s2.counters["restarts"] = s2.counters.get("restarts", 0) + 1
+        txn.emit(
+            "stage_restarted",
+            stage=number,
+            session=name,
+            mode=mode,
+            source=source,
+            claude_session_id=sid,
+            worktree=str(wt),
+            worktree_recreated=recreated,
+            restarts=s2.counters["restarts"],
+        )
+    detail = f"{'resumed Claude session' if mode == 'resume' else 'started afresh as'} {sid}"
+    if recreated:
+        detail += f" (worktree {wt} re-created from {st.branch})"
+    return Recovery(number, "resumed" if mode == "resume" else "restarted", detail, mode)
+
+
+def recover_dead_stage(
+    orch_dir: Path,
+    number: int,
+    *,
+    config: Optional[Config] = None,
+    tmux: Optional[Tmux] = None,
+    source: str = "resume",
+    max_restarts: Optional[int] = None,
+) -> Recovery:
+    """Bring back one stage in progress whose session is gone (see the module doc)."""
+    from autorun_py.merge import merge
+
+    config = config or load_config()
+    tmux = tmux or Tmux.from_env()
+    lock = recover_lock(orch_dir)
+    try:
+        store = StatusStore(orch_dir)
+        state = store.read()
+        st = state.stage(number)
+        if st.status != IN_PROGRESS:
+            return Recovery(number, "skipped", f"stage is {st.status}")
+        if session_alive(tmux, st.session):
+            return Recovery(number, "skipped", "session is alive")
+        if st.merge_state == "blocked":
+            return Recovery(number, "skipped", "merge waits for your uncommitted changes")
+        repo = Path(state.project_root)
+        with store.transaction() as txn:
+            txn.emit("session_dead", stage=number, session=st.session, source=source)
+        note = None
+        if st.merge_state == "conflict":
+            try:
+                rep = merge(orch_dir, number, action="continue")
+                return Recovery(number, "merged", f"conflicted merge finished: {rep.message}")
+            except AutorunError as exc:
+                note = (
+                    f"{RESUME_PROMPT}: the merge of this stage conflicted ({exc}); resolve it in "
+                    f"{st.merge_detail.get('merge_worktree', 'the merge worktree')}, `git add` the "
+                    f"files, then run `autorun merge {state.orch_dir} {number} --continue`"
+                )
+        elif _branch_merged(repo, state.base_branch, st):
+            rep = merge(orch_dir, number)
+            return Recovery(number, "merged", f"merge finished: {rep.message}")
+        if st.start_commit is None and not (st.branch and git.branch_exists(st.branch, repo)):
+            res = start_claimed(orch_dir, [number], config=config, tmux=tmux)
+            if res.launched:
+                return Recovery(number, "started", "claimed but never started: launched now")
+            err = res.failed[0][1] if res.failed else "unknown error"
+            return Recovery(number, "launch_failed", err)
+        if max_restarts is not None and st.counters.get("restarts", 0) >= max_restarts:
+            reason = (
+                f"session {st.session} died again after {st.counters.get('restarts', 0)} "
+                f"restart(s); the monitor stops restarting it (circuit breaker, "
+                f"--max-restarts {max_restarts})"
+            )
+            with store.transaction() as txn:
+                if txn.state.stage(number).status == IN_PROGRESS:
+                    fail_stage(txn, number, reason)
+            return Recovery(number, "failed", reason)
+        return restart_agent(
+            orch_dir, number, config=config, tmux=tmux, source=source, prompt_note=note
+        )
+    finally:
+        lock.release()
+
+
+# --------------------------------------------------------------------------- blocked merges
+
+
+def blocked_fingerprint(state_root: Path, st: StageState, base: str) -> str:
+    """What a blocked merge depends on: the base checkout's changes and both tips."""
+    checkout = Path(str(st.merge_detail.get("checkout") or state_root))
+    parts = []
+    for args, cwd in (
+        (["status", "--porcelain=v1", "-z", "--untracked-files=all"], checkout),
+        (["rev-parse", f"refs/heads/{base}"], state_root),
+        (["rev-parse", f"refs/heads/{st.branch}"], state_root),
+    ):
+        res = git.run_git(args, cwd, check=False)
+        parts.append(res.stdout if res.ok else f"!{res.returncode}")
+    return hashlib.sha1("\0".join(parts).encode("utf-8", "replace")).hexdigest()
+
+
+def retry_blocked_if_changed(orch_dir: Path, *, source: str) -> list[Recovery]:
+    """Retry each blocked merge whose base checkout changed since the last attempt."""
+    from autorun_py.merge import merge
+
+    store = StatusStore(orch_dir)
+    state = store.read()
+    out: list[Recovery] = []
+    root = Path(state.project_root)
+    for n, st in sorted(state.stages.items()):
+        if st.status != IN_PROGRESS or st.merge_state != "blocked" or not st.branch:
+            continue
+        fp = blocked_fingerprint(root, st, state.base_branch)
+        rec = stage_record(state.monitor, n)
+        if rec.get("blocked_fp") == fp:
+            continue
+        try:
+            rep = merge(orch_dir, n)
+            action, detail = rep.result, rep.message
+        except AutorunError as exc:
+            action, detail = "merge_error", str(exc)
+        after = store.read().stages[n]
+        if after.status == IN_PROGRESS and after.merge_state == "blocked":
+            new_fp = blocked_fingerprint(root, after, state.base_branch)
+            with store.transaction() as txn:
+                stage_record(txn.state.monitor, n)["blocked_fp"] = new_fp
+        out.append(Recovery(n, action if action != "blocked" else "merge_blocked", detail))
+    return out
+
+
+def stage_record(monitor: dict[str, Any], number: int) -> dict[str, Any]:
+    """The monitor's own per-stage record inside ``status.json``'s ``monitor``."""
+    stages = monitor.setdefault("stages", {})
+    rec = stages.setdefault(str(number), {})
+    assert isinstance(rec, dict)
+    return rec
+
+
+# --------------------------------------------------------------------------- gaps
+
+
+def launch_gaps(
+    orch_dir: Path, *, source: str, config: Optional[Config] = None, tmux: Optional[Tmux] = None
+) -> list[int]:
+    """Launch stages that are ready but not running (a merge that died before it
+    launched them); ``wave_gap_detected`` names them. Writes nothing when none."""
+    store = StatusStore(orch_dir)
+    probe = store.read()
+    if probe.status != RUN_RUNNING or not claim(Transaction(probe)):
+        return []
+    with store.transaction() as txn:
+        claimed = claim(txn)
+        if claimed:
+            txn.emit(
+                "wave_gap_detected",
+                stages=claimed,
+                wave=txn.state.lowest_open_wave(),
+                source=source,
+            )
+    if not claimed:
+        return []
+    res = start_claimed(orch_dir, claimed, config=config, tmux=tmux)
+    return res.launched
+
+
+# --------------------------------------------------------------------------- resume
+
+
+@dataclass
+class ResumeResult:
+    orch_dir: str
+    plan_name: str
+    actions: list[Recovery] = field(default_factory=list)
+    launched: list[int] = field(default_factory=list)
+    alive: list[int] = field(default_factory=list)
+    finished: bool = False
+    monitor_pid: Optional[int] = None
+    monitor_started: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "orch_dir": self.orch_dir,
+            "plan_name": self.plan_name,
+            "actions": [a.to_json() for a in self.actions],
+            "launched": self.launched,
+            "alive": self.alive,
+            "finished": self.finished,
+            "monitor_pid": self.monitor_pid,
+            "monitor_started": self.monitor_started,
+            "changed": bool(self.actions or self.launched),
+        }
+
+    def to_text(self) -> str:
+        if self.finished:
+            return f"{self.plan_name}: the run is finished; nothing to resume"
+        lines = []
+        for a in self.actions:
+            lines.append(f"stage {a.stage}: {a.action}" + (f" — {a.detail}" if a.detail else ""))
+        if self.launched:
+            lines.append("launched (were ready): " + ", ".join(map(str, self.launched)))
+        if self.alive:
+            lines.append("still running: " + ", ".join(f"stage {n}" for n in self.alive))
+        if not self.actions and not self.launched:
+            lines.append(
+                f"{self.plan_name}: every stage in progress has its session; nothing to do"
+            )
+        if self.monitor_pid is not None:
+            verb = "started" if self.monitor_started else "already running"
+            lines.append(f"monitor {verb} (pid {self.monitor_pid})")
+        return "\n".join(lines)
+
+
+def resume_run(
+    orch_dir: Path,
+    *,
+    monitor: bool = True,
+    config: Optional[Config] = None,
+    tmux: Optional[Tmux] = None,
+) -> ResumeResult:
+    """``autorun resume``: see the module doc. Idempotent."""
+    from autorun_py.monitor import monitor_pid, spawn_monitor
+
+    config = config or load_config()
+    tmux = tmux or Tmux.from_env()
+    store = StatusStore(orch_dir)
+    state = store.read()
+    result = ResumeResult(orch_dir=str(orch_dir), plan_name=state.plan_name)
+    if state.status != RUN_RUNNING or state.is_finished():
+        result.finished = True
+        return result
+    result.actions += retry_blocked_if_changed(orch_dir, source="resume")
+    state = store.read()
+    for n in sorted(state.stages):
+        st = state.stages[n]
+        if st.status != IN_PROGRESS or st.merge_state == "blocked":
+            continue
+        if session_alive(tmux, st.session):
+            result.alive.append(n)
+            continue
+        rec = recover_dead_stage(orch_dir, n, config=config, tmux=tmux, source="resume")
+        if rec.action != "skipped":
+            result.actions.append(rec)
+    result.launched = launch_gaps(orch_dir, source="resume", config=config, tmux=tmux)
+    final = store.read()
+    if result.actions or result.launched:
+        with store.transaction() as txn:
+            txn.emit(
+                "run_resumed",
+                actions=[a.to_json() for a in result.actions],
+                launched=result.launched,
+            )
+    if final.is_finished():
+        result.finished = True
+    if monitor and not final.is_finished():
+        pid = monitor_pid(orch_dir)
+        if pid is None:
+            pid = spawn_monitor(orch_dir)
+            result.monitor_started = pid is not None
+        result.monitor_pid = pid
+    return result
