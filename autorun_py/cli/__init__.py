@@ -41,6 +41,9 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("autorun_py.cli.doctor_cmd:doctor", "Check that what autorun needs is installed."),
     "plan": ("autorun_py.cli.plan_cmd:plan", "Check a master plan and show its dependency graph."),
     "simulate": ("autorun_py.cli.simulate_cmd:simulate", "Simulate how a plan would be scheduled."),
+    "monitor": ("autorun_py.cli.monitor_cmd:monitor", "Keep a run going unattended."),
+    "resume": ("autorun_py.cli.monitor_cmd:resume", "Bring a run back after a crash or reboot."),
+    "report": ("autorun_py.cli.monitor_cmd:report", "Write a run's report: time, work, cost."),
     "review": (
         "autorun_py.cli.review_cmd:review",
         "Ask the user questions in a review file and wait for their answers.",
