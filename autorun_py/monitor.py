@@ -680,6 +680,14 @@ class Monitor:
                         break
                     self.log(f"check_error {exc}")
                     res = CheckResult()
+                except Exception as exc:  # a bug must not end a run's only monitor
+                    if self.opts.once:
+                        raise
+                    import traceback
+
+                    where = traceback.format_exc().strip().splitlines()
+                    self.log(f"check_crash {type(exc).__name__}: {exc} | " + " | ".join(where[-6:]))
+                    res = CheckResult()
                 outcome.checks += 1
                 outcome.findings += res.findings
                 if res.finished:
