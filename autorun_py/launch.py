@@ -315,15 +315,26 @@ def start_claimed(
 # --------------------------------------------------------------------------- chain
 
 
-def kill_later(target: str, delay: float = 1.0, *, session: bool = False) -> None:
-    """Kill a tmux pane (or session) shortly after this command has returned.
+def kill_later(
+    target: str,
+    delay: float = 1.0,
+    *,
+    session: bool = False,
+    then_clean: Optional[tuple[str, str, str, str]] = None,
+) -> None:
+    """Kill a tmux pane (or session; ``-``: nothing) shortly after this command has
+    returned.
 
     Used to close the caller's window after ``autorun chain --close-caller`` and a
     stage's session after its merge: the process doing the asking is inside it.
+    ``then_clean`` = (repo, worktree, branch, base): afterwards remove the stage's
+    worktree and merged branch (see :mod:`autorun_py.killer`).
     """
     cmd = [sys.executable, "-m", "autorun_py.killer", target, str(delay)]
     if session:
         cmd.append("--session")
+    if then_clean:
+        cmd += ["--then-clean", *then_clean]
     subprocess.Popen(  # noqa: S603 - argv list, no shell
         cmd,
         stdin=subprocess.DEVNULL,

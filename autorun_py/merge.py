@@ -11,6 +11,7 @@ final summary, and clean-up.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,13 +216,27 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
         res = start_claimed(orch_dir, claimed)
         report.launched, report.launch_failed = res.launched, res.failed
     # Clean-up: last, and never fatal.
+    kill = bool(session) and not load_config().keep_sessions
+    if worktree and _claude_code_shell_inside(Path(worktree)):
+        # `/autorun:merge` runs in the stage's worktree, and Claude Code checks its
+        # shell's working directory after every command: removing it now would make
+        # this successful merge a failed command. Remove it once the session is gone.
+        with contextlib.suppress(OSError):
+            kill_later(
+                session if kill and session else "-",
+                2.0,
+                session=True,
+                then_clean=(str(repo), worktree, branch or "", state.base_branch),
+            )
+        kill = False
+        worktree = branch = None
     if worktree:
         warn = gitmerge.remove_stage_worktree(repo, Path(worktree))
         if warn:
             report.warnings.append(warn)
     if branch and not gitmerge.delete_branch_if_merged(repo, branch, state.base_branch):
         report.warnings.append(f"branch {branch} kept (not fully merged into the base)")
-    if session and not load_config().keep_sessions:
+    if kill and session:
         with contextlib.suppress(AutorunError, OSError):
             kill_later(session, 2.0, session=True)
     if report.run_complete:
@@ -230,6 +245,19 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
         with contextlib.suppress(AutorunError):
             tip = git.rev_parse(f"refs/heads/{final.base_branch}", repo)
         report.summary = final_summary(final, tip)
+
+
+def _claude_code_shell_inside(worktree: Path) -> bool:
+    """True when this runs from a Claude Code shell (``CLAUDECODE=1``: an inline
+    ``!`` command or a Bash tool call) whose working directory is in ``worktree``."""
+    if not os.environ.get("CLAUDECODE"):
+        return False
+    try:
+        here = Path.cwd().resolve()
+    except OSError:
+        return False
+    wt = worktree.resolve()
+    return here == wt or wt in here.parents
 
 
 def _append_conflicts_md(state: RunState, stage: StageState, outcome: MergeOutcome) -> None:
