@@ -162,7 +162,12 @@ def main() -> int:
             os.environ.pop(var, None)
         (tmp / "home").mkdir()
         bench_transcripts(tmp, args.mb)
-        bench_run(tmp, args.stages)
+        try:
+            bench_run(tmp, args.stages)
+        finally:
+            from autorun_py.tmux import Tmux
+
+            Tmux.from_env().kill_server()
     return 0
 
 
