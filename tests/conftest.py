@@ -33,6 +33,9 @@ def isolated_home(
     monkeypatch.setenv("AUTORUN_TMUX_SOCKET", f"autorun-test-{uuid.uuid4().hex[:12]}")
     monkeypatch.delenv("TMUX", raising=False)
     monkeypatch.delenv("TMUX_PANE", raising=False)
+    # Tests may be run from inside Claude Code; its shell marker changes how a
+    # merge cleans up (see autorun_py/merge.py), so tests start without it.
+    monkeypatch.delenv("CLAUDECODE", raising=False)
     return home
 
 
