@@ -72,6 +72,7 @@ def standin_env(monkeypatch: Any, **extra: str) -> None:
     """Point autorun at the built-in stand-in agent (via the environment)."""
     import shlex
 
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
     monkeypatch.setenv("AUTORUN_CLAUDE", sys.executable)
     monkeypatch.setenv("AUTORUN_AGENT_ARGS", shlex.join(["-m", "autorun_py.standin"]))
     monkeypatch.setenv("AUTORUN_STANDIN_DELAY", extra.pop("delay", "0.05-0.3"))
@@ -104,3 +105,17 @@ def wait_finished(orch: Path, timeout: float = 60) -> dict[str, Any]:
 
 def read_events(orch: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in (orch / "events.jsonl").read_text().splitlines() if x]
+
+
+def wait_until(pred: Any, timeout: float = 30, what: str = "") -> Any:
+    """Poll ``pred()`` until it returns something truthy; return that value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or pred}")
+        time.sleep(0.05)

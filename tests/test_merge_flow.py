@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,15 +14,6 @@ import pytest
 from autorun_py.orchestrate import run_orchestrate
 from autorun_py.state import StatusStore
 from tests.helpers import git, read_events, run_cli, standin_env, wait_finished, write_plan
-
-
-def _wait(pred, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import pytest
 
 from autorun_py.monitor import classify_pane, monitor_pid, parse_reset_time, spawn_monitor
 from autorun_py.tmux import Tmux
-from tests.helpers import run_cli, write_plan
+from tests.helpers import run_cli, standin_env, wait_until, write_plan
 
 PANES = Path(__file__).parent / "fixtures" / "transcripts" / "panes"
 
@@ -119,24 +118,11 @@ def test_classify_usage_limit_and_its_occurrences() -> None:
 
 
 def _wait(pred: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or pred}")
-        time.sleep(0.05)
+    return wait_until(pred, timeout, what)
 
 
 def _standin(monkeypatch: pytest.MonkeyPatch, log: Path, **extra: str) -> None:
-    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
-    monkeypatch.setenv("AUTORUN_CLAUDE", sys.executable)
-    monkeypatch.setenv("AUTORUN_AGENT_ARGS", shlex.join(["-m", "autorun_py.standin"]))
-    monkeypatch.setenv("AUTORUN_STANDIN_DELAY", "0.05-0.1")
-    monkeypatch.setenv("AUTORUN_STANDIN_LOG", str(log))
-    for key, value in extra.items():
-        monkeypatch.setenv(f"AUTORUN_STANDIN_{key.upper()}", value)
+    standin_env(monkeypatch, delay="0.05-0.1", log=str(log), **extra)
 
 
 def _orchestrate(repo: Path, stages: list[tuple[int, str, list[int]]]) -> Path:

@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,28 +18,15 @@ from autorun_py.merge import merge_worktree_path
 from autorun_py.monitor import monitor_pid
 from autorun_py.state import StatusStore
 from autorun_py.tmux import Tmux
-from tests.helpers import git, run_cli, write_plan
+from tests.helpers import git, run_cli, standin_env, wait_until, write_plan
 
 
 def _wait(pred: Callable[[], Any], timeout: float = 40, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or pred}")
-        time.sleep(0.05)
+    return wait_until(pred, timeout, what)
 
 
 def _standin(monkeypatch: pytest.MonkeyPatch, log: Path, **extra: str) -> None:
-    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
-    monkeypatch.setenv("AUTORUN_CLAUDE", sys.executable)
-    monkeypatch.setenv("AUTORUN_AGENT_ARGS", shlex.join(["-m", "autorun_py.standin"]))
-    monkeypatch.setenv("AUTORUN_STANDIN_DELAY", "0.05-0.1")
-    monkeypatch.setenv("AUTORUN_STANDIN_LOG", str(log))
-    for key, value in extra.items():
-        monkeypatch.setenv(f"AUTORUN_STANDIN_{key.upper()}", value)
+    standin_env(monkeypatch, delay="0.05-0.1", log=str(log), **extra)
 
 
 def _status(orch: Path) -> dict[str, Any]:
