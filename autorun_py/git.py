@@ -158,10 +158,3 @@ def list_worktrees(cwd: PathLike) -> list[Worktree]:
         key, _, value = item.partition(" ")
         fields[key] = value
     return result
-
-
-def worktree_for_branch(branch: str, cwd: PathLike) -> Optional[Worktree]:
-    for wt in list_worktrees(cwd):
-        if wt.branch == branch:
-            return wt
-    return None

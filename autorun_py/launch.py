@@ -18,6 +18,7 @@ A launch has three steps:
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import subprocess
@@ -396,8 +397,6 @@ def chain(
     with contextlib.suppress(AutorunError):
         tmux.pipe_pane(pane, log_file)
     if close_caller:
-        import os
-
         caller = os.environ.get("TMUX_PANE")
         if caller:
             kill_later(caller)

@@ -103,12 +103,7 @@ def run_orchestrate(
 
 
 def _start_monitor(orch_dir: Path) -> Optional[int]:
-    """Start the background monitor for the run, when this autorun has one."""
-    import importlib.util
+    """Start the run's background monitor (at most one per run; it holds a lock)."""
+    from autorun_py.monitor import spawn_monitor
 
-    if importlib.util.find_spec("autorun_py.monitor") is None:
-        return None
-    from autorun_py.monitor import spawn_monitor  # type: ignore[import-not-found,unused-ignore]
-
-    pid: Optional[int] = spawn_monitor(orch_dir)
-    return pid
+    return spawn_monitor(orch_dir)

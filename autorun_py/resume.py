@@ -425,6 +425,7 @@ def resume_run(
     if state.status != RUN_RUNNING or state.is_finished():
         result.finished = True
         return result
+    store.clean_stale_temps()  # left by writers killed mid-write
     result.actions += retry_blocked_if_changed(orch_dir, source="resume")
     state = store.read()
     for n in sorted(state.stages):

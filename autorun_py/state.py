@@ -512,6 +512,22 @@ class StatusStore:
         finally:
             lock.release()
 
+    def clean_stale_temps(self) -> int:
+        """Remove temp files left by writers killed mid-write; return how many.
+
+        Under the lock: a live writer's temp file is never taken from under it.
+        """
+        lock = self._lock()
+        try:
+            n = 0
+            for p in self.orch_dir.glob(f".{STATUS_FILE}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    n += 1
+            return n
+        finally:
+            lock.release()
+
     def update(self, fn: Callable[[Transaction], T]) -> T:
         with self.transaction() as txn:
             return fn(txn)
@@ -568,16 +584,6 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(dfd)
-
-
-def clean_stale_temps(directory: Path) -> int:
-    """Remove temp files left by writers that were killed mid-write; return how many."""
-    n = 0
-    for p in Path(directory).glob(f".{STATUS_FILE}.*.tmp"):
-        with contextlib.suppress(OSError):
-            p.unlink()
-            n += 1
-    return n
 
 
 # --------------------------------------------------------------------------- transitions

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -60,24 +59,13 @@ def fmt_duration(seconds: Optional[float]) -> str:
 
 
 def _waiting_reviews(orch_dir: Path) -> list[dict[str, Any]]:
-    """Questions of this run still waiting for the user (when the review module is there)."""
-    try:
-        import importlib
+    """Questions of this run still waiting for the user."""
+    from autorun_py.review import waiting_reviews_for
 
-        review: Any = importlib.import_module("autorun_py.review")
-    except ImportError:
-        return []
-    out: list[dict[str, Any]] = []
-    with contextlib.suppress(Exception):
-        for info in review.waiting_reviews_for(orch_dir):
-            out.append(
-                {
-                    "stage": getattr(info, "stage", None),
-                    "path": str(getattr(info, "path", "")),
-                    "title": getattr(info, "title", ""),
-                }
-            )
-    return out
+    return [
+        {"stage": info.stage, "path": str(info.path), "title": info.title}
+        for info in waiting_reviews_for(orch_dir)
+    ]
 
 
 def stage_row(state: RunState, stage: StageState) -> dict[str, Any]:

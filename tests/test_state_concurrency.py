@@ -86,8 +86,13 @@ def test_sigkill_never_corrupts_and_keeps_last_commit(repo: Path) -> None:
         # and at most one unreported commit per writer beyond it.
         assert committed <= raw["revision"] <= committed + len(procs)
         committed = raw["revision"]
-    state = StatusStore(orch).read()
+    store = StatusStore(orch)
+    state = store.read()
     assert state.stages[1].status == "in_progress"
+    # Temp files of writers killed mid-write are swept (resume does this).
+    leftovers = len(list(orch.glob(".status.json.*.tmp")))
+    assert store.clean_stale_temps() == leftovers
+    assert not list(orch.glob(".status.json.*.tmp"))
     # Every complete event line is valid JSON (a torn tail at most).
     lines = (orch / "events.jsonl").read_text().splitlines()
     assert all(json.loads(x) for x in lines[:-1])
