@@ -19,37 +19,35 @@ def find_cycle(deps: Deps) -> Optional[list[int]]:
     The cycle is reported in dependency order starting from its smallest stage,
     so the same graph always gives the same message.
     """
-    # Only edges between known stages; computed once (not per DFS step), so a
-    # dense graph costs O(V + E), not O(sum of degree squared).
-    graph = {n: sorted(c for c in set(d) if c in deps) for n, d in deps.items()}
-    white, grey, black = 0, 1, 2
-    color = dict.fromkeys(graph, white)
-    for root in sorted(graph):
-        if color[root] != white:
+    cycles = find_cycles(deps, limit=1)
+    return cycles[0] if cycles else None
+
+
+def find_cycles(deps: Deps, limit: int = 50) -> list[list[int]]:
+    """Up to ``limit`` dependency cycles, each as ``[a, b, ..., a]`` (a depends on b ...).
+
+    :mod:`graphlib` finds a cycle; its closing edge is dropped and the search
+    repeats, so every edge that takes part in some cycle shows up in one of the
+    answers (two separate cycles are two answers; fixing every one reported
+    leaves an acyclic graph). Unknown dependencies are ignored.
+    """
+    # Only edges between known stages, in a fixed order (graphlib follows it).
+    graph = {n: sorted(c for c in set(d) if c in deps) for n, d in sorted(deps.items())}
+    found: list[list[int]] = []
+    while len(found) < limit:
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+        except graphlib.CycleError as exc:
+            # graphlib lists each node as a predecessor (dependency) of the next.
+            ring = list(reversed(exc.args[1]))[:-1]
+            k = ring.index(min(ring))
+            ring = ring[k:] + ring[:k]
+            found.append([*ring, ring[0]])
+            a, b = ring[-1], ring[0]  # the closing edge: a depends on b
+            graph[a] = [c for c in graph[a] if c != b]
             continue
-        stack: list[tuple[int, int]] = [(root, 0)]
-        path: list[int] = [root]
-        color[root] = grey
-        while stack:
-            node, idx = stack[-1]
-            children = graph[node]
-            if idx < len(children):
-                stack[-1] = (node, idx + 1)
-                child = children[idx]
-                if color[child] == grey:
-                    cyc = path[path.index(child) :]
-                    k = cyc.index(min(cyc))
-                    cyc = cyc[k:] + cyc[:k]
-                    return [*cyc, cyc[0]]
-                if color[child] == white:
-                    color[child] = grey
-                    stack.append((child, 0))
-                    path.append(child)
-            else:
-                color[node] = black
-                stack.pop()
-                path.pop()
-    return None
+        break
+    return found
 
 
 def compute_waves(deps: Deps) -> list[list[int]]:

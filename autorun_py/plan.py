@@ -296,13 +296,6 @@ _RANGE = r"(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:#|s)?\s*[0-9]+)?"
 _LIST_SEP = r"\s*(?:,\s*and\b|,|;|&|\+|/|\band\b|\bor\b)?\s*"
 _ITEM = r"(?:#|s)?\s*[0-9]+(?![0-9])" + _RANGE
 _NUM_LIST = re.compile(r"^\s*" + _ITEM + r"(?:" + _LIST_SEP + _ITEM + r")*\s*$", _I)
-_STAGE_REF = re.compile(
-    r"\bstages?\s*#?\s*([0-9]+(?!\w|\.[0-9])"
-    r"(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:stage\s*)?#?\s*[0-9]+(?!\w|\.[0-9]))?"
-    r"(?:\s*(?:,\s*and\b|,|;|&|\+|/|\band\b|\bor\b)\s*(?:stages?\s*)?#?\s*[0-9]+(?!\w|\.[0-9])"
-    r"(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:stage\s*)?#?\s*[0-9]+(?!\w|\.[0-9]))?)*)",
-    _I,
-)
 _RANGE_ITEM = re.compile(
     r"([0-9]+)(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:stage\s*)?(?:#|s)?\s*([0-9]+))?", _I
 )
@@ -329,6 +322,8 @@ class _DepValue:
     numbers: tuple[int, ...] = ()
     names: tuple[str, ...] = ()  # references by stage name, resolved once all stages are known
     empty: bool = False  # nothing after the colon
+    # (a comma-separated chunk without numbers, its name parts): resolved as a whole first
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _expand(text: str) -> list[int]:
@@ -347,8 +342,29 @@ def _expand(text: str) -> list[int]:
     return out
 
 
+# One part of a dependency list: "Stage 3", "3", "#3", "S3", "Stages 3-5", "3 to 5".
+_PART_NUMBERS = re.compile(
+    r"^(?:stages?\s*)?(?:#|s)?\s*[0-9]+(?![0-9])"
+    r"(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:stages?\s*)?(?:#|s)?\s*[0-9]+)?$",
+    _I,
+)
+_CHUNK_SPLIT = re.compile(r"[,;]")
+_PART_SPLIT = re.compile(r"\s*(?:&|\+|/|\band\b|\bor\b)\s*", _I)
+_PART_STRIP = " \t*_`~.:'\""
+
+DEPENDENCY_FORMS = (
+    "expected stage numbers ('Stage 1, Stage 2', '1, 2', 'Stages 1-3', '#1'), "
+    "a stage's exact name, or 'None'; notes go in parentheses ('Stage 1 (the API)')"
+)
+
+
 def parse_dependency_value(value: str) -> _DepValue:
-    """Read the text after ``Depends on:``; raises _Unreadable."""
+    """Read the text after ``Depends on:``; raises _Unreadable.
+
+    Every comma/``and``-separated part is either stage numbers or a stage name
+    (``names``, resolved or rejected once all stages are known): no part is
+    dropped because it is not understood.
+    """
     cleaned = value.strip().strip(" \t*_`~.;,:")
     if not cleaned:
         return _DepValue(empty=True)
@@ -365,17 +381,66 @@ def parse_dependency_value(value: str) -> _DepValue:
     unparened = unparened.strip().strip(" \t*_`~.;,:")
     if _NUM_LIST.match(unparened):
         return _DepValue(numbers=tuple(_expand(unparened)))
-    refs = [m.group(1) for m in _STAGE_REF.finditer(unparened)]
-    if refs:
-        nums: list[int] = []
-        for ref in refs:
-            nums.extend(_expand(ref))
-        return _DepValue(numbers=tuple(nums))
-    parts = [p.strip(" \t*_`~.:'\"") for p in re.split(r",|;|&|\+|\band\b", unparened, flags=_I)]
-    names = tuple(re.sub(r"^stage\s+", "", p, flags=_I) for p in parts if p)
-    if not names:
+    numbers: list[int] = []
+    groups: list[tuple[str, tuple[str, ...]]] = []
+    for chunk in _CHUNK_SPLIT.split(unparened):
+        chunk = re.sub(r"\s+", " ", chunk.strip(_PART_STRIP))
+        names: list[str] = []
+        mixed = False
+        for part in _PART_SPLIT.split(chunk):
+            part = part.strip(_PART_STRIP)
+            if not part:
+                continue
+            if _PART_NUMBERS.match(part):
+                numbers.extend(_expand(part))
+                mixed = True
+            else:
+                names.append(part)
+        if names:
+            # A name may itself contain "and" ("Build and deploy"): the whole chunk too.
+            groups.append(("" if mixed else chunk, tuple(names)))
+    if not numbers and not groups:
         raise _Unreadable("no stage numbers")
-    return _DepValue(names=names)
+    return _DepValue(
+        numbers=tuple(numbers),
+        names=tuple(n for _, parts in groups for n in parts),
+        groups=tuple(groups),
+    )
+
+
+_NUMBER_WORDS = {
+    w: n
+    for n, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+_STOP_WORDS = {"the", "a", "an", "stage", "stages", "step", "part", "phase", "of"}
+
+
+def _suggest(ref: str, names: dict[int, str]) -> str:
+    """'; did you mean ...?' for an unreadable dependency part, or ''."""
+    words = _norm_name(ref).split()
+    numbers = [_NUMBER_WORDS[w] for w in words if w in _NUMBER_WORDS]
+    digits = re.findall(r"[0-9]+", ref)
+    if len(numbers) + len(digits) == 1:
+        n = numbers[0] if numbers else int(digits[0][:9])
+        return f" (did you mean 'Stage {n}'?)"
+    key = [w for w in words if w not in _STOP_WORDS]
+    if key:
+        fits = [n for n, name in names.items() if set(key) <= set(_norm_name(name).split())]
+        if len(fits) == 1:
+            return f" (did you mean 'Stage {fits[0]}', {names[fits[0]]!r}?)"
+    return ""
+
+
+def _name_groups(dv: _DepValue) -> tuple[_NameGroup, ...]:
+    return dv.groups
+
+
+# A loose dependency line ("Depends on Stage 1 ...", no colon) that names a stage is
+# read strictly: a part that is not understood is an error, not prose.
+_LOOSE_STAGE = re.compile(r"^[\s*_`]*stages?\s*#?\s*[0-9]", _I)
 
 
 def parse_estimate(value: str) -> Optional[float]:
@@ -423,10 +488,14 @@ class _Heading:
     text: str
 
 
+# A group of name references from one value: (the whole value, its parts).
+_NameGroup = tuple[str, tuple[str, ...]]
+
+
 @dataclass
 class _DepInfo:
     numbers: tuple[int, ...]
-    names: tuple[str, ...]
+    names: tuple[_NameGroup, ...]
     line: int  # 1-based
     raw: str
 
@@ -734,7 +803,7 @@ class _Parser:
                     )
                 return _DepInfo((), (), src0 + 1, value), extra
             numbers: list[int] = []
-            names: list[str] = []
+            groups: list[_NameGroup] = []
             for item in items:
                 try:
                     sub = parse_dependency_value(item)
@@ -744,11 +813,12 @@ class _Parser:
                     )
                     continue
                 numbers.extend(sub.numbers)
-                names.extend(sub.names)
-            dv = _DepValue(numbers=tuple(numbers), names=tuple(names))
-        elif not strict and dv.names:
-            return None, extra  # prose such as "Depends on the cache being warm"
-        info = _DepInfo(dv.numbers, dv.names, src0 + 1, value.strip())
+                groups.extend(_name_groups(sub))
+            info = _DepInfo(tuple(numbers), tuple(groups), src0 + 1, value.strip())
+        else:
+            if not strict and dv.names and not _LOOSE_STAGE.match(value):
+                return None, extra  # prose such as "Depends on 3rd-party APIs being up"
+            info = _DepInfo(dv.numbers, _name_groups(dv), src0 + 1, value.strip())
         if info.names:
             self.name_refs.append((raw, info))
         return info, extra
@@ -847,7 +917,7 @@ class _Parser:
             except _Unreadable as exc:
                 self.error(line, f"stage {number}: cannot read the dependencies: {exc}")
             else:
-                raw.deps = _DepInfo(dv.numbers, dv.names, line, deps_text)
+                raw.deps = _DepInfo(dv.numbers, _name_groups(dv), line, deps_text)
                 if dv.names:
                     self.name_refs.append((raw, raw.deps))
             if est_col is not None and cell(est_col):
@@ -934,22 +1004,37 @@ class _Parser:
                 )
 
     def _resolve_names(self, names: dict[int, str]) -> None:
+        """Dependencies given by name: an exact (case-, punctuation-insensitive) match
+        of one stage's title is read as that stage, with a warning saying so; anything
+        else is an error naming the part, what is accepted and, when one stage fits,
+        a suggestion."""
         index: dict[str, list[int]] = {}
         for n, name in names.items():
-            index.setdefault(_norm_name(name), []).append(n)
+            if name:
+                index.setdefault(_norm_name(name), []).append(n)
         for raw, info in self.name_refs:
             resolved = list(info.numbers)
-            for ref in info.names:
-                hits = index.get(_norm_name(ref), [])
-                if len(hits) == 1:
-                    resolved.append(hits[0])
-                else:
-                    why = "matches several stages" if hits else "names no stage"
+            for whole, parts in info.names:
+                hits = index.get(_norm_name(whole), []) if whole and len(parts) > 1 else []
+                refs = [whole] if len(hits) == 1 else list(parts)
+                for ref in refs:
+                    hits = index.get(_norm_name(ref), [])
+                    if len(hits) == 1:
+                        resolved.append(hits[0])
+                        self.warn(
+                            info.line,
+                            f"stage {raw.number}: dependency {ref!r} read as stage {hits[0]} "
+                            f"(its name); write 'Stage {hits[0]}' to say so",
+                        )
+                        continue
+                    if hits:
+                        why = f"names several stages ({_fmt_list(sorted(hits))})"
+                    else:
+                        why = "is not a stage number or a stage's name" + _suggest(ref, names)
                     self.error(
                         info.line,
-                        f"stage {raw.number}: cannot read the dependencies {info.raw!r}: "
-                        f"{ref!r} {why}; expected stage numbers (e.g. 'Depends on: Stage 1, "
-                        "Stage 2') or 'None'",
+                        f"stage {raw.number}: cannot read {ref!r} in the dependencies "
+                        f"{info.raw!r}: it {why}; {DEPENDENCY_FORMS}",
                     )
             info.numbers = tuple(resolved)
             info.names = ()
@@ -973,13 +1058,16 @@ class _Parser:
                     )
                     self.error(line, f"stage {n} depends on {what} exist")
             deps[n] = tuple(sorted(d for d in m.dep_lines if d in merged and d != n))
-        cycle = graph.find_cycle(deps)
-        if cycle is not None:
+        for cycle in graph.find_cycles(deps):
+            # Name the dependency lines that form the cycle, so each can be found.
+            edges = list(zip(cycle, cycle[1:]))
+            lines = [merged[a].dep_lines.get(b, merged[a].line) for a, b in edges]
+            where = ", ".join(f"{a} -> {b} on line {ln}" for (a, b), ln in zip(edges, lines))
             self.error(
-                merged[cycle[0]].line,
+                lines[0],
                 "dependency cycle: "
                 + " -> ".join(str(c) for c in cycle)
-                + " (each stage depends on the next)",
+                + f" (each stage depends on the next: {where})",
             )
         if self.problems:
             raise PlanError(str(self.path), self._sorted_problems())

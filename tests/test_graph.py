@@ -135,3 +135,10 @@ def test_find_cycle_on_a_dense_graph() -> None:
     deps[1] = [n]
     cycle = graph.find_cycle(deps)
     assert cycle is not None and cycle[0] == 1
+
+
+def test_find_cycles_lists_separate_cycles() -> None:
+    assert graph.find_cycles({1: [2], 2: [1], 3: [4], 4: [3], 5: [1]}) == [[1, 2, 1], [3, 4, 3]]
+    # Two cycles through one stage: both are found (each closing edge is dropped in turn).
+    assert graph.find_cycles({1: [2, 3], 2: [1], 3: [1]}) == [[1, 2, 1], [1, 3, 1]]
+    assert graph.find_cycles({1: [], 2: [1]}) == []

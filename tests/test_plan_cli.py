@@ -66,7 +66,11 @@ def test_check_json_invalid_plan(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 1
     assert json.loads(out) == {
         "errors": [
-            {"line": 1, "message": "dependency cycle: 1 -> 2 -> 1 (each stage depends on the next)"}
+            {
+                "line": 2,
+                "message": "dependency cycle: 1 -> 2 -> 1 (each stage depends on the next: "
+                "1 -> 2 on line 2, 2 -> 1 on line 5)",
+            }
         ]
     }
 

@@ -121,8 +121,11 @@ def test_cycle_is_printed(tmp_path: Path) -> None:
         Depends on: none
         """,
     )
-    assert p.line == 1
-    assert p.message == "dependency cycle: 1 -> 3 -> 2 -> 1 (each stage depends on the next)"
+    assert p.line == 2  # the dependency line, not the heading
+    assert p.message == (
+        "dependency cycle: 1 -> 3 -> 2 -> 1 (each stage depends on the next: "
+        "1 -> 3 on line 2, 3 -> 2 on line 8, 2 -> 1 on line 5)"
+    )
 
 
 def test_cycle_in_a_summary_table(tmp_path: Path) -> None:
@@ -183,7 +186,7 @@ def test_unreadable_dependencies(tmp_path: Path) -> None:
         """,
     )
     assert p.line == 5
-    assert p.message.startswith("stage 2: cannot read the dependencies")
+    assert p.message.startswith("stage 2: cannot read 'whatever the API team finishes first'")
     assert "expected stage numbers" in p.message
 
 
@@ -245,3 +248,104 @@ def test_unknown_stage_lookup(tmp_path: Path) -> None:
     plan = load_plan(path)
     with pytest.raises(AutorunError, match="no stage 5"):
         plan.stage(5)
+
+
+TYPO_PLAN = """\
+    ## Stage 1: Core API
+    Depends on: none
+
+    ## Stage 2: Ingest
+    Depends on: Stage 1
+
+    ## Stage 3: Report
+    **Dependencies**: Stage 1
+
+    ## Stage 4: Output
+    **Dependencies**: Stage 3, Stgae 2
+
+    ## Stage 5: Five
+    **Dependencies**: stage four
+
+    ## Stage 6: Six
+    **Dependencies**: the API stage
+    """
+
+
+def test_every_part_of_a_dependency_line_must_be_understood(tmp_path: Path) -> None:
+    found = problems(tmp_path, TYPO_PLAN)
+    assert [p.line for p in found] == [11, 14, 17]
+    typo, word, prose = (p.message for p in found)
+    assert typo.startswith("stage 4: cannot read 'Stgae 2' in the dependencies 'Stage 3, Stgae 2'")
+    assert "did you mean 'Stage 2'?" in typo
+    assert "did you mean 'Stage 4'?" in word and "'stage four'" in word
+    assert "did you mean 'Stage 1', 'Core API'?" in prose
+    for message in (typo, word, prose):
+        assert "expected stage numbers ('Stage 1, Stage 2'" in message
+        assert "a stage's exact name, or 'None'" in message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Stage 1 being merged",
+        "Stage 1, tomorrow",
+        "1 and the docs",
+        "Stage 1 — must be done first",
+    ],
+)
+def test_leftover_words_are_an_error_not_dropped(tmp_path: Path, value: str) -> None:
+    (p,) = problems(
+        tmp_path, f"## Stage 1: A\nDepends on: none\n\n## Stage 2: B\nDepends on: {value}\n"
+    )
+    assert p.line == 5 and "cannot read" in p.message, p.message
+
+
+def test_a_stage_named_exactly_is_resolved_and_said_so(tmp_path: Path) -> None:
+    path = tmp_path / "plan.md"
+    path.write_text(
+        "## Stage 1: Core API\nDepends on: none\n\n## Stage 2: Ingest\nDepends on: core api\n\n"
+        "## Stage 3: Build and deploy\nDepends on: none\n\n"
+        "## Stage 4: Ship\nDepends on: Build and deploy, Stage 2 (the feed)\n"
+    )
+    plan = load_plan(path)
+    assert plan.stage(2).depends_on == (1,)
+    assert plan.stage(4).depends_on == (2, 3)
+    assert "line 5: stage 2: dependency 'core api' read as stage 1 (its name)" in "\n".join(
+        plan.warnings
+    )
+    assert any("'Build and deploy' read as stage 3" in w for w in plan.warnings)
+
+
+def test_every_cycle_and_every_missing_stage_is_listed(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """\
+        ## Stage 1: A
+        Depends on: Stage 2, Stage 7
+
+        ## Stage 2: B
+        Depends on: Stage 1
+
+        ## Stage 3: C
+        Depends on: Stage 4, Stage 8
+
+        ## Stage 4: D
+        Depends on: Stage 3
+
+        ## Stage 5: E
+        Depends on: Stgae 1
+        """,
+    )
+    assert [(p.line, p.message.split(" (")[0]) for p in found] == [
+        (2, "stage 1 depends on stage 7, which does not exist"),
+        (2, "dependency cycle: 1 -> 2 -> 1"),
+        (8, "stage 3 depends on stage 8, which does not exist"),
+        (8, "dependency cycle: 3 -> 4 -> 3"),
+        (
+            14,
+            "stage 5: cannot read 'Stgae 1' in the dependencies 'Stgae 1': it is not a stage "
+            "number or a stage's name",
+        ),
+    ]
+    assert found[1].message.endswith("1 -> 2 on line 2, 2 -> 1 on line 5)")
+    assert found[3].message.endswith("3 -> 4 on line 8, 4 -> 3 on line 11)")
