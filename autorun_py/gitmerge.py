@@ -15,9 +15,13 @@ using the user's checkout as the workspace.
   ``receive.denyCurrentBranch=updateInstead``): the checkout moves to the new tip
   with ``git read-tree -m -u <old> <new>``, which carries the user's uncommitted
   changes over untouched; if those changes touch a file the merge brings in,
-  nothing moves and the outcome is ``BLOCKED``. A checkout on another branch is
-  never touched; ``git checkout`` and ``git merge`` never run in the user's
-  checkout.
+  nothing moves and the outcome is ``BLOCKED``. Untracked and ignored files are
+  never overwritten or deleted: an untracked or ignored file (or symlink) where
+  the merge needs a file or any parent directory of one (``local.conf`` for an
+  added ``local.conf/a.txt``), or a directory the merge turns into a file that
+  holds anything git does not track, is ``BLOCKED`` too, naming the path.
+  A checkout on another branch is never touched; ``git checkout`` and
+  ``git merge`` never run in the user's checkout.
 
 Merge worktree states (``merge_worktree`` is chosen by the caller):
 
@@ -735,6 +739,55 @@ def _overlapping(dirty: Sequence[str], incoming: Sequence[str]) -> list[str]:
     return sorted(out)
 
 
+def _in_the_way(ck: Path, added: Sequence[str], deleted: Sequence[str]) -> list[str]:
+    """Paths in checkout ``ck`` that carrying it forward would overwrite or
+    delete although git does not track them (untracked or ignored files).
+
+    For every file the merge adds: each parent directory it needs that exists
+    as a file or symlink git does not track (``local.conf`` for an added
+    ``local.conf/a.txt``), and the file's own path when it exists as an
+    untracked file or symlink, or as a directory holding anything that is not a
+    tracked file the merge deletes (a tracked directory that becomes a file,
+    with the user's files inside). ``deleted`` are the paths the merge deletes:
+    the only tracked ones an added path can meet.
+    """
+    gone = set(deleted)
+    hits: set[str] = set()
+    seen: set[str] = set()
+    for p in added:
+        parts = p.split("/")
+        for i in range(1, len(parts)):
+            q = "/".join(parts[:i])
+            if q in seen:
+                continue  # a real directory, checked already
+            full = ck / q
+            if os.path.islink(full) or (os.path.lexists(full) and not os.path.isdir(full)):
+                if q not in gone:
+                    hits.add(q)
+                break
+            seen.add(q)
+        full = ck / p
+        if not os.path.lexists(full):
+            continue
+        if os.path.isdir(full) and not os.path.islink(full):
+            if _holds_untracked(ck, p, gone):
+                hits.add(p)
+        elif p not in gone:
+            hits.add(p)
+    return sorted(hits)
+
+
+def _holds_untracked(ck: Path, directory: str, tracked: set[str]) -> bool:
+    """True when ``ck/directory`` holds a file or symlink not in ``tracked``."""
+    for root, dirs, files in os.walk(ck / directory):
+        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        for name in [*files, *links]:
+            rel = os.path.relpath(os.path.join(root, name), ck).replace(os.sep, "/")
+            if rel not in tracked:
+                return True
+    return False
+
+
 def _advance_base(
     repo: Path, base_branch: str, stage_branch: str, old: str, new: str, message: str
 ) -> MergeOutcome | None:
@@ -763,6 +816,9 @@ def _advance_base(
     added = _nul_list(
         g.git_out(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", old, new], repo)
     )
+    deleted = _nul_list(
+        g.git_out(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=D", old, new], repo)
+    )
     for ck in checkouts:
         g.run_git(["update-index", "-q", "--refresh"], ck, check=False)
         if g.git_out(["rev-parse", "--verify", "HEAD"], ck) != old:
@@ -776,11 +832,18 @@ def _advance_base(
             blocked = (ck, (), f"an unfinished {operation}")
             break
         dirty = worktree_dirty_files(ck)
-        # untracked files that an added file would overwrite, even ignored ones
-        dirty += [p for p in added if os.path.lexists(ck / p) and p not in dirty]
         hit = _overlapping(dirty, incoming)
-        if hit:
-            blocked = (ck, tuple(hit), "your uncommitted changes")
+        # untracked or ignored files (or directories holding them) where the
+        # merge puts a file or a directory: git would overwrite or delete them
+        in_way = [p for p in _in_the_way(ck, added, deleted) if p not in hit]
+        if hit or in_way:
+            if not in_way:
+                cause = "your uncommitted changes"
+            elif not hit:
+                cause = "untracked or ignored files in the way"
+            else:
+                cause = "your uncommitted changes and untracked or ignored files in the way"
+            blocked = (ck, tuple(sorted({*hit, *in_way})), cause)
             break
     if blocked is not None:
         return _blocked(base_branch, stage_branch, old, *blocked)

@@ -23,6 +23,7 @@ finds live sessions and changes nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,6 +294,13 @@ def blocked_fingerprint(state_root: Path, st: StageState, base: str) -> str:
     ):
         res = git.run_git(args, cwd, check=False)
         parts.append(res.stdout if res.ok else f"!{res.returncode}")
+    # the blocking paths themselves: an ignored file moved away changes no status
+    for rel in st.merge_detail.get("files") or []:
+        try:
+            info = os.lstat(checkout / str(rel))
+            parts.append(f"{rel}:{info.st_mode}:{info.st_size}:{info.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{rel}:-")
     return hashlib.sha1("\0".join(parts).encode("utf-8", "replace")).hexdigest()
 
 

@@ -600,3 +600,106 @@ def test_continue_refuses_when_the_stage_moved_on(base: Path, tmp_path: Path) ->
     abort_merge(base, mw)
     out = merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
     assert out.kind is MergeKind.CONFLICT
+
+
+# -- untracked and ignored files are never overwritten or deleted ------------------
+
+
+def _snapshot(ck: Path) -> dict[str, bytes]:
+    """Every file and symlink under the checkout (outside .git), with its bytes."""
+    out: dict[str, bytes] = {}
+    for root, dirs, files in os.walk(ck):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, ck)
+            out[rel] = (
+                os.readlink(full).encode() if os.path.islink(full) else Path(full).read_bytes()
+            )
+    return out
+
+
+@pytest.mark.parametrize("ignored", [True, False])
+def test_file_where_the_merge_needs_a_directory_blocks(
+    base: Path, tmp_path: Path, ignored: bool
+) -> None:
+    # The stage adds local.conf/a.txt; the user's local.conf is a file (their only copy).
+    wt = base.parent / "wt-s1"
+    git(base, "worktree", "add", "-q", "-b", "stage-1", str(wt), "main")
+    (wt / "local.conf").mkdir()
+    (wt / "local.conf" / "a.txt").write_text("stage\n")
+    git(wt, "add", "-f", "local.conf/a.txt")
+    git(wt, "commit", "-q", "-m", "stage adds local.conf/a.txt")
+    if ignored:
+        (base / ".git" / "info" / "exclude").write_text("local.conf\n")
+    (base / "local.conf").write_text("password=hunter2\n")
+    before, status = _snapshot(base), git(base, "status", "--porcelain", "--ignored")
+    old = tip(base)
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.BLOCKED, out
+    assert out.blocked_files == ("local.conf",)
+    if ignored:
+        assert "untracked or ignored files in the way in local.conf" in out.blocked_reason
+    else:  # untracked: one of the user's uncommitted changes
+        assert "uncommitted changes in local.conf" in out.blocked_reason
+    assert tip(base) == old
+    assert _snapshot(base) == before
+    assert git(base, "status", "--porcelain", "--ignored") == status
+    # moved away, the merge goes through
+    (base / "local.conf").rename(tmp_path / "kept.conf")
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.MERGED
+    assert (base / "local.conf" / "a.txt").read_text() == "stage\n"
+
+
+def test_deep_parent_and_symlink_in_the_way_block(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"a/b/c/d.txt": "stage\n", "lnk/x.txt": "stage\n"})
+    (base / "a").mkdir()
+    (base / "a" / "b").write_text("mine\n")
+    (base / "elsewhere").mkdir()
+    (base / "lnk").symlink_to(base / "elsewhere")
+    (base / ".git" / "info" / "exclude").write_text("a/\nlnk\nelsewhere/\n")
+    before = _snapshot(base)
+    old = tip(base)
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.BLOCKED and out.blocked_files == ("a/b", "lnk")
+    assert tip(base) == old and _snapshot(base) == before
+    assert not (base / "elsewhere" / "x.txt").exists()
+
+
+@pytest.mark.parametrize("ignored", [True, False])
+def test_directory_becoming_a_file_keeps_the_users_files_inside(
+    base: Path, tmp_path: Path, ignored: bool
+) -> None:
+    commit(base, {"tool/main.py": "print(1)\n"}, "a tracked directory")
+    wt = base.parent / "wt-s1"
+    git(base, "worktree", "add", "-q", "-b", "stage-1", str(wt), "main")
+    git(wt, "rm", "-q", "-r", "tool")
+    (wt / "tool").write_text("#!/bin/sh\n")
+    git(wt, "add", "tool")
+    git(wt, "commit", "-q", "-m", "tool becomes a script")
+    if ignored:
+        (base / ".git" / "info" / "exclude").write_text("*.pyc\n")
+    (base / "tool" / "cache.pyc").write_bytes(b"\x00user data")
+    before = _snapshot(base)
+    old = tip(base)
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.BLOCKED, out
+    assert out.blocked_files == (("tool",) if ignored else ("tool", "tool/cache.pyc"))
+    assert tip(base) == old and _snapshot(base) == before
+    # without the user's file inside, the tracked directory becomes the file
+    (base / "tool" / "cache.pyc").unlink()
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.MERGED
+    assert (base / "tool").read_text() == "#!/bin/sh\n"
+    assert git(base, "status", "--porcelain") == ""
+
+
+def test_untracked_directory_on_the_path_is_fine(base: Path, tmp_path: Path) -> None:
+    stage(base, "stage-1", {"notes/new.txt": "stage\n"})
+    (base / "notes").mkdir()
+    (base / "notes" / "mine.txt").write_text("mine\n")
+    out = merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
+    assert out.kind is MergeKind.MERGED
+    assert (base / "notes" / "mine.txt").read_text() == "mine\n"
+    assert (base / "notes" / "new.txt").read_text() == "stage\n"
