@@ -1,0 +1,549 @@
+"""What autorun itself costs, against floors measured in the same run (issue 16).
+
+Every figure is printed as a row ``figure  value  floor  ratio  goal  ok``:
+
+1. **Per stage** (runs of N = 6, 30, 100 independent stand-in stages, 0.05 s of
+   work each, on a private tmux server): CPU-seconds of every Python process the
+   run started (engine commands, the stand-in, detached helpers; each with the git
+   and tmux calls it waited for), and the number of engine processes, per stage.
+   Processes are counted by a ``sitecustomize`` that the stand-in's engine calls
+   load (they run ``python -m autorun_py`` without ``-I``); each writes its argv,
+   its own CPU and its children's CPU at exit.
+2. **Chain hand-off**: a chain of 6 stages; from one stage's commit to the next
+   stage's commit, against the floor: one interpreter start, 6 git calls, 2 tmux
+   calls, one fsync + rename, and the stand-in's work.
+3. **Bookkeeping calls** (``autorun phase RUN STAGE implement started``, ``autorun
+   context``) against ``python -I -c pass``, with no history and with 150 earlier
+   200-stage runs under ``$AUTORUN_HOME`` (finished).
+4. **A merge** with 0 and 256 other worktrees of the repository: git calls (a
+   ``git`` on PATH that counts and execs the real one) and wall time.
+5. **A state transaction** (one phase update) at 6 and 1,000 stages.
+6. **simulate** of a 1,000-stage chain against a 1,000-stage fan-out.
+
+    .venv/bin/python benchmarks/engine_cost.py [--quick] [--json]
+
+``--quick`` runs smaller sizes (N = 6 only, 20 history runs, 32 worktrees) for a
+smoke check. Everything happens under a temporary directory; the tmux server is
+private and killed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+ROWS: list[dict[str, Any]] = []
+
+SITECUSTOMIZE = r"""
+import atexit, json, os, sys, time
+_log = os.environ.get("AUTORUN_BENCH_PROCLOG")
+if _log:
+    _t0 = time.monotonic()
+    def _bench_done():
+        t = os.times()
+        rec = {"pid": os.getpid(), "argv": sys.argv, "self": t.user + t.system,
+               "children": t.children_user + t.children_system,
+               "wall": time.monotonic() - _t0}
+        with open(_log, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+    atexit.register(_bench_done)
+"""
+
+COUNTING_GIT = """#!/bin/sh
+printf '%s\\n' "$*" >> "$AUTORUN_BENCH_GITLOG"
+exec {real} "$@"
+"""
+
+
+def row(figure: str, value: float, floor: float | None, goal: str, ok: bool | None) -> None:
+    ratio = value / floor if floor else None
+    ROWS.append(
+        {
+            "figure": figure,
+            "value": round(value, 4),
+            "floor": None if floor is None else round(floor, 4),
+            "ratio": None if ratio is None else round(ratio, 2),
+            "goal": goal,
+            "ok": ok,
+        }
+    )
+
+
+def median_time(fn: Callable[[], object], n: int = 15) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run(
+    argv: list[str], env: dict[str, str], cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return proc
+
+
+def engine(
+    env: dict[str, str], *args: str, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return run([PY, "-I", "-m", "autorun_py", *args], env, cwd, check)
+
+
+def base_env(tmp: Path) -> dict[str, str]:
+    home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".gitconfig").write_text(
+        "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
+        "[user]\n\tname = bench\n\temail = bench@autorun.invalid\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "TMUX", "AUTORUN_"))}
+    env.pop("CLAUDECODE", None)
+    env.update(
+        {
+            "HOME": str(home),
+            "AUTORUN_HOME": str(home / ".autorun"),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+            "AUTORUN_TMUX_SOCKET": f"autorun-bench-{uuid.uuid4().hex[:10]}",
+            "AUTORUN_CLAUDE": PY,
+            "AUTORUN_AGENT_ARGS": "-m autorun_py.standin",
+            "AUTORUN_STANDIN_DELAY": "0.05",
+            "AUTORUN_KEEP_SESSIONS": "",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+def make_repo(path: Path, env: dict[str, str]) -> Path:
+    path.mkdir(parents=True)
+    (path / "README.md").write_text("bench\n")
+    run(["git", "-C", str(path), "init", "-q", "-b", "main"], env)
+    run(["git", "-C", str(path), "add", "-A"], env)
+    run(["git", "-C", str(path), "commit", "-q", "-m", "init"], env)
+    return path
+
+
+def plan_text(n: int, chain: bool = False) -> str:
+    out = ["# Bench plan", ""]
+    for i in range(1, n + 1):
+        dep = f"Stage {i - 1}" if chain and i > 1 else "None"
+        out += [f"## Stage {i}: Part {i}", "", f"**Dependencies**: {dep}", "", f"Do part {i}.", ""]
+    return "\n".join(out)
+
+
+def kill_tmux(env: dict[str, str]) -> None:
+    sock = env["AUTORUN_TMUX_SOCKET"]
+    subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, check=False)
+    uid = os.getuid()
+    for base in (os.environ.get("TMUX_TMPDIR") or "/tmp",):
+        p = Path(base) / f"tmux-{uid}" / sock
+        if p.exists():
+            p.unlink()
+
+
+def wait_finished(env: dict[str, str], orch: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = engine(env, "status", orch, "--json", check=False)
+        if proc.returncode == 0:
+            data = json.loads(proc.stdout)
+            if data.get("finished"):
+                return dict(data)
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"run {orch} did not finish in {timeout:.0f} s:\n{proc.stdout[-2000:]}"
+            )
+        time.sleep(0.25)
+
+
+def orchestrate_run(tmp: Path, n: int, *, chain: bool, max_parallel: int) -> dict[str, Any]:
+    """Run ``n`` stand-in stages to completion; return the process log and timings."""
+    env = base_env(tmp)
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    proclog = tmp / "procs.jsonl"
+    standin_log = tmp / "standin.log"
+    env["PYTHONPATH"] = f"{site}{os.pathsep}{ROOT}"
+    env["AUTORUN_BENCH_PROCLOG"] = str(proclog)
+    env["AUTORUN_STANDIN_LOG"] = str(standin_log)
+    repo = make_repo(tmp / "repo", env)
+    plan = repo / "plan.md"
+    plan.write_text(plan_text(n, chain))
+    run(["git", "-C", str(repo), "add", "-A"], env)
+    run(["git", "-C", str(repo), "commit", "-q", "-m", "plan"], env)
+    t0 = time.monotonic()
+    try:
+        # Without -I, so that this process is counted like the others.
+        out = run(
+            [
+                PY,
+                "-m",
+                "autorun_py",
+                "orchestrate",
+                str(plan),
+                "--max-parallel",
+                str(max_parallel),
+                "--no-monitor",
+                "--json",
+            ],
+            env,
+            cwd=repo,
+        )
+        orch = json.loads(out.stdout)["orch_dir"]
+        summary = wait_finished(env, orch, timeout=60 + 6 * n)
+        wall = time.monotonic() - t0
+    finally:
+        kill_tmux(env)
+    time.sleep(0.5)  # let detached helpers (killers) write their records
+    procs = [json.loads(line) for line in proclog.read_text().splitlines() if line.strip()]
+    return {
+        "env": env,
+        "procs": procs,
+        "wall": wall,
+        "summary": summary,
+        "standin_log": standin_log,
+        "repo": repo,
+    }
+
+
+def per_stage(tmp: Path, n: int) -> None:
+    res = orchestrate_run(tmp / f"fan-{n}", n, chain=False, max_parallel=4)
+    done = res["summary"]["progress"]["completed"]
+    if done != n:
+        raise SystemExit(f"only {done} of {n} stages completed")
+    procs = res["procs"]
+    cpu = sum(p["self"] + p["children"] for p in procs)
+
+    def kind(argv: list[str]) -> str:
+        script = Path(argv[0]).name if argv else "?"
+        if script == "__main__.py":  # python -m autorun_py <command>
+            return argv[1] if len(argv) > 1 else "autorun"
+        return script[:-3] if script.endswith(".py") else script
+
+    kinds: dict[str, int] = {}
+    for p in procs:
+        kinds[kind(p["argv"])] = kinds.get(kind(p["argv"]), 0) + 1
+    engine_procs = [p for p in procs if kind(p["argv"]) != "standin"]
+    row(
+        f"N={n}: engine CPU s/stage (all Python procs + their git/tmux)",
+        cpu / n,
+        None,
+        "<= 0.25",
+        cpu / n <= 0.25,
+    )
+    row(
+        f"N={n}: engine processes/stage",
+        len(engine_procs) / n,
+        None,
+        "<= 3",
+        len(engine_procs) / n <= 3,
+    )
+    row(f"N={n}: run wall s/stage (max-parallel 4)", res["wall"] / n, None, "info", None)
+    print(f"  N={n} process kinds: {json.dumps(kinds, sort_keys=True)}", file=sys.stderr)
+
+
+def floor_handoff(env: dict[str, str], repo: Path) -> float:
+    interp = median_time(lambda: run([PY, "-I", "-c", "pass"], env))
+    gitc = median_time(lambda: run(["git", "-C", str(repo), "rev-parse", "HEAD"], env))
+    sock = env["AUTORUN_TMUX_SOCKET"]
+    subprocess.run(
+        ["tmux", "-L", sock, "new-session", "-d", "-s", "floor", "sleep", "60"],
+        env=env,
+        check=False,
+    )
+    tm = median_time(
+        lambda: run(["tmux", "-L", sock, "display-message", "-p", "x"], env, check=False)
+    )
+    kill_tmux(env)
+    target = repo.parent / "floor.json"
+
+    def fsync_rename() -> None:
+        tmpf = target.with_suffix(".tmp")
+        with open(tmpf, "w") as fh:
+            fh.write("{}")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmpf, target)
+
+    fs = median_time(fsync_rename)
+    return interp + 6 * gitc + 2 * tm + fs + 0.05
+
+
+def chain_handoff(tmp: Path) -> None:
+    res = orchestrate_run(tmp / "chain", 6, chain=True, max_parallel=1)
+    commits: dict[int, float] = {}
+    for line in res["standin_log"].read_text().splitlines():
+        parts = line.split(" ", 2)
+        if (
+            len(parts) == 3
+            and parts[2].startswith("stage ")
+            and parts[2].endswith("committed; merging")
+        ):
+            commits[int(parts[2].split()[1])] = float(parts[0])
+    gaps = [commits[i + 1] - commits[i] for i in range(1, 6) if i in commits and i + 1 in commits]
+    if len(gaps) != 5:
+        raise SystemExit(f"chain: expected 5 hand-offs, saw {len(gaps)}")
+    floor = floor_handoff(res["env"], res["repo"])
+    value = statistics.median(gaps)
+    row(
+        "chain: commit -> next stage's commit (median s)",
+        value,
+        floor,
+        "<= 2.5x floor",
+        value <= 2.5 * floor,
+    )
+
+
+def fake_history(env: dict[str, str], tmp: Path, runs: int, stages: int) -> None:
+    """``runs`` earlier, finished ``stages``-stage runs under $AUTORUN_HOME."""
+    repo = make_repo(tmp / "history-repo", env)
+    plan = repo / "history.md"
+    plan.write_text(plan_text(stages))
+    out = engine(env, "orchestrate", str(plan), "--no-launch", "--no-monitor", "--json", cwd=repo)
+    orch = Path(json.loads(out.stdout)["orch_dir"])
+    status = json.loads((orch / "status.json").read_text())
+    head = run(["git", "-C", str(repo), "rev-parse", "HEAD"], env).stdout.strip()
+    status["status"] = "completed"
+    status["completed_at"] = status.get("created_at")
+    for st in status["stages"].values():
+        st["status"] = "completed"
+        st["merge_commit"] = head
+    (orch / "status.json").write_text(json.dumps(status, indent=2))
+    for i in range(runs - 1):
+        dst = orch.parent / f"{orch.name}-h{i}"
+        shutil.copytree(orch, dst)
+        data = json.loads((dst / "status.json").read_text())
+        data["orch_dir"] = str(dst)
+        (dst / "status.json").write_text(json.dumps(data, indent=2))
+
+
+def bookkeeping(tmp: Path, history: int) -> None:
+    env = base_env(tmp / f"book-{history}")
+    repo = make_repo(tmp / f"book-{history}" / "repo", env)
+    if history:
+        fake_history(env, tmp / f"book-{history}", history, 200)
+    plan = repo / "plan.md"
+    plan.write_text(plan_text(2))
+    out = engine(env, "orchestrate", str(plan), "--no-launch", "--no-monitor", "--json", cwd=repo)
+    orch = json.loads(out.stdout)["orch_dir"]
+    # Stage 1 in progress in its own worktree, as launch would leave it.
+    wt = Path(env["AUTORUN_HOME"]) / "worktrees" / Path(orch).name / "stage-1"
+    status_path = Path(orch) / "status.json"
+    data = json.loads(status_path.read_text())
+    run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            f"autorun/{Path(orch).name}/s1",
+            str(wt),
+            "HEAD",
+        ],
+        env,
+    )
+    st = data["stages"]["1"]
+    st.update(
+        {"status": "in_progress", "worktree": str(wt), "branch": f"autorun/{Path(orch).name}/s1"}
+    )
+    status_path.write_text(json.dumps(data, indent=2))
+    stage_env = dict(env, AUTORUN_ORCH_DIR=orch, AUTORUN_STAGE="1")
+    interp = median_time(lambda: run([PY, "-I", "-c", "pass"], env))
+    phase = median_time(lambda: engine(stage_env, "phase", "implement", "started", cwd=wt))
+    ctx = median_time(lambda: engine(stage_env, "context", "--json", cwd=wt))
+    label = f"history={history}"
+    row(
+        f"{label}: `phase PHASE started` (s)",
+        phase,
+        interp,
+        "<= 2.5x interpreter",
+        phase <= 2.5 * interp,
+    )
+    row(f"{label}: `context` (s)", ctx, interp, "<= 2.5x interpreter", ctx <= 2.5 * interp)
+    BOOK[history] = (phase, ctx)
+
+
+BOOK: dict[int, tuple[float, float]] = {}
+
+
+def merge_cost(tmp: Path, worktrees: int) -> None:
+    base = tmp / f"merge-{worktrees}"
+    env = base_env(base)
+    repo = make_repo(base / "repo", env)
+    for i in range(worktrees):
+        run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                str(base / "other" / f"w{i}"),
+                "HEAD",
+            ],
+            env,
+        )
+    plan = repo / "plan.md"
+    plan.write_text(plan_text(1))
+    run(["git", "-C", str(repo), "add", "-A"], env)
+    run(["git", "-C", str(repo), "commit", "-q", "-m", "plan"], env)
+    out = engine(env, "orchestrate", str(plan), "--no-launch", "--no-monitor", "--json", cwd=repo)
+    orch = json.loads(out.stdout)["orch_dir"]
+    launched = engine(env, "launch-ready", orch, "--json", check=False)
+    del launched
+    kill_tmux(env)
+    data = json.loads((Path(orch) / "status.json").read_text())
+    wt = Path(data["stages"]["1"]["worktree"])
+    (wt / "work.txt").write_text("work\n")
+    run(["git", "-C", str(wt), "add", "-A"], env)
+    run(["git", "-C", str(wt), "commit", "-q", "-m", "work"], env)
+    bindir = base / "bin"
+    bindir.mkdir()
+    real = shutil.which("git") or "/usr/bin/git"
+    (bindir / "git").write_text(COUNTING_GIT.format(real=real))
+    (bindir / "git").chmod(0o755)
+    gitlog = base / "git.log"
+    menv = dict(env, PATH=f"{bindir}{os.pathsep}{env['PATH']}", AUTORUN_BENCH_GITLOG=str(gitlog))
+    t0 = time.perf_counter()
+    res = engine(menv, "merge", orch, "1", "--json", cwd=repo, check=False)
+    wall = time.perf_counter() - t0
+    kill_tmux(env)
+    if res.returncode != 0:
+        raise SystemExit(f"merge with {worktrees} worktrees failed: {res.stderr[-1500:]}")
+    calls = len(gitlog.read_text().splitlines())
+    MERGE[worktrees] = (calls, wall)
+    row(f"worktrees={worktrees}: git calls per merge", calls, None, "<= 15", calls <= 15)
+    row(f"worktrees={worktrees}: merge wall (s)", wall, None, "info", None)
+
+
+MERGE: dict[int, tuple[int, float]] = {}
+
+
+def transaction_cost(tmp: Path, n: int) -> float:
+    env = base_env(tmp / f"txn-{n}")
+    repo = make_repo(tmp / f"txn-{n}" / "repo", env)
+    plan = repo / "plan.md"
+    plan.write_text(plan_text(n))
+    out = engine(env, "orchestrate", str(plan), "--no-launch", "--no-monitor", "--json", cwd=repo)
+    orch = json.loads(out.stdout)["orch_dir"]
+    code = (
+        "import sys, time, statistics\n"
+        "from pathlib import Path\n"
+        "from autorun_py.state import StatusStore\n"
+        "store = StatusStore(Path(sys.argv[1]))\n"
+        "ts = []\n"
+        "for i in range(15):\n"
+        "    t0 = time.perf_counter()\n"
+        "    with store.transaction() as txn:\n"
+        "        txn.state.stages[1].counters['bench'] = i\n"
+        "    ts.append(time.perf_counter() - t0)\n"
+        "print(statistics.median(ts))\n"
+    )
+    out = run([PY, "-c", code, orch], env)
+    return float(out.stdout.strip())
+
+
+def simulate_cost(tmp: Path) -> tuple[float, float]:
+    env = base_env(tmp / "sim")
+    chain, fan = tmp / "sim" / "chain.md", tmp / "sim" / "fan.md"
+    chain.write_text(plan_text(1000, chain=True))
+    fan.write_text(plan_text(1000))
+    code = (
+        "import sys, time, statistics\n"
+        "from pathlib import Path\n"
+        "from autorun_py.plan import load_plan\n"
+        "from autorun_py.simulate import simulate\n"
+        "out = []\n"
+        "for f in sys.argv[1:]:\n"
+        "    plan = load_plan(Path(f))\n"
+        "    deps = {s.number: list(s.depends_on) for s in plan.stages}\n"
+        "    dur = {n: 1.0 for n in deps}\n"
+        "    ts = []\n"
+        "    for _ in range(5):\n"
+        "        t0 = time.perf_counter()\n"
+        "        simulate(deps, dur, schedule='dataflow', max_parallel=8)\n"
+        "        ts.append(time.perf_counter() - t0)\n"
+        "    out.append(statistics.median(ts))\n"
+        "print(*out)\n"
+    )
+    out = run([PY, "-c", code, str(chain), str(fan)], env)
+    a, b = out.stdout.split()
+    return float(a), float(b)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke check")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = ap.parse_args()
+    sizes = [6] if args.quick else [6, 30, 100]
+    history = 20 if args.quick else 150
+    trees = 32 if args.quick else 256
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="autorun-engine-cost-") as td:
+        tmp = Path(td)
+        for n in sizes:
+            print(f"per-stage run, N={n} ...", file=sys.stderr)
+            per_stage(tmp, n)
+        print("chain hand-off ...", file=sys.stderr)
+        chain_handoff(tmp)
+        for h in (0, history):
+            print(f"bookkeeping calls, history={h} ...", file=sys.stderr)
+            bookkeeping(tmp, h)
+        p0, c0 = BOOK[0]
+        ph, ch = BOOK[history]
+        row(f"`phase` with {history} earlier runs / none", ph, p0, "<= 1.1x", ph <= 1.1 * p0)
+        row(f"`context` with {history} earlier runs / none", ch, c0, "<= 1.1x", ch <= 1.1 * c0)
+        for w in (0, trees):
+            print(f"merge, worktrees={w} ...", file=sys.stderr)
+            merge_cost(tmp, w)
+        w0, wn = MERGE[0][1], MERGE[trees][1]
+        row(f"merge wall, {trees} worktrees / none", wn, w0, "<= 1.2x", wn <= 1.2 * w0)
+        print("state transactions ...", file=sys.stderr)
+        small, big = transaction_cost(tmp, 6), transaction_cost(tmp, 1000)
+        row("state transaction at 6 stages (s)", small, None, "info", None)
+        row("state transaction at 1000 stages (s)", big, None, "<= 0.010", big <= 0.010)
+        print("simulate ...", file=sys.stderr)
+        chain_t, fan_t = simulate_cost(tmp)
+        row(
+            "simulate 1000-stage chain / fan-out", chain_t, fan_t, "<= 1.2x", chain_t <= 1.2 * fan_t
+        )
+    total = time.monotonic() - t_start
+    if args.json:
+        print(json.dumps({"rows": ROWS, "seconds": round(total, 1)}, indent=2))
+    else:
+        print(f"{'figure':64} {'value':>9} {'floor':>9} {'ratio':>7}  {'goal':<20} ok")
+        for r in ROWS:
+            fl = "" if r["floor"] is None else f"{r['floor']:.4f}"
+            ra = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+            ok = "" if r["ok"] is None else ("yes" if r["ok"] else "NO")
+            print(f"{r['figure']:64} {r['value']:9.4f} {fl:>9} {ra:>7}  {r['goal']:<20} {ok}")
+        print(f"({total:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
