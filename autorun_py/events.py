@@ -13,7 +13,7 @@ import datetime
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -131,6 +131,36 @@ def follow_events(
         if stop is not None and stop():
             return
         time.sleep(poll)
+
+
+FOLLOW_GRACE = 3.0  # seconds a finished run must stay quiet before a follower stops
+
+
+def follow_run(
+    orch_dir: Path,
+    finished: Callable[[], bool],
+    *,
+    from_start: bool = True,
+    grace: float = FOLLOW_GRACE,
+    poll: float = 0.2,
+) -> Iterator[dict[str, Any]]:
+    """Yield a run's events until the run is finished and stays finished.
+
+    An ``orchestration_complete`` event is not the end: a retry after it reopens
+    the run and appends more. The follower stops once it has read every event,
+    ``finished()`` (the run's state) is true and no event has arrived for
+    ``grace`` seconds (so the event a finishing transaction appends right after
+    its state write is not missed either).
+    """
+    last = time.monotonic()
+
+    def stop() -> bool:
+        return time.monotonic() - last >= grace and finished()
+
+    for ev in follow_events(orch_dir, from_start=from_start, poll=poll, stop=stop):
+        last = time.monotonic()
+        yield ev
+        last = time.monotonic()
 
 
 def notable_line(ev: dict[str, Any]) -> Optional[str]:

@@ -15,9 +15,11 @@ from autorun_py.errors import AutorunError
 from autorun_py.orchestration import check_component, create_orchestration
 from autorun_py.plan import load_plan
 from autorun_py.state import (
+    BLOCKED,
     COMPLETED,
     IN_PROGRESS,
     PENDING,
+    RUN_RUNNING,
     STAGE_STATUSES,
     TRANSITIONS,
     StatusStore,
@@ -385,7 +387,8 @@ def test_events_cli_and_follow(repo: Path, orch: Path) -> None:
     proc = run_cli(["events", str(orch), "--json"], repo)
     assert json.loads(proc.stdout.splitlines()[0])["type"] == "orchestration_started"
     follower = subprocess.Popen(
-        [sys.executable, "-m", "autorun_py", "events", str(orch), "--follow", "--json"],
+        [sys.executable, "-m", "autorun_py", "events", str(orch), "--follow", "--json"]
+        + ["--grace", "0.2"],
         cwd=repo,
         stdout=subprocess.PIPE,
         text=True,
@@ -400,6 +403,56 @@ def test_events_cli_and_follow(repo: Path, orch: Path) -> None:
     types = [json.loads(x)["type"] for x in out.splitlines()]
     assert types[0] == "orchestration_started" and types[-1] == "orchestration_complete"
     assert types.count("stage_blocked") == 3
+
+
+def _retry_in_state(orch: Path, number: int) -> None:
+    """What ``autorun retry`` does to the state (without launching a session)."""
+    with StatusStore(orch).transaction() as txn:
+        transition(txn, number, PENDING, reason="retry")
+        txn.state.stages[number].failure = None
+        unblocked = []
+        for n, st in sorted(txn.state.stages.items()):
+            if st.status == BLOCKED:
+                transition(txn, n, PENDING, reason=f"stage {number} retried")
+                unblocked.append(n)
+        txn.state.status = RUN_RUNNING
+        txn.state.completed_at = None
+        txn.emit("stage_retry", stage=number, unblocked=unblocked)
+
+
+def test_follow_does_not_stop_at_a_completion_that_a_retry_reopened(
+    repo: Path, orch: Path
+) -> None:
+    with StatusStore(orch).transaction() as txn:
+        fail_stage(txn, 1, "boom")  # the run finishes ...
+    _retry_in_state(orch, 1)  # ... and is reopened by a retry
+    with StatusStore(orch).transaction() as txn:
+        transition(txn, 1, IN_PROGRESS)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "autorun_py", "events", str(orch), "--follow", "--json"]
+        + ["--grace", "0.5"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        seen: list[str] = []
+        for line in follower.stdout:  # everything logged so far, then still following
+            seen.append(json.loads(line)["type"])
+            if seen[-1] == "stage_started" or len(seen) > 50:
+                break
+        assert "stage_retry" in seen and follower.poll() is None
+        with StatusStore(orch).transaction() as txn:
+            fail_stage(txn, 1, "boom again")
+        out, _ = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    types = seen + [json.loads(x)["type"] for x in out.splitlines()]
+    assert types.count("orchestration_complete") == 2
+    assert types[-1] == "orchestration_complete"
+    assert types.index("stage_retry") < len(types) - 1
+    assert follower.returncode == 0
 
 
 def test_second_live_run_with_the_same_slug_gets_a_distinct_one(repo: Path, tmp_path: Path) -> None:

@@ -69,7 +69,17 @@ def _event_line(ev: dict[str, Any]) -> str:
 @click.command("events")
 @click.argument("orch", required=False)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
-@click.option("--forever", is_flag=True, help="With --follow: do not stop when the run ends.")
+@click.option(
+    "--forever", is_flag=True, help="With --follow: keep following after the run ends (Ctrl-C)."
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="With --follow: stop once the run is finished and no event came for this long "
+    "(default 3; a retry after the end keeps the follower going).",
+)
 @click.option("--new", "only_new", is_flag=True, help="With --follow: skip events already logged.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option(
@@ -87,6 +97,7 @@ def events(
     orch: Optional[str],
     follow: bool,
     forever: bool,
+    grace: Optional[float],
     only_new: bool,
     as_json: bool,
     notable: bool,
@@ -95,7 +106,13 @@ def events(
     """Print a run's events (events.jsonl)."""
     import json
 
-    from autorun_py.events import follow_events, notable_line, read_events
+    from autorun_py.events import (
+        FOLLOW_GRACE,
+        follow_events,
+        follow_run,
+        notable_line,
+        read_events,
+    )
 
     orch_dir = _wait_for_run() if (wait_run and orch is None) else _orch(orch)
 
@@ -113,10 +130,29 @@ def events(
         for ev in read_events(orch_dir):
             show(ev)
         return
-    for ev in follow_events(orch_dir, from_start=not only_new):
+    if forever:
+        for ev in follow_events(orch_dir, from_start=not only_new):
+            show(ev)
+        return
+    for ev in follow_run(
+        orch_dir,
+        lambda: _run_finished(orch_dir),
+        from_start=not only_new,
+        grace=FOLLOW_GRACE if grace is None else grace,
+    ):
         show(ev)
-        if ev.get("type") == "orchestration_complete" and not forever:
-            return
+
+
+def _run_finished(orch_dir: Path) -> bool:
+    """The run's state says it is over (an unreadable state keeps the follower going)."""
+    from autorun_py.errors import AutorunError
+    from autorun_py.state import RUN_RUNNING, StatusStore
+
+    try:
+        state = StatusStore(orch_dir).read()
+    except AutorunError:
+        return False
+    return state.status != RUN_RUNNING and state.is_finished()
 
 
 def _wait_for_run(poll: float = 1.0) -> Path:
