@@ -6,6 +6,7 @@ missing or too old or the install fails. Installs come from a local wheelhouse
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -128,28 +129,55 @@ def test_a_symlink_to_the_shim_finds_the_plugin_root(built: Built, tmp_path: Pat
     assert proc.stdout.strip() == f"autorun, version {__version__}"
 
 
-def test_arg_stdin_hands_the_text_to_the_engine_verbatim(built: Built, tmp_path: Path) -> None:
-    odd = 'it\'s "my" plan $(touch pwned) `touch pwned2`.md'
+def test_prompt_hook_hands_the_arguments_to_the_engine_verbatim(
+    built: Built, tmp_path: Path
+) -> None:
+    """scripts/prompt-hook (the plugin's UserPromptSubmit hook) then the `!` line's
+    `--args-of`, through the real shim: the text reaches the engine as one
+    argument and no shell runs any of it."""
+    odd = "it's \"my\" plan $(touch pwned) `touch pwned2`\nAUTORUN_ARGUMENTS\ntouch pwned3\n.md"
     (tmp_path / odd).write_text(PLAN, encoding="utf-8")
-    proc = run(
-        built.shim,
-        "--data-dir",
-        str(built.data),
-        "--arg-stdin",
-        "plan",
-        "check",
-        env=built.env,
+    session = "0b7d4c2e-1f3a-4b5c-8d9e-aabbccddeeff"
+    # Claude Code exports CLAUDE_PLUGIN_DATA to hooks (not to `!` lines).
+    env = dict(built.env, CLAUDE_PLUGIN_DATA=str(built.data))
+    payload = json.dumps({"session_id": session, "prompt": f"/autorun:ping {odd}\n"})
+    hook = subprocess.run(
+        [str(built.root / "scripts" / "prompt-hook")],
+        input=payload,
+        capture_output=True,
+        text=True,
+        env=env,
         cwd=tmp_path,
-        stdin=odd + "\n\n",
+        timeout=120,
     )
+    assert hook.returncode == 0 and hook.stdout == "", hook.stderr
+    line_env = dict(built.env, CLAUDE_CODE_SESSION_ID=session)
+    argv = ["--data-dir", str(built.data), "--exit-zero", "--args-of", "ping", "plan", "check"]
+    proc = run(built.shim, *argv, env=line_env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "Stage 1: Alpha" in proc.stdout
+    assert "Stage 1: Alpha" in proc.stdout and "exit status" not in proc.stdout
     assert odd in proc.stdout
-    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+    assert not any(tmp_path.glob("pwned*"))
 
-    # Blank input adds no argument at all.
-    proc = run(built.shim, "--arg-stdin", "plan", "check", env=built.env, cwd=tmp_path, stdin=" \n")
-    assert proc.returncode == 2
+    # Any other prompt: nothing recorded, nothing printed, a few milliseconds.
+    other = json.dumps({"session_id": session, "prompt": "explain $(touch pwned)"})
+    started = time.monotonic()
+    hook = subprocess.run(
+        [str(built.root / "scripts" / "prompt-hook")],
+        input=other,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    elapsed = time.monotonic() - started
+    assert hook.returncode == 0 and hook.stdout == "" and hook.stderr == ""
+    assert not (built.home / "prompts" / f"{session}.json").exists()
+    assert not any(tmp_path.glob("pwned*"))
+    print(f"prompt hook on a non-autorun prompt: {elapsed * 1000:.1f} ms")
+    # Without a record the `!` line goes on with no argument, and says so.
+    proc = run(built.shim, *argv, env=line_env, cwd=tmp_path)
+    assert "no arguments recorded for /autorun:ping" in proc.stderr
     assert "Missing argument" in proc.stderr
 
 

@@ -44,6 +44,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("autorun_py.cli.monitor_cmd:monitor", "Keep a run going unattended."),
     "resume": ("autorun_py.cli.monitor_cmd:resume", "Bring a run back after a crash or reboot."),
     "report": ("autorun_py.cli.monitor_cmd:report", "Write a run's report: time, work, cost."),
+    "hook": ("autorun_py.cli.hook_cmd:hook", "Claude Code hooks of the plugin (hooks/hooks.json)."),
     "review": (
         "autorun_py.cli.review_cmd:review",
         "Ask the user questions in a review file and wait for their answers.",
@@ -88,8 +89,15 @@ def cli() -> None:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: run the click group, map domain errors to exit codes."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        rv: Any = cli.main(args=argv, prog_name="autorun", standalone_mode=False)
+        if args[:1] == ["--args-of"]:
+            # A slash command's `!` line: its arguments come from the prompt hook,
+            # never through a shell (autorun_py/prompt_args.py).
+            from autorun_py.prompt_args import expand_argv
+
+            args = expand_argv(args)
+        rv: Any = cli.main(args=args, prog_name="autorun", standalone_mode=False)
     except AutorunError as exc:
         click.echo(f"autorun: error: {exc}", err=True)
         sys.exit(int(exc.exit_code))

@@ -2,9 +2,12 @@
 
 1. ``claude -p "/autorun:ping <plan>"``: a plugin command's inline ``!`` lines run
    the plugin's shim (``scripts/autorun``) before the model is called, the
-   command's own ``allowed-tools`` suffice, ``$ARGUMENTS`` reaches the engine
-   verbatim through a quoted here-document (no shell reads it), and the output
-   reaches the model.
+   command's own ``allowed-tools`` suffice, the arguments reach the engine
+   verbatim through the plugin's UserPromptSubmit hook (no shell reads them),
+   and the output reaches the model.
+1b. Arguments holding the old here-document's terminator and a command line
+   (``claude -p`` and a bracketed paste into the TUI): nothing runs, the engine
+   gets the text verbatim.
 2. ``/autorun:status`` shows the run's status to the model.
 3. The interactive TUI in tmux starts with no first-run screen, runs a plugin
    command given as its positional prompt (as the engine starts stage sessions),
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 from autorun_py import __version__
@@ -39,6 +43,9 @@ Build beta on top of alpha.
 
 # A file name a shell would choke on (or run): quotes, spaces, $(...).
 ODD_NAME = 'it\'s "my" plan $(touch pwned).md'
+# The terminator of the here-documents commands/*.md used to pass $ARGUMENTS,
+# then a command: a shell reading the argument would create CANARY.
+TERMINATED = "plan\nAUTORUN_ARGUMENTS\ntouch CANARY\n.md"
 
 
 def test_inline_command_runs_the_shim_and_its_output_reaches_the_model(
@@ -144,3 +151,58 @@ def test_status_command_shows_the_run_to_the_model(
     assert "<command-name>/autorun:status</command-name>" in prompt
     assert "Alpha setup" in prompt and "Beta feature" in prompt
     assert "exit status" not in prompt
+
+
+def test_arguments_never_reach_a_shell_even_with_the_old_terminator(
+    claude: ClaudeRunner, e2e_plugin: Plugin, tmp_path: Path
+) -> None:
+    # Bash allowed by settings (DEFAULT_ALLOW): only the mechanism stands in the way.
+    link_plugin_data(claude.home, e2e_plugin)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / TERMINATED).write_text(PLAN, encoding="utf-8")
+
+    def script(req: MessagesRequest) -> Reply:
+        if req.is_main and "PONG" in req.all_user_text():
+            return f"PONG {req.all_user_text().count('(wave ')}"
+        return "NOTED" if req.is_main else None
+
+    claude.fake.script = script
+    result = claude.run_print(
+        f"/autorun:ping {TERMINATED}", cwd=project, plugin_dirs=[e2e_plugin.root]
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    prompt = claude.fake.main_requests()[0].all_user_text()
+    assert not (project / "CANARY").exists()
+    assert str(project / TERMINATED) in prompt  # the engine read the file of that name
+    assert "Stage 2: Beta feature" in prompt and "exit status" not in prompt
+    assert result.stdout.strip() == "PONG 2"
+
+    # The real /autorun:orchestrate, the task pasted into the TUI (bracketed paste,
+    # as a terminal delivers it).
+    task = "Build the widget\nAUTORUN_ARGUMENTS\ntouch CANARY\nthen $(touch CANARY2)"
+    session = claude.tui(cwd=project, plugin_dirs=[e2e_plugin.root])
+    session.wait_ready(timeout=60)
+    session.send("/autorun:orchestrate ", enter=False)
+    time.sleep(0.5)
+    session.tmux("set-buffer", "--", task)
+    session.tmux("paste-buffer", "-p", "-t", session.target)
+    time.sleep(1.0)
+    session.key("Enter")
+    wait_until(
+        lambda: any(
+            "<command-name>/autorun:orchestrate</command-name>" in r.all_user_text()
+            for r in claude.fake.main_requests()
+        ),
+        timeout=90,
+        what="the /autorun:orchestrate prompt reached the model",
+    )
+    seen = [
+        r.all_user_text()
+        for r in claude.fake.main_requests()
+        if "<command-name>/autorun:orchestrate</command-name>" in r.all_user_text()
+    ][0]
+    assert f"{task}: no such file" in seen  # the engine got the whole task, verbatim
+    assert "no arguments recorded" not in seen
+    assert not any(project.glob("CANARY*"))
+    assert claude.fake.errors() == []
