@@ -20,6 +20,7 @@ from tests.helpers import (
     run_cli,
     standin_env,
     wait_finished,
+    wait_until,
     write_plan,
 )
 
@@ -54,7 +55,15 @@ def test_six_stage_plan_completes_exactly_once(
     outcome = run_orchestrate(plan, repo, monitor=False)
     assert outcome.launched == [1]
     orch = Path(outcome.orch_dir)
-    raw = wait_finished(orch)
+    wait_finished(orch)
+    # status.json is written before the transaction's events are appended: wait for the
+    # event this test reads, not for the state (which may say "completed" first).
+    wait_until(
+        lambda: any(ev["type"] == "orchestration_complete" for ev in read_events(orch)),
+        timeout=30,
+        what="the orchestration_complete event",
+    )
+    raw = StatusStore(orch).read_raw()
     assert raw["status"] == "completed"
     events = read_events(orch)
     launches = Counter(ev["stage"] for ev in events if ev["type"] == "stage_launched")
@@ -86,9 +95,14 @@ def test_six_stage_plan_completes_exactly_once(
         assert (repo / "stages" / f"stage-{n}.md").is_file()
     assert len(git(repo, "log", "--merges", "--oneline").splitlines()) == 6
     assert git(repo, "status", "--porcelain") == "?? master_plan.md"  # the plan itself
-    # Worktrees and branches were cleaned up.
-    assert len(git(repo, "worktree", "list").splitlines()) == 1
-    assert git(repo, "branch", "--list", "autorun/*") == ""
+    # Worktrees and branches are cleaned up (the last merge does it after the run's
+    # completion is recorded, so wait for it).
+    wait_until(
+        lambda: len(git(repo, "worktree", "list").splitlines()) == 1
+        and git(repo, "branch", "--list", "autorun/*") == "",
+        timeout=30,
+        what="the last stage's worktree and branch to be removed",
+    )
     # Each pane's output was logged; sessions close after their merge returned.
     logs = Path(os.environ["AUTORUN_HOME"]) / "logs"
     for n in range(1, 7):
