@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -40,6 +41,7 @@ class Config:
     keep_sessions: bool = False
     max_launch_attempts: int = 3
     plugin_dir: Optional[str] = None
+    agent_source: str = "the default"  # where ``agent`` came from, for messages
 
     def model_for(self, phase: str) -> Optional[str]:
         return self.models.get(phase) or self.models.get("default")
@@ -62,6 +64,12 @@ def load_config() -> Config:
         raw = loaded
     env = os.environ
     agent = env.get("AUTORUN_CLAUDE") or str(raw.get("agent") or "claude")
+    if env.get("AUTORUN_CLAUDE"):
+        source = "$AUTORUN_CLAUDE"
+    elif raw.get("agent"):
+        source = f"`agent` in {path}"
+    else:
+        source = "the default"
     args = list(raw.get("agent_args") or [])
     if env.get("AUTORUN_AGENT_ARGS"):
         args += shlex.split(env["AUTORUN_AGENT_ARGS"])
@@ -86,7 +94,31 @@ def load_config() -> Config:
         keep_sessions=keep,
         max_launch_attempts=max(1, attempts),
         plugin_dir=env.get("AUTORUN_PLUGIN_DIR") or raw.get("plugin_dir"),
+        agent_source=source,
     )
+
+
+def find_agent(config: Config) -> Optional[str]:
+    """The agent's executable as a session would find it (PATH lookup, or the path
+    given), or None when there is none."""
+    agent = config.agent
+    if os.sep in agent:
+        path = os.path.expanduser(agent)
+        return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    return shutil.which(agent)
+
+
+def require_agent(config: Config) -> str:
+    """The agent's executable; one clear error naming what was looked up when missing."""
+    found = find_agent(config)
+    if found is None:
+        where = "at that path" if os.sep in config.agent else "on PATH"
+        raise AutorunError(
+            f"the agent {config.agent!r} ({config.agent_source}) was not found {where}, "
+            "so no stage session can start; `autorun doctor` says how to install it "
+            "(or set AUTORUN_CLAUDE / `agent` in config.json to its path)"
+        )
+    return found
 
 
 def agent_argv(

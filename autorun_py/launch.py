@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from autorun_py import git, paths
-from autorun_py.config import Config, agent_argv, load_config
+from autorun_py.config import Config, agent_argv, load_config, require_agent
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
 from autorun_py.graph import remaining_path
@@ -200,6 +200,7 @@ def _start_stage(state: RunState, number: int, config: Config, tmux: Tmux) -> st
     stage = state.stages[number]
     repo = Path(state.project_root)
     assert stage.branch and stage.worktree and stage.session
+    require_agent(config)  # before anything is made: a session without it dies unseen
     base_tip = git.rev_parse(f"refs/heads/{state.base_branch}", repo)
     missing = [
         d
@@ -296,6 +297,7 @@ def start_claimed(
         with store.transaction() as txn:
             st = txn.state.stages[n]
             st.start_commit = start
+            st.extra["session_started_at"] = utc_now()
             txn.emit(
                 "stage_launched",
                 stage=n,
@@ -310,6 +312,12 @@ def start_claimed(
     final = store.read()
     result.running = sorted(n for n, s in final.stages.items() if s.status == IN_PROGRESS)
     result.pending = sorted(n for n, s in final.stages.items() if s.status == PENDING)
+    if result.launched:
+        # Whoever starts a session makes sure something watches it.
+        from autorun_py.monitor import ensure_monitor
+
+        with contextlib.suppress(AutorunError, OSError):
+            ensure_monitor(orch_dir)
     return result
 
 

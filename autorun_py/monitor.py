@@ -66,6 +66,7 @@ class MonitorOptions:
     limit_backoff: float = 300.0  # first wait when the message names no reset time
     limit_backoff_max: float = 3600.0
     dead_grace: float = 120.0  # a claimed stage without a start commit gets this long
+    early_death: float = 15.0  # a session silent this soon after its start is not restarted
 
     @classmethod
     def from_env(cls, **overrides: Any) -> MonitorOptions:
@@ -78,6 +79,7 @@ class MonitorOptions:
             "limit_margin": _env_float("AUTORUN_MONITOR_LIMIT_MARGIN", cls.limit_margin),
             "limit_backoff": _env_float("AUTORUN_MONITOR_LIMIT_BACKOFF", cls.limit_backoff),
             "dead_grace": _env_float("AUTORUN_MONITOR_DEAD_GRACE", cls.dead_grace),
+            "early_death": _env_float("AUTORUN_MONITOR_EARLY_DEATH", cls.early_death),
         }
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
@@ -272,7 +274,51 @@ def spawn_monitor(orch_dir: Path, extra_args: tuple[str, ...] = ()) -> Optional[
             start_new_session=True,
             close_fds=True,
         )
+    # Until the new monitor has recorded itself (or exited: another one held the
+    # lock), a second caller would see no monitor and start another; wait a moment.
+    # Only status.json is read: probing the lock could make the child think another
+    # monitor runs.
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return None
+        try:
+            mon = StatusStore(orch_dir).read().monitor
+        except AutorunError:
+            mon = {}
+        if mon.get("pid") == proc.pid and not mon.get("exited_at"):
+            break
+        time.sleep(0.02)
     return proc.pid
+
+
+def ensure_monitor(orch_dir: Path) -> Optional[int]:
+    """Make sure the run's monitor is running (idempotent): every command that starts a
+    session calls this, so no session runs unwatched. Returns the monitor's pid; None
+    when the run is over or was started with ``--no-monitor``."""
+    orch_dir = Path(orch_dir)
+    state = StatusStore(orch_dir).read()
+    if state.status != RUN_RUNNING or state.is_finished() or state.monitor.get("disabled"):
+        return None
+    pid = monitor_pid(orch_dir)
+    if pid is not None:
+        return pid
+    return spawn_monitor(orch_dir)
+
+
+def monitor_alive(state: RunState) -> Optional[int]:
+    """The pid of the run's monitor when it is alive, from ``status.json`` alone (no
+    lock is taken: a reader must never make a starting monitor think another runs)."""
+    pid = state.monitor.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or state.monitor.get("exited_at"):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
 
 
 # ---------------------------------------------------------------------------- the monitor
@@ -434,6 +480,7 @@ class Monitor:
                     tmux=self.tmux,
                     source="monitor",
                     max_restarts=self.opts.max_restarts,
+                    early_death=self.opts.early_death or None,
                 )
             except AutorunError as exc:
                 self._finding(result, "recovery_error", stage=n, error=str(exc))
@@ -694,6 +741,12 @@ class Monitor:
                     outcome.finished = True
                     reason = "every stage is completed, failed or blocked"
                     outcome.report = self._write_report()
+                    again = self.store.read()
+                    if again.status == RUN_RUNNING and not again.is_finished():
+                        # A retry started a stage meanwhile: it would find this
+                        # monitor holding the lock and start none. Keep watching.
+                        outcome.finished = False
+                        continue
                     break
                 if self.opts.once:
                     reason = "--once"

@@ -75,10 +75,15 @@ def run_orchestrate(
             text=launch_summary(state, would, dry_run=True),
             dry_run=True,
         )
+    if launch:
+        _check_agent()
     state = create_orchestration(plan, cwd, schedule=schedule, max_parallel=max_parallel)
     orch_dir = Path(state.orch_dir)
     launched: list[int] = []
     failed: list[tuple[int, str]] = []
+    if not monitor:
+        with StatusStore(orch_dir).transaction() as t:
+            t.state.monitor["disabled"] = True  # later launches (merge, retry) respect it
     if launch:
         store = StatusStore(orch_dir)
         with store.transaction() as t:
@@ -100,6 +105,17 @@ def run_orchestrate(
         launch_failed=failed,
         monitor_pid=monitor_pid,
     )
+
+
+def _check_agent() -> None:
+    """Refuse before anything is made when no stage session could start."""
+    from autorun_py.config import load_config, require_agent
+    from autorun_py.errors import AutorunError
+
+    try:
+        require_agent(load_config())
+    except AutorunError as exc:
+        raise AutorunError(f"{exc}; no run was created") from None
 
 
 def _start_monitor(orch_dir: Path) -> Optional[int]:

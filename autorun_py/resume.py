@@ -22,16 +22,20 @@ finds live sessions and changes nothing.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
+import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py import git, transcripts
-from autorun_py.config import Config, agent_argv, load_config
+from autorun_py.config import Config, agent_argv, find_agent, load_config
 from autorun_py.errors import AutorunError
+from autorun_py.events import utc_now
 from autorun_py.launch import (
     claim,
     create_worktree,
@@ -198,6 +202,7 @@ def restart_agent(
         s2.claude_session_id = sid
         record_session_id(s2, sid)
         s2.counters["restarts"] = s2.counters.get("restarts", 0) + 1
+        s2.extra["session_started_at"] = utc_now()
         txn.emit(
             "stage_restarted",
             stage=number,
@@ -223,8 +228,13 @@ def recover_dead_stage(
     tmux: Optional[Tmux] = None,
     source: str = "resume",
     max_restarts: Optional[int] = None,
+    early_death: Optional[float] = None,
 ) -> Recovery:
-    """Bring back one stage in progress whose session is gone (see the module doc)."""
+    """Bring back one stage in progress whose session is gone (see the module doc).
+
+    ``early_death`` (the monitor's): a session whose pane log stopped within that
+    many seconds of its start is not restarted but failed with the log's last
+    lines (an agent that cannot start dies the same way every time)."""
     from autorun_py.merge import merge
 
     config = config or load_config()
@@ -263,6 +273,29 @@ def recover_dead_stage(
                 return Recovery(number, "started", "claimed but never started: launched now")
             err = res.failed[0][1] if res.failed else "unknown error"
             return Recovery(number, "launch_failed", err)
+        run = Path(state.orch_dir).name
+        if find_agent(config) is None:
+            reason = (
+                f"session {st.session} is gone and the agent {config.agent!r} "
+                f"({config.agent_source}) is not found, so it is not restarted; install it "
+                f"(`autorun doctor` says how), then `autorun retry {run} {number}`"
+            )
+            with store.transaction() as txn:
+                if txn.state.stage(number).status == IN_PROGRESS:
+                    fail_stage(txn, number, reason)
+            return Recovery(number, "failed", reason)
+        lived = session_lifetime(state, st)
+        if early_death is not None and lived is not None and lived < early_death:
+            log = log_path(state, number)
+            reason = (
+                f"session {st.session} exited {lived:.0f}s after it started, so it is not "
+                f"restarted; the last lines of {log}: {log_tail(log) or '(nothing)'}"
+            )
+            with store.transaction() as txn:
+                if txn.state.stage(number).status == IN_PROGRESS:
+                    fail_stage(txn, number, reason)
+                    txn.emit("session_died_early", stage=number, seconds=round(lived, 1))
+            return Recovery(number, "failed", reason)
         if max_restarts is not None and st.counters.get("restarts", 0) >= max_restarts:
             reason = (
                 f"session {st.session} died again after {st.counters.get('restarts', 0)} "
@@ -278,6 +311,53 @@ def recover_dead_stage(
         )
     finally:
         lock.release()
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
+
+
+def log_tail(log: Path, lines: int = 5, limit: int = 600) -> str:
+    """The last non-empty lines of a pane log, terminal codes removed, joined by `` | ``."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 16384))
+            raw = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    text = _ANSI.sub("", raw).replace("\r\n", "\n")
+    out: list[str] = []
+    for line in text.split("\n"):
+        line = line.rsplit("\r", 1)[-1]
+        line = "".join(ch for ch in line if ch == "\t" or ch >= " ").strip()
+        if line:
+            out.append(line)
+    joined = " | ".join(out[-lines:])
+    return joined if len(joined) <= limit else "…" + joined[-limit:]
+
+
+def session_lifetime(state: Any, st: StageState) -> Optional[float]:
+    """How long the stage's last session showed signs of life: from its start to the
+    last write to its pane log (to now when it wrote none). None when unknown."""
+    started = _parse_ts(st.extra.get("session_started_at") or st.launched_at)
+    if started is None:
+        return None
+    try:
+        last = log_path(state, st.number).stat().st_mtime
+    except OSError:
+        last = time.time()
+    return max(0.0, last - started)
+
+
+def _parse_ts(text: Any) -> Optional[float]:
+    if not isinstance(text, str):
+        return None
+    try:
+        dt = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 # --------------------------------------------------------------------------- blocked merges
@@ -430,6 +510,7 @@ def resume_run(
     store = StatusStore(orch_dir)
     state = store.read()
     result = ResumeResult(orch_dir=str(orch_dir), plan_name=state.plan_name)
+    watched = monitor_pid(orch_dir) is not None  # a launch below starts one when not
     if state.status != RUN_RUNNING or state.is_finished():
         result.finished = True
         return result
@@ -461,6 +542,6 @@ def resume_run(
         pid = monitor_pid(orch_dir)
         if pid is None:
             pid = spawn_monitor(orch_dir)
-            result.monitor_started = pid is not None
+        result.monitor_started = pid is not None and not watched
         result.monitor_pid = pid
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
@@ -68,7 +69,61 @@ def _waiting_reviews(orch_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
-def stage_row(state: RunState, stage: StageState) -> dict[str, Any]:
+def tmux_sessions() -> Optional[dict[str, float]]:
+    """Every session of autorun's tmux server with its last activity (epoch seconds);
+    None when tmux cannot be asked."""
+    from autorun_py.tmux import Tmux
+
+    try:
+        proc = Tmux.from_env().run(
+            ["list-sessions", "-F", "#{session_name}\t#{session_activity}"], check=False
+        )
+    except AutorunError:
+        return None
+    out: dict[str, float] = {}
+    if proc.returncode != 0:
+        return out  # no server: no sessions
+    for line in proc.stdout.splitlines():
+        name, _, activity = line.partition("\t")
+        try:
+            out[name] = float(activity)
+        except ValueError:
+            out[name] = 0.0
+    return out
+
+
+def liveness(
+    state: RunState, stage: StageState, sessions: Optional[dict[str, float]]
+) -> dict[str, Any]:
+    """For a stage in progress: is its session alive, and when did it last do
+    anything (its pane log's last write or tmux's activity time, the later)."""
+    if stage.status != IN_PROGRESS:
+        return {"session_alive": None, "last_activity": None, "idle_seconds": None}
+    from autorun_py.launch import log_path
+
+    alive = None if sessions is None else bool(stage.session and stage.session in sessions)
+    stamps = []
+    try:
+        stamps.append(log_path(state, stage.number).stat().st_mtime)
+    except OSError:
+        pass
+    if sessions and stage.session and sessions.get(stage.session):
+        stamps.append(sessions[stage.session])
+    if not stamps:
+        return {"session_alive": alive, "last_activity": None, "idle_seconds": None}
+    last = max(stamps)
+    when = datetime.datetime.fromtimestamp(last, datetime.timezone.utc)
+    idle = max(0.0, datetime.datetime.now(datetime.timezone.utc).timestamp() - last)
+    return {
+        "session_alive": alive,
+        "last_activity": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "idle_seconds": round(idle, 1),
+    }
+
+
+def stage_row(
+    state: RunState, stage: StageState, sessions: Optional[dict[str, float]] = None
+) -> dict[str, Any]:
     impl = stage.phases.get("implement")
     progress = None
     if impl and impl.total_phases:
@@ -92,6 +147,7 @@ def stage_row(state: RunState, stage: StageState) -> dict[str, Any]:
         "merge_commit": stage.merge_commit,
         "failure": stage.failure,
         **monitor_fields(state, stage),
+        **liveness(state, stage, sessions),
     }
 
 
@@ -113,7 +169,12 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
     state = StatusStore(orch_dir).read()
     counts = state.counts()
     total = len(state.stages)
-    stages = [stage_row(state, state.stages[n]) for n in sorted(state.stages)]
+    running = any(s.status == IN_PROGRESS for s in state.stages.values())
+    sessions = tmux_sessions() if running else {}
+    stages = [stage_row(state, state.stages[n], sessions) for n in sorted(state.stages)]
+    from autorun_py.monitor import monitor_alive
+
+    pid = monitor_alive(state)
     return {
         "plan_name": state.plan_name,
         "plan_path": state.plan_path,
@@ -136,6 +197,11 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
         "stages": stages,
         "reviews_waiting": _waiting_reviews(Path(orch_dir)),
         "finished": state.is_finished(),
+        "monitor": {
+            "running": pid is not None,
+            "pid": pid,
+            "disabled": bool(state.monitor.get("disabled")),
+        },
     }
 
 
@@ -172,7 +238,15 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
             f"{fmt_duration(row['elapsed_seconds']):>7}  {where}"
         )
         if row["failure"]:
-            lines.append(f"        failure: {row['failure']}")
+            # Wrapped, never cut: the reason is what the user acts on.
+            wrapped = textwrap.wrap(
+                f"failure: {row['failure']}",
+                width=max(40, width - 8),
+                break_long_words=True,
+                break_on_hyphens=False,
+            )
+            lines += [("        " + w) for w in wrapped]
+        lines += _session_lines(row, summary)
         lines += _monitor_lines(row)
     lines.append("")
     waves = "  ".join(f"{i}:{w}" for i, w in enumerate(summary["waves"], start=1))
@@ -183,10 +257,29 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
         lines.append("ready to start: " + ", ".join(map(str, summary["ready"])))
     if summary["blocked"]:
         lines.append("blocked by a failure: " + ", ".join(map(str, summary["blocked"])))
+    mon = summary.get("monitor") or {}
+    if summary["status"] == "running" and not summary["finished"]:
+        if mon.get("running"):
+            lines.append(f"monitor: running (pid {mon['pid']})")
+        else:
+            lines.append(
+                "monitor: not running, so nothing restarts a dead session; start it with "
+                f"`autorun resume {Path(summary['orch_dir']).name}`"
+            )
     for rv in summary["reviews_waiting"]:
         stage = f"stage {rv['stage']}: " if rv.get("stage") is not None else ""
         lines.append(f"? waiting for your answer: {stage}{rv['path']}")
     return "\n".join(line[:width] if len(line) > width else line for line in lines)
+
+
+def _session_lines(row: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    if row["status"] != IN_PROGRESS or row.get("session_alive") is None:
+        return []
+    idle = row.get("idle_seconds")
+    last = f"last output {fmt_duration(idle)} ago" if idle is not None else "no output yet"
+    if row["session_alive"]:
+        return [f"        session alive, {last}"]
+    return [f"        session GONE ({last})"]
 
 
 def _monitor_lines(row: dict[str, Any]) -> list[str]:

@@ -292,6 +292,7 @@ def test_dead_session_is_resumed_then_failed_by_the_circuit_breaker(
     sid, session = st["claude_session_id"], st["session"]
     tmux = Tmux.from_env()
     once = ["monitor", str(orch), "--once", "--gap", "0.1", "--max-restarts", "2", "--quiet"]
+    once += ["--early-death", "0"]  # restart even a session that died at once
     for i in range(3):
         _wait(lambda: not tmux.has_session(session), what="the session to die")
         run_cli(once, repo, check=True)

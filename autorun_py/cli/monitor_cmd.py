@@ -56,6 +56,13 @@ def _orch(ref: Optional[str]) -> Path:
     default=None,
     help="First wait when a usage-limit message names no reset time; doubles [default: 300].",
 )
+@click.option(
+    "--early-death",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="A session whose log went quiet this many seconds after its start is failed with "
+    "its last lines instead of restarted; 0: always restart [default: 15].",
+)
 @click.option("--quiet", is_flag=True, help="Write findings to the monitor log only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON at the end.")
 def monitor(
@@ -67,6 +74,7 @@ def monitor(
     max_restarts: Optional[int],
     limit_margin: Optional[float],
     limit_backoff: Optional[float],
+    early_death: Optional[float],
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -84,6 +92,7 @@ def monitor(
         max_restarts=max_restarts,
         limit_margin=limit_margin,
         limit_backoff=limit_backoff,
+        early_death=early_death,
     )
 
     def show(line: str) -> None:
