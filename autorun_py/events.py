@@ -5,6 +5,22 @@ Every event carries the seed's common fields (``ts``, ``type``, ``plan_name``,
 a single ``write`` on an ``O_APPEND`` descriptor, so concurrent writers never
 interleave partial lines; state transitions write theirs while holding the
 status lock, so their order matches the order of the state changes.
+
+No event of a state change is ever lost (the *event journal*): a status
+transaction (:meth:`autorun_py.state.StatusStore.transaction`) commits by
+replacing ``status.json``, and the new file carries the transaction's events,
+complete with their timestamps, under ``event_journal`` (``{"offset": size of
+events.jsonl before them, "events": [...]}``). Only then are they appended to
+``events.jsonl``. A SIGKILL between the two steps (or between two lines) leaves
+the state committed and its events in the journal; :func:`flush_journal`
+appends exactly the lines that are missing from the log after ``offset``
+(compared byte for byte, so an event is never written twice) and is run by the
+next transaction before its own events, by :func:`read_events` and
+:func:`follow_events` (``autorun events``, ``--follow`` included), ``resume``
+and every monitor check. So the log never holds an event of a state change
+that did not happen, and holds every event of every one that did, in order.
+Readers take the status lock only in that rare case (a journal not yet in the
+log), and re-check under it.
 """
 
 from __future__ import annotations
@@ -38,6 +54,117 @@ def _identity(orch_dir: Path) -> tuple[str, str]:
         return "", ""
 
 
+def event_line(event: dict[str, Any]) -> bytes:
+    """The bytes of one event's line in ``events.jsonl``."""
+    return (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def make_event(
+    orch_dir: Path,
+    event_type: str,
+    *,
+    plan_name: str,
+    project_slug: str,
+    recorded_dir: Optional[Path] = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """An event with the common fields, stamped now (not written)."""
+    event: dict[str, Any] = {
+        "ts": utc_now(),
+        "type": event_type,
+        "plan_name": plan_name,
+        "project_slug": project_slug,
+        "orch_dir": str(recorded_dir or orch_dir),
+    }
+    event.update(fields)
+    return event
+
+
+def log_size(orch_dir: Path) -> int:
+    try:
+        return os.stat(events_path(orch_dir)).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def write_lines(orch_dir: Path, lines: list[bytes], kill_point: Optional[Any] = None) -> None:
+    """Append whole lines (one ``write`` each) and fsync once."""
+    if not lines:
+        return
+    fd = os.open(events_path(orch_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for i, data in enumerate(lines):
+            if i and kill_point is not None:
+                kill_point("events:between-lines")
+            os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def journal_missing(orch_dir: Path, journal: Any) -> list[bytes]:
+    """The lines of a status file's ``event_journal`` not yet in the log after
+    its ``offset`` (each counted once, so repeats of a line are kept)."""
+    if not isinstance(journal, dict):
+        return []
+    events = journal.get("events")
+    if not isinstance(events, list) or not events:
+        return []
+    wanted = [event_line(ev) for ev in events if isinstance(ev, dict)]
+    try:
+        offset = max(0, int(journal.get("offset", 0)))
+    except (TypeError, ValueError):
+        offset = 0
+    try:
+        with open(events_path(orch_dir), "rb") as fh:
+            if offset <= os.fstat(fh.fileno()).st_size:
+                fh.seek(offset)
+            text = fh.read()
+    except FileNotFoundError:
+        text = b""
+    present: dict[bytes, int] = {}
+    for raw in text.splitlines(keepends=True):
+        present[raw] = present.get(raw, 0) + 1
+    missing = []
+    for line in wanted:
+        if present.get(line, 0) > 0:
+            present[line] -= 1
+        else:
+            missing.append(line)
+    return missing
+
+
+def flush_journal(orch_dir: Path, journal: Any) -> int:
+    """Append the journal's missing lines (the caller holds the status lock)."""
+    missing = journal_missing(orch_dir, journal)
+    write_lines(orch_dir, missing)
+    return len(missing)
+
+
+def _read_journal(orch_dir: Path) -> Any:
+    try:
+        raw = json.loads((Path(orch_dir) / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw.get("event_journal") if isinstance(raw, dict) else None
+
+
+def ensure_flushed(orch_dir: Path) -> int:
+    """Flush a journal left by a writer killed before its events reached the log.
+
+    Lock-free when nothing is missing (the common case); otherwise under the
+    status lock, re-checked there. Never raises: a reader must still read.
+    """
+    try:
+        if not journal_missing(orch_dir, _read_journal(orch_dir)):
+            return 0
+        from autorun_py.state import StatusStore
+
+        return StatusStore(orch_dir).flush_events()
+    except Exception:  # noqa: BLE001 - a reader still reads what is there
+        return 0
+
+
 def append_event(
     orch_dir: Path,
     event_type: str,
@@ -57,26 +184,22 @@ def append_event(
         name, slug = _identity(orch_dir)
         plan_name = name if plan_name is None else plan_name
         project_slug = slug if project_slug is None else project_slug
-    event: dict[str, Any] = {
-        "ts": utc_now(),
-        "type": event_type,
-        "plan_name": plan_name,
-        "project_slug": project_slug,
-        "orch_dir": str(recorded_dir or orch_dir),
-    }
-    event.update(fields)
-    data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(events_path(orch_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    event = make_event(
+        orch_dir,
+        event_type,
+        plan_name=plan_name,
+        project_slug=project_slug,
+        recorded_dir=recorded_dir,
+        **fields,
+    )
+    write_lines(orch_dir, [event_line(event)])
     return event
 
 
 def read_events(orch_dir: Path) -> list[dict[str, Any]]:
-    """Every complete event line (a torn last line, if any, is skipped)."""
+    """Every complete event line (a torn last line, if any, is skipped), after
+    flushing a journal a killed writer left (see the module doc)."""
+    ensure_flushed(orch_dir)
     path = events_path(orch_dir)
     try:
         text = path.read_text(encoding="utf-8")
@@ -109,6 +232,8 @@ def follow_events(
     if not from_start and path.exists():
         offset = path.stat().st_size
     buf = b""
+    ensure_flushed(orch_dir)
+    last_flush = time.monotonic()
     while True:
         try:
             with open(path, "rb") as fh:
@@ -130,6 +255,11 @@ def follow_events(
             continue
         if stop is not None and stop():
             return
+        if time.monotonic() - last_flush >= 1.0:
+            # a writer killed between its state and its events: flush for it
+            last_flush = time.monotonic()
+            if ensure_flushed(orch_dir):
+                continue
         time.sleep(poll)
 
 

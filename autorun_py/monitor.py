@@ -423,6 +423,7 @@ class Monitor:
     # -- one check -----------------------------------------------------------------------
     def check(self) -> CheckResult:
         from autorun_py.config import load_config
+        from autorun_py.events import ensure_flushed
         from autorun_py.resume import (
             launch_gaps,
             live_pane,
@@ -432,6 +433,7 @@ class Monitor:
         )
 
         result = CheckResult()
+        ensure_flushed(self.orch_dir)  # events of a writer killed after its state write
         state = self.store.read()
         if state.is_finished() or state.status != RUN_RUNNING:
             result.finished = True

@@ -35,7 +35,7 @@ from typing import Any, Optional
 from autorun_py import git, transcripts
 from autorun_py.config import Config, agent_argv, find_agent, load_config
 from autorun_py.errors import AutorunError
-from autorun_py.events import utc_now
+from autorun_py.events import ensure_flushed, utc_now
 from autorun_py.launch import (
     claim,
     create_worktree,
@@ -508,6 +508,7 @@ def resume_run(
     config = config or load_config()
     tmux = tmux or Tmux.from_env()
     store = StatusStore(orch_dir)
+    ensure_flushed(orch_dir)  # events of a writer killed after its state write
     state = store.read()
     result = ResumeResult(orch_dir=str(orch_dir), plan_name=state.plan_name)
     watched = monitor_pid(orch_dir) is not None  # a launch below starts one when not

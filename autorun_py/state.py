@@ -26,10 +26,22 @@ from pathlib import Path
 from typing import Any, Callable, Optional, TypedDict, TypeVar, cast
 
 from autorun_py.errors import AutorunError
-from autorun_py.events import append_event, utc_now
+from autorun_py.events import event_line, flush_journal, log_size, make_event, utc_now, write_lines
 
 SCHEMA_VERSION = 1
 STATUS_FILE = "status.json"
+JOURNAL_KEY = "event_journal"  # the last transaction's events (see autorun_py.events)
+KILL_ENV = "AUTORUN_TEST_KILL_AT"  # tests only: SIGKILL this process at a named point
+
+
+def _kill_point(name: str) -> None:
+    """SIGKILL this process here when ``$AUTORUN_TEST_KILL_AT`` names this point
+    (crash tests of the commit order; never set outside tests)."""
+    if os.environ.get(KILL_ENV) == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 PHASES = ("triage", "research", "create_plan", "implement", "merge")
 SEED_PHASES = ("research", "create_plan", "implement", "merge")
@@ -492,23 +504,47 @@ class StatusStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """Lock, read, let the caller mutate, write atomically, append events; unlock."""
+        """Lock, read, let the caller mutate, write atomically, append events; unlock.
+
+        Crash-safe order (see :mod:`autorun_py.events`): the previous
+        transaction's journal is flushed first; the new ``status.json`` carries
+        this transaction's events in ``event_journal`` (the commit point); then
+        they are appended to ``events.jsonl``.
+        """
         lock = self._lock()
         try:
             txn = Transaction(self.read())
+            state = txn.state
+            flush_journal(self.orch_dir, state.extra.pop(JOURNAL_KEY, None))
             yield txn
             state = txn.state
             state.revision += 1
             state.current_wave = state.lowest_open_wave()
-            write_json_atomic(self.path, state.to_raw())
-            for ev in txn.events:
-                append_event(
+            events = [
+                make_event(
                     self.orch_dir,
                     ev.type,
                     plan_name=state.plan_name,
                     project_slug=state.project_slug,
                     **ev.fields,
                 )
+                for ev in txn.events
+            ]
+            raw = state.to_raw()
+            raw_any = cast(dict[str, Any], raw)
+            raw_any[JOURNAL_KEY] = {"offset": log_size(self.orch_dir), "events": events}
+            write_json_atomic(self.path, raw)
+            _kill_point("state:after-status-write")
+            write_lines(self.orch_dir, [event_line(ev) for ev in events], _kill_point)
+        finally:
+            lock.release()
+
+    def flush_events(self) -> int:
+        """Append the events of a committed transaction that a killed writer
+        left in ``status.json``'s journal; return how many (under the lock)."""
+        lock = self._lock()
+        try:
+            return flush_journal(self.orch_dir, self.read_raw().get(JOURNAL_KEY))
         finally:
             lock.release()
 
