@@ -253,13 +253,14 @@ def follow_events(
                 if isinstance(obj, dict):
                     yield obj
             continue
-        if stop is not None and stop():
-            return
-        if time.monotonic() - last_flush >= 1.0:
+        stopping = stop is not None and stop()
+        if stopping or time.monotonic() - last_flush >= 1.0:
             # a writer killed between its state and its events: flush for it
             last_flush = time.monotonic()
             if ensure_flushed(orch_dir):
                 continue
+        if stopping:
+            return
         time.sleep(poll)
 
 
