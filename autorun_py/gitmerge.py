@@ -41,13 +41,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autorun_py import git as g
+from autorun_py import worktrees
 from autorun_py.errors import AutorunError, ExitCode, GitError
 from autorun_py.paths import locks_dir
 
@@ -384,51 +384,6 @@ def conflict_resolution_summary(merge_worktree: Path, files: Sequence[str]) -> s
     return "\n\n".join(parts) + ("\n" if parts else "")
 
 
-# -- clean-up (never fatal) ----------------------------------------------------
-
-
-def remove_stage_worktree(repo: Path, worktree: Path) -> str | None:
-    """Remove a stage's worktree, also when locked or already gone. Never
-    raises: returns a one-line warning when something could not be removed."""
-    try:
-        wt = _registered_worktree(repo, worktree)
-        if wt is None:
-            g.run_git(["worktree", "prune"], repo, check=False)
-            if Path(worktree).exists():
-                return f"{worktree} is not a worktree of {repo}; left it in place"
-            return None
-        if _same_path(wt.path, g.main_worktree(repo)):
-            return f"{worktree} is the repository's main work tree; not removing it"
-        if not wt.path.exists():
-            g.run_git(["worktree", "prune"], repo, check=False)
-        else:
-            _remove_worktree(repo, wt.path, merge_worktree=False)
-        if _registered_worktree(repo, worktree) is not None or Path(worktree).exists():
-            return f"could not remove worktree {worktree}"
-        return None
-    except (AutorunError, OSError) as exc:
-        return f"could not remove worktree {worktree}: {exc}"
-
-
-def delete_branch_if_merged(repo: Path, branch: str, into: str) -> bool:
-    """Delete ``branch`` only if ``into`` contains all of it and no work tree
-    has it checked out. Never raises; True when deleted."""
-    try:
-        if not g.branch_exists(branch, repo) or not g.branch_exists(into, repo):
-            return False
-        tip = _branch_tip(repo, branch)
-        if not g.is_ancestor(tip, _branch_tip(repo, into), repo):
-            return False
-        if any(wt.branch == branch for wt in g.list_worktrees(repo)):
-            return False
-        res = g.run_git(["update-ref", "-d", f"refs/heads/{branch}", tip], repo, check=False)
-        if res.ok:
-            g.run_git(["config", "--remove-section", f"branch.{branch}"], repo, check=False)
-        return res.ok
-    except (AutorunError, OSError):
-        return False
-
-
 # -- internals: refs and commits -----------------------------------------------
 
 
@@ -524,25 +479,10 @@ def _merge_worktree_state(repo: Path, mw: Path) -> str:
     return "resolved" if parents.ok else "stale"
 
 
-def _remove_worktree(repo: Path, path: Path, *, merge_worktree: bool = True) -> None:
-    """``git worktree remove --force --force`` (also when locked), then prune.
-    A merge worktree (ours, detached) that git cannot remove is deleted."""
-    wt = _registered_worktree(repo, path)
-    if wt is not None and _same_path(wt.path, g.main_worktree(repo)):
-        raise AutorunError(f"{path} is the repository's main work tree; not removing it")
-    g.run_git(["worktree", "unlock", str(path)], repo, check=False)
-    res = g.run_git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
-    if (
-        merge_worktree
-        and not res.ok
-        and wt is not None
-        and wt.branch is None
-        and path.exists()
-        and _registered_worktree(repo, path) is not None
-    ):
-        # e.g. files git cannot delete; drop the directory, then the registration
-        shutil.rmtree(path, ignore_errors=True)
-    g.run_git(["worktree", "prune"], repo, check=False)
+def _remove_worktree(repo: Path, path: Path) -> None:
+    """Remove a merge worktree (also when locked) through the one owner of
+    worktrees, which refuses anything autorun did not create."""
+    worktrees.remove(repo, path)
 
 
 def _unmerged_files(worktree: Path) -> list[str]:
@@ -575,8 +515,7 @@ def _start_conflict(
     message: str,
 ) -> MergeOutcome:
     """Replay the conflicted merge in a fresh merge worktree at ``base_tip``."""
-    mw.parent.mkdir(parents=True, exist_ok=True)
-    g.run_git([*_NO_HOOKS, "worktree", "add", "--detach", str(mw), base_tip], repo)
+    worktrees.create_detached(repo, mw, base_tip)
     return _conflict_in(repo, base_branch, stage_branch, base_tip, theirs, mw, message)
 
 

@@ -1,15 +1,20 @@
 """Kill a tmux pane or session after a delay, detached from the caller (which
 usually lives in it)::
 
-    python -m autorun_py.killer TARGET DELAY [--session] [--then-clean REPO WORKTREE BRANCH BASE]
+    python -m autorun_py.killer TARGET DELAY [--session] [--owner ORCH_DIR]
+        [--then-clean REPO WORKTREE BRANCH BASE]
 
-TARGET ``-`` kills nothing.
+TARGET ``-`` kills nothing. ``--owner``: kill only when the target's tmux
+session belongs to that run (its ``AUTORUN_ORCH_DIR``); a session of another
+run, or of the user, is left alone.
 
-``--then-clean``: afterwards remove the stage's WORKTREE from REPO and delete
-BRANCH if BASE holds it. Used when ``autorun merge`` ran inside that worktree
-from a Claude Code shell, which checks its working directory after every
-command: removing it at once would turn the successful merge into a failed
-command (``pwd: error retrieving current directory``).
+``--then-clean`` (needs ``--owner``): afterwards remove the stage's WORKTREE
+from REPO and delete BRANCH if BASE holds it, both through
+:mod:`autorun_py.worktrees` (only what autorun created for that run). Used when
+``autorun merge`` ran inside that worktree from a Claude Code shell, which
+checks its working directory after every command: removing it at once would
+turn the successful merge into a failed command (``pwd: error retrieving
+current directory``).
 """
 
 from __future__ import annotations
@@ -17,28 +22,39 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from autorun_py.tmux import Tmux
 
 
+def _opt(argv: list[str], name: str) -> Optional[str]:
+    if name in argv:
+        i = argv.index(name)
+        if i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
 def main(argv: list[str]) -> int:
     target, delay = argv[0], float(argv[1])
+    rest = argv[2:]
+    owner = _opt(rest, "--owner")
     time.sleep(delay)
     tmux = Tmux.from_env()
-    if target != "-":
-        if "--session" in argv[2:]:
+    if target != "-" and (owner is None or tmux.owned_by(target, owner)):
+        if "--session" in rest:
             tmux.kill_session(target)
         else:
             tmux.kill_pane(target)
-    if "--then-clean" in argv[2:]:
-        from autorun_py import gitmerge
+    if "--then-clean" in rest and owner:
+        from autorun_py import worktrees
 
-        i = argv.index("--then-clean")
-        repo, worktree, branch, base = argv[i + 1 : i + 5]
+        i = rest.index("--then-clean")
+        repo, worktree, branch, base = rest[i + 1 : i + 5]
         time.sleep(0.5)  # let the killed session's processes leave the worktree
-        gitmerge.remove_stage_worktree(Path(repo), Path(worktree))
+        worktrees.try_remove(Path(repo), Path(worktree), run=owner)
         if branch:
-            gitmerge.delete_branch_if_merged(Path(repo), branch, base)
+            worktrees.try_delete_branch(Path(repo), branch, run=owner, merged_into=base)
     return 0
 
 

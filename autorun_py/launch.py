@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from autorun_py import git, paths
+from autorun_py import git, paths, worktrees
 from autorun_py.config import Config, agent_argv, load_config, require_agent
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
@@ -43,7 +43,7 @@ from autorun_py.state import (
     fail_stage,
     transition,
 )
-from autorun_py.tmux import Tmux, forwarded_env
+from autorun_py.tmux import OWNER_VAR, Tmux, forwarded_env
 
 
 @dataclass
@@ -154,16 +154,6 @@ def copy_worktree_include(repo: Path, worktree: Path) -> list[str]:
     return copied
 
 
-def create_worktree(repo: Path, path: Path, branch: str, start: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        # A leftover from an earlier attempt: its branch keeps the commits.
-        git.run_git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
-        shutil.rmtree(path, ignore_errors=True)
-        git.run_git(["worktree", "prune"], repo, check=False)
-    git.run_git(["worktree", "add", "-b", branch, str(path), start], repo)
-
-
 def start_session(
     tmux: Tmux,
     name: str,
@@ -174,8 +164,12 @@ def start_session(
     env: dict[str, str],
     log_file: Path,
 ) -> str:
+    """Start the stage's session, replacing a leftover one of the same run (``env``'s
+    ``AUTORUN_ORCH_DIR``); a session of that name owned by anyone else is refused."""
+    owner = env[OWNER_VAR]
+    tmux.require_free_or_owned(name, owner)
     if tmux.has_session(name):
-        tmux.kill_session(name)
+        tmux.kill_owned_session(name, owner)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pane = tmux.new_session(name, argv, cwd=cwd, window=window, env=env)
     with contextlib.suppress(AutorunError):
@@ -213,8 +207,7 @@ def _start_stage(state: RunState, number: int, config: Config, tmux: Tmux) -> st
             f"base branch {state.base_branch} does not hold the merge of stage(s) "
             f"{', '.join(map(str, missing))}"
         )
-    wt = Path(stage.worktree)
-    create_worktree(repo, wt, stage.branch, base_tip)
+    wt = worktrees.create(repo, Path(stage.worktree), stage.branch, base_tip, run=state.orch_dir)
     copy_worktree_include(repo, wt)
     argv = agent_argv(
         config,
@@ -239,17 +232,16 @@ def _undo_start(state: RunState, number: int, tmux: Tmux) -> None:
     repo = Path(state.project_root)
     with contextlib.suppress(Exception):
         if stage.session:
-            tmux.kill_session(stage.session)
+            tmux.kill_owned_session(stage.session, state.orch_dir)
     with contextlib.suppress(Exception):
         if stage.worktree:
-            git.run_git(
-                ["worktree", "remove", "--force", "--force", stage.worktree], repo, check=False
-            )
-            shutil.rmtree(stage.worktree, ignore_errors=True)
-            git.run_git(["worktree", "prune"], repo, check=False)
+            worktrees.try_remove(repo, Path(stage.worktree), run=state.orch_dir)
     with contextlib.suppress(Exception):
         if stage.branch:
-            git.run_git(["branch", "-D", stage.branch], repo, check=False)
+            # only while it holds no work beyond the base (it was just made there)
+            worktrees.try_delete_branch(
+                repo, stage.branch, run=state.orch_dir, merged_into=state.base_branch
+            )
 
 
 def launch_ready(
@@ -329,6 +321,7 @@ def kill_later(
     delay: float = 1.0,
     *,
     session: bool = False,
+    owner: Optional[str] = None,
     then_clean: Optional[tuple[str, str, str, str]] = None,
 ) -> None:
     """Kill a tmux pane (or session; ``-``: nothing) shortly after this command has
@@ -336,12 +329,16 @@ def kill_later(
 
     Used to close the caller's window after ``autorun chain --close-caller`` and a
     stage's session after its merge: the process doing the asking is inside it.
-    ``then_clean`` = (repo, worktree, branch, base): afterwards remove the stage's
-    worktree and merged branch (see :mod:`autorun_py.killer`).
+    ``owner`` (an orchestration directory): kill only if the target's session
+    belongs to that run (its ``AUTORUN_ORCH_DIR``). ``then_clean`` = (repo,
+    worktree, branch, base): afterwards remove the stage's worktree and merged
+    branch (see :mod:`autorun_py.killer`; it needs ``owner``).
     """
     cmd = [sys.executable, "-m", "autorun_py.killer", target, str(delay)]
     if session:
         cmd.append("--session")
+    if owner:
+        cmd += ["--owner", owner]
     if then_clean:
         cmd += ["--then-clean", *then_clean]
     subprocess.Popen(  # noqa: S603 - argv list, no shell
@@ -407,5 +404,5 @@ def chain(
     if close_caller:
         caller = os.environ.get("TMUX_PANE")
         if caller:
-            kill_later(caller)
+            kill_later(caller, owner=ctx.orch_dir if ctx is not None else None)
     return ChainResult(session=session, window=window, pane=pane, cwd=str(workdir), argv=argv)

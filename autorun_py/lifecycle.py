@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 from pathlib import Path
 from typing import Any
 
-from autorun_py import git
+from autorun_py import worktrees
 from autorun_py.errors import AutorunError
 from autorun_py.graph import descendants
 from autorun_py.state import (
@@ -74,15 +73,20 @@ def retry(orch_dir: Path, number: int) -> dict[str, Any]:
         repo = Path(state.project_root)
     if old_session:
         with contextlib.suppress(AutorunError):
-            Tmux.from_env().kill_session(old_session)
-    if old_worktree and Path(old_worktree).exists():
-        git.run_git(["worktree", "remove", "--force", "--force", old_worktree], repo, check=False)
-        shutil.rmtree(old_worktree, ignore_errors=True)
-        git.run_git(["worktree", "prune"], repo, check=False)
+            Tmux.from_env().kill_owned_session(old_session, str(orch_dir))
+    warnings = []
+    if old_worktree:
+        # Only a worktree autorun created for this run; anything else stays.
+        warn = worktrees.try_remove(repo, Path(old_worktree), run=str(orch_dir))
+        if warn:
+            warnings.append(warn)
     result = launch_ready(orch_dir)
-    return {
+    out: dict[str, Any] = {
         "stage": number,
         "unblocked": unblocked,
         "launched": result.launched,
         "launch_failed": [{"stage": n, "error": e} for n, e in result.failed],
     }
+    if warnings:
+        out["warnings"] = warnings
+    return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from autorun_py import git, gitmerge, paths
+from autorun_py import git, gitmerge, paths, worktrees
 from autorun_py.config import load_config
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
@@ -226,19 +226,22 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
                 session if kill and session else "-",
                 2.0,
                 session=True,
+                owner=state.orch_dir,
                 then_clean=(str(repo), worktree, branch or "", state.base_branch),
             )
         kill = False
         worktree = branch = None
     if worktree:
-        warn = gitmerge.remove_stage_worktree(repo, Path(worktree))
+        warn = worktrees.try_remove(repo, Path(worktree), run=state.orch_dir)
         if warn:
             report.warnings.append(warn)
-    if branch and not gitmerge.delete_branch_if_merged(repo, branch, state.base_branch):
+    if branch and not worktrees.try_delete_branch(
+        repo, branch, run=state.orch_dir, merged_into=state.base_branch
+    ):
         report.warnings.append(f"branch {branch} kept (not fully merged into the base)")
     if kill and session:
         with contextlib.suppress(AutorunError, OSError):
-            kill_later(session, 2.0, session=True)
+            kill_later(session, 2.0, session=True, owner=state.orch_dir)
     if report.run_complete:
         final = store.read()
         tip = ""
@@ -300,6 +303,8 @@ def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
         )
     if not stage.branch:
         raise AutorunError(f"stage {number} has no branch recorded; was it ever started?")
+    # Only the branch autorun created for the stage at its launch, never another.
+    worktrees.require_own_branch(stage.branch, state.orch_dir)
     repo = Path(state.project_root)
     mw = merge_worktree_path(state, number)
     message = _merge_message(state, stage)

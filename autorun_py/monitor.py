@@ -450,7 +450,7 @@ class Monitor:
         first: dict[int, tuple[str, str]] = {}
         missing: list[int] = []
         for n, st in sorted(running.items()):
-            pane = live_pane(self.tmux, st.session) if st.session else None
+            pane = live_pane(self.tmux, st.session, state.orch_dir) if st.session else None
             if pane is None:
                 missing.append(n)
                 continue
@@ -467,7 +467,7 @@ class Monitor:
             st = state.stages[n]
             if st.status != IN_PROGRESS or st.merge_state == "blocked":
                 continue
-            if session_alive(self.tmux, st.session):
+            if session_alive(self.tmux, st.session, state.orch_dir):
                 continue
             if st.start_commit is None:
                 claimed_at = _parse_iso(st.launched_at)
@@ -587,7 +587,7 @@ class Monitor:
             return
         self._emit(result, "stall_detected", stage=n, session=session, idle_for=self.opts.gap)
         try:
-            type_continue(self.tmux, pane)
+            type_continue(self.tmux, pane, owner=str(self.orch_dir))
         except AutorunError as exc:
             self._finding(result, "nudge_error", stage=n, error=str(exc))
             return
@@ -659,7 +659,7 @@ class Monitor:
         if wait_until is not None and now < wait_until:
             return  # still waiting; the status view shows until when
         try:
-            type_continue(self.tmux, pane)
+            type_continue(self.tmux, pane, owner=str(self.orch_dir))
         except AutorunError as exc:
             self._finding(result, "nudge_error", stage=n, error=str(exc))
             return
@@ -783,9 +783,12 @@ class Monitor:
         return str(md)
 
 
-def type_continue(tmux: Any, pane: str, text: str = "continue") -> None:
+def type_continue(tmux: Any, pane: str, text: str = "continue", *, owner: str) -> None:
     """Type ``text`` at the pane's prompt, then Enter a moment later (Claude Code
-    takes text followed at once by Enter as a paste with a newline)."""
+    takes text followed at once by Enter as a paste with a newline). Only into a
+    session of the run ``owner`` (its ``AUTORUN_ORCH_DIR``): AutorunError otherwise."""
+    if not tmux.owned_by(pane, owner):
+        raise AutorunError(f"pane {pane} is not in a session of this run; not typing into it")
     tmux.send_keys(pane, text, enter=False)
     time.sleep(0.3)
     tmux.run(["send-keys", "-t", pane, "Enter"])

@@ -32,13 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from autorun_py import git, transcripts
+from autorun_py import git, transcripts, worktrees
 from autorun_py.config import Config, agent_argv, find_agent, load_config
 from autorun_py.errors import AutorunError
 from autorun_py.events import ensure_flushed, utc_now
 from autorun_py.launch import (
     claim,
-    create_worktree,
     log_path,
     record_session_id,
     session_name,
@@ -75,16 +74,22 @@ class Recovery:
         return out
 
 
-def session_alive(tmux: Tmux, name: Optional[str]) -> bool:
-    """The session exists and has a pane whose process still runs."""
+def session_alive(tmux: Tmux, name: Optional[str], owner: Optional[str] = None) -> bool:
+    """The session exists and has a pane whose process still runs (and, with
+    ``owner``, belongs to that run: a same-named session of another run is not ours)."""
     if not name or not tmux.has_session(name):
+        return False
+    if owner is not None and not tmux.owned_by(name, owner):
         return False
     panes = tmux.list_panes(name)
     return any(p.get("dead") != "1" for p in panes)
 
 
-def live_pane(tmux: Tmux, name: str) -> Optional[str]:
-    """The newest live pane of a session (a chained step opens a later window)."""
+def live_pane(tmux: Tmux, name: str, owner: Optional[str] = None) -> Optional[str]:
+    """The newest live pane of a session (a chained step opens a later window);
+    None when, with ``owner``, the session is not that run's."""
+    if owner is not None and not tmux.owned_by(name, owner):
+        return None
     best: Optional[tuple[int, str]] = None
     for p in tmux.list_panes(name):
         if p.get("dead") == "1":
@@ -127,30 +132,12 @@ def _branch_merged(repo: Path, base: str, st: StageState) -> bool:
     return git.is_ancestor(f"refs/heads/{st.branch}", f"refs/heads/{base}", repo)
 
 
-def _valid_worktree(repo: Path, path: Path) -> bool:
-    if not (path / ".git").exists():
-        return False
-    want = str(path.resolve())
-    return any(str(wt.path.resolve()) == want for wt in git.list_worktrees(repo))
-
-
-def _ensure_worktree(repo: Path, path: Path, st: StageState, base: str) -> bool:
-    """Make sure the stage worktree exists; True when it had to be re-created."""
-    if _valid_worktree(repo, path):
-        return False
-    git.run_git(["worktree", "prune"], repo, check=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
+def _ensure_worktree(repo: Path, path: Path, st: StageState, base: str, run: str) -> bool:
+    """Make sure the stage worktree exists; True when it had to be re-created.
+    Only autorun's own worktree and branch of this run (see :mod:`autorun_py.worktrees`)."""
     assert st.branch
-    if git.branch_exists(st.branch, repo):
-        git.run_git(["worktree", "add", str(path), st.branch], repo)
-    else:
-        start = st.start_commit or git.rev_parse(f"refs/heads/{base}", repo)
-        create_worktree(repo, path, st.branch, start)
-    return True
+    start = st.start_commit or git.rev_parse(f"refs/heads/{base}", repo)
+    return worktrees.ensure(repo, path, st.branch, start, run=run)
 
 
 def restart_agent(
@@ -171,7 +158,7 @@ def restart_agent(
     if not st.branch:
         raise AutorunError(f"stage {number} has no branch recorded; cannot restart it")
     wt = Path(st.worktree) if st.worktree else worktree_path(state, st)
-    recreated = _ensure_worktree(repo, wt, st, state.base_branch)
+    recreated = _ensure_worktree(repo, wt, st, state.base_branch, state.orch_dir)
     name = st.session or session_name(state, number)
     sid = st.claude_session_id
     phase = st.current_phase() or "start"
@@ -246,7 +233,7 @@ def recover_dead_stage(
         st = state.stage(number)
         if st.status != IN_PROGRESS:
             return Recovery(number, "skipped", f"stage is {st.status}")
-        if session_alive(tmux, st.session):
+        if session_alive(tmux, st.session, state.orch_dir):
             return Recovery(number, "skipped", "session is alive")
         if st.merge_state == "blocked":
             return Recovery(number, "skipped", "merge waits for your uncommitted changes")
@@ -522,10 +509,13 @@ def resume_run(
         st = state.stages[n]
         if st.status != IN_PROGRESS or st.merge_state == "blocked":
             continue
-        if session_alive(tmux, st.session):
+        if session_alive(tmux, st.session, state.orch_dir):
             result.alive.append(n)
             continue
-        rec = recover_dead_stage(orch_dir, n, config=config, tmux=tmux, source="resume")
+        try:
+            rec = recover_dead_stage(orch_dir, n, config=config, tmux=tmux, source="resume")
+        except AutorunError as exc:  # one stage's refusal does not stop the others
+            rec = Recovery(n, "error", str(exc))
         if rec.action != "skipped":
             result.actions.append(rec)
     result.launched = launch_gaps(orch_dir, source="resume", config=config, tmux=tmux)

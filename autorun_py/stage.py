@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from autorun_py import git, paths
+from autorun_py import paths
 from autorun_py.errors import AutorunError
 from autorun_py.orchestration import all_orchestrations
 from autorun_py.state import (
@@ -165,34 +165,38 @@ def _locate_context_file(context_file: Path) -> tuple[Path, int]:
     return orch_dir.resolve(), number
 
 
+def _inside(here: Path, worktree: str) -> bool:
+    wt = Path(os.path.realpath(worktree))
+    return here == wt or wt in here.parents
+
+
 def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = None) -> StageContext:
-    """``autorun stage start``: record where the stage runs, mark it in progress."""
+    """``autorun stage start``: check that this is the stage's own worktree, mark
+    the stage in progress, open its triage phase.
+
+    The stage's branch, worktree and session are the ones autorun's launch
+    recorded when it created them (see :mod:`autorun_py.launch`); they are never
+    taken from the caller. From any other place (the project checkout, a
+    worktree you made yourself, another repository) this refuses with one line
+    and changes nothing: a place autorun did not create is never recorded as a
+    stage's worktree, so it is never removed, restarted in or merged from. A
+    stage without a worktree yet (``orchestrate --no-launch``) is started with
+    ``autorun launch-ready``.
+    """
     orch_dir, number = _locate_context_file(context_file)
     store = StatusStore(orch_dir)
-    worktree: Optional[Path] = None
-    branch: Optional[str] = None
-    with contextlib.suppress(AutorunError):
-        worktree = git.repo_root(cwd)
-        branch = git.current_branch(worktree)
+    here = Path(os.path.realpath(cwd))
     session = session or current_tmux_session()
     with store.transaction() as txn:
         state = txn.state
         stage = state.stage(number)
+        run = Path(state.orch_dir).name
         if stage.status == COMPLETED:
             raise AutorunError(f"stage {number} ({stage.name}) is already completed and merged")
         if stage.status not in (PENDING, IN_PROGRESS):
             raise AutorunError(
                 f"stage {number} ({stage.name}) is {stage.status}; "
-                f"`autorun retry {Path(state.orch_dir).name} {number}` starts it again"
-            )
-        if (
-            worktree is not None
-            and branch == state.base_branch
-            and (Path(state.project_root) == worktree)
-        ):
-            raise AutorunError(
-                f"this is the project checkout on the base branch {state.base_branch}; "
-                "run the stage inside its own worktree"
+                f"`autorun retry {run} {number}` starts it again"
             )
         if stage.status == PENDING:
             missing = [d for d in stage.depends_on if state.stages[d].status != COMPLETED]
@@ -201,15 +205,25 @@ def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = No
                     f"stage {number} waits for stage(s) {', '.join(map(str, missing))} "
                     "to be merged first"
                 )
+        if not stage.worktree or not stage.branch:
+            raise AutorunError(
+                f"stage {number} has no worktree yet; `autorun launch-ready {run}` creates it "
+                "and starts the stage's session there"
+            )
+        if not _inside(here, stage.worktree):
+            raise AutorunError(
+                f"{here} is not stage {number}'s worktree ({stage.worktree}); run the stage "
+                f"there (autorun made it), or see `autorun status {run}`"
+            )
+        if stage.status == PENDING:
             transition(txn, number, IN_PROGRESS, source="stage start")
         if stage.phase("triage").started_at is None:
             update_phase(txn, number, "triage", "started")
-        if worktree is not None:
-            stage.worktree = str(worktree)
-        if branch is not None:
-            stage.branch = branch
-        if session:
-            stage.session = session
+        if session and session != stage.session:
+            # Only a session this run started (its AUTORUN_ORCH_DIR) becomes the stage's.
+            with contextlib.suppress(AutorunError, OSError):
+                if Tmux.from_env().owned_by(session, state.orch_dir):
+                    stage.session = session
         txn.emit(
             "stage_registered",
             stage=number,

@@ -21,6 +21,13 @@ from autorun_py.errors import AutorunError, TmuxError
 # was started earlier with another environment.
 FORWARD_EXACT = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM", "SHELL", "TMPDIR")
 FORWARD_PREFIXES = ("CLAUDE_", "ANTHROPIC_", "AUTORUN_")
+# Set in the session environment of every stage session (``new-session -e``):
+# the run a session belongs to. autorun kills and types into its own only.
+OWNER_VAR = "AUTORUN_ORCH_DIR"
+
+
+def same_run(a: str, b: str) -> bool:
+    return os.path.realpath(a.rstrip("/") or "/") == os.path.realpath(b.rstrip("/") or "/")
 
 
 def forwarded_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
@@ -122,6 +129,39 @@ class Tmux:
 
     def kill_session(self, name: str) -> bool:
         return self.run(["kill-session", "-t", f"={name}"], check=False).returncode == 0
+
+    # -- ownership: a run touches only the sessions it started ------------------
+    def session_owner(self, target: str) -> Optional[str]:
+        """The ``AUTORUN_ORCH_DIR`` of a session (a name, or a pane id ``%N``),
+        as autorun set it with ``new-session -e``; None when unset or no such
+        session."""
+        tgt = target if target.startswith(("%", "=", "$", "@")) else f"={target}"
+        proc = self.run(["show-environment", "-t", tgt, OWNER_VAR], check=False)
+        line = proc.stdout.strip()
+        if proc.returncode != 0 or not line.startswith(OWNER_VAR + "="):
+            return None
+        return line[len(OWNER_VAR) + 1 :]
+
+    def owned_by(self, target: str, orch_dir: str) -> bool:
+        """True when the session of ``target`` was started by the run ``orch_dir``."""
+        owner = self.session_owner(target)
+        return owner is not None and same_run(owner, orch_dir)
+
+    def kill_owned_session(self, name: str, orch_dir: str) -> bool:
+        """Kill the session only if it belongs to ``orch_dir``'s run; True when killed."""
+        if not self.owned_by(name, orch_dir):
+            return False
+        return self.kill_session(name)
+
+    def require_free_or_owned(self, name: str, orch_dir: str) -> None:
+        """Refuse (AutorunError) when a session ``name`` exists that is not this run's."""
+        if self.has_session(name) and not self.owned_by(name, orch_dir):
+            owner = self.session_owner(name)
+            whose = f"run {owner}" if owner else "no autorun run (yours?)"
+            raise AutorunError(
+                f"tmux session {name} already exists and belongs to {whose}; "
+                "autorun leaves it alone (rename or end it to let this stage start)"
+            )
 
     def kill_pane(self, target: str) -> bool:
         return self.run(["kill-pane", "-t", target], check=False).returncode == 0

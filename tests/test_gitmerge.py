@@ -19,9 +19,7 @@ from autorun_py.gitmerge import (
     abort_merge,
     conflict_resolution_summary,
     continue_merge,
-    delete_branch_if_merged,
     merge_stage,
-    remove_stage_worktree,
     repo_merge_lock,
     stage_commits_ahead,
     worktree_dirty_files,
@@ -72,7 +70,8 @@ def tip(repo: Path, ref: str = "main") -> str:
 
 
 def mw_path(tmp_path: Path, name: str) -> Path:
-    return tmp_path / "merge worktrees ü" / name
+    """Merge worktrees live where autorun makes them (only there does it remove them)."""
+    return Path(os.environ["AUTORUN_HOME"]) / "worktrees" / "test run ü" / name
 
 
 # -- clean merges ----------------------------------------------------------------
@@ -412,41 +411,6 @@ def test_blocked_continue_keeps_the_resolution(base: Path, tmp_path: Path) -> No
     assert done.kind is MergeKind.MERGED
     assert (base / "notes.txt").read_text() == edited(2, "one+two")
     assert not mw.exists()
-
-
-# -- clean-up ------------------------------------------------------------------------
-
-
-def test_remove_locked_and_missing_worktrees(base: Path, tmp_path: Path) -> None:
-    wt = stage(base, "stage-1", {"a.txt": "a\n"})
-    git(base, "worktree", "lock", "--reason", "claude code", str(wt))
-    (wt / "untracked.txt").write_text("u\n")
-    assert remove_stage_worktree(base, wt) is None
-    assert not wt.exists() and str(wt) not in git(base, "worktree", "list")
-
-    wt2 = stage(base, "stage-2", {"b.txt": "b\n"})
-    import shutil
-
-    shutil.rmtree(wt2)
-    assert remove_stage_worktree(base, wt2) is None
-    assert str(wt2) not in git(base, "worktree", "list")
-
-    plain = tmp_path / "not a worktree"
-    plain.mkdir()
-    warning = remove_stage_worktree(base, plain)
-    assert warning is not None and "not a worktree" in warning and plain.exists()
-    assert remove_stage_worktree(base, base) is not None and (base / ".git").exists()
-
-
-def test_delete_branch_only_when_merged(base: Path, tmp_path: Path) -> None:
-    wt = stage(base, "stage-1", {"a.txt": "a\n"})
-    assert delete_branch_if_merged(base, "stage-1", "main") is False  # not merged
-    merge_stage(base, "main", "stage-1", message="m", merge_worktree=mw_path(tmp_path, "s"))
-    assert delete_branch_if_merged(base, "stage-1", "main") is False  # still checked out
-    assert remove_stage_worktree(base, wt) is None
-    assert delete_branch_if_merged(base, "stage-1", "main") is True
-    assert git(base, "branch", "--list", "stage-1") == ""
-    assert delete_branch_if_merged(base, "stage-1", "main") is False  # gone already
 
 
 # -- the lock ------------------------------------------------------------------------

@@ -288,10 +288,14 @@ def test_unknown_fields_survive_a_write(orch: Path) -> None:
 
 
 def _worktree(repo: Path, orch: Path, n: int) -> Path:
-    wt = orch.parent.parent / "wt" / f"s{n}"
-    wt.parent.mkdir(parents=True, exist_ok=True)
-    git(repo, "worktree", "add", "-q", "-b", f"stage-{n}", str(wt))
-    return wt
+    """The stage's worktree and branch as launch's claim makes them (without tmux)."""
+    from autorun_py import launch, worktrees
+
+    with StatusStore(orch).transaction() as txn:
+        st = txn.state.stages[n]
+        st.branch = launch.branch_name(txn.state, st)
+        st.worktree = str(launch.worktree_path(txn.state, st))
+    return worktrees.create(repo, Path(st.worktree), st.branch, "main", run=str(orch))
 
 
 def test_stage_start_registers_and_context_finds_it(repo: Path, orch: Path) -> None:
@@ -301,7 +305,8 @@ def test_stage_start_registers_and_context_finds_it(repo: Path, orch: Path) -> N
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["stage"] == 1 and data["orch_dir"] == str(orch)
-    assert data["worktree"] == str(wt.resolve()) and data["branch"] == "stage-1"
+    assert data["worktree"] == str(wt.resolve())
+    assert data["branch"] == f"autorun/{orch.name}/stage-1-ingest"
     assert data["chain_command"] == f"/autorun:merge {orch} 1"
     st = StatusStore(orch).read().stages[1]
     assert st.status == IN_PROGRESS and st.worktree == str(wt.resolve())
@@ -326,7 +331,10 @@ def test_stage_start_refuses_unready_and_base_checkout(repo: Path, orch: Path) -
     proc = run_cli(["stage", "start", str(orch / "stages" / "stage-4-context.md")], wt)
     assert proc.returncode == 1 and "waits for stage(s) 2, 3" in proc.stderr
     proc = run_cli(["stage", "start", str(orch / "stages" / "stage-1-context.md")], repo)
-    assert proc.returncode == 1 and "base branch" in proc.stderr
+    assert proc.returncode == 1 and "stage 1 has no worktree yet" in proc.stderr
+    _worktree(repo, orch, 1)
+    proc = run_cli(["stage", "start", str(orch / "stages" / "stage-1-context.md")], repo)
+    assert proc.returncode == 1 and "is not stage 1's worktree" in proc.stderr
     assert StatusStore(orch).read().stages[1].status == PENDING
 
 

@@ -239,6 +239,8 @@ def retry(orch: str, number: int, as_json: bool) -> None:
         echo_json(result)
     else:
         click.echo(f"stage {number} reset; launched: {result['launched'] or 'none'}")
+        for warning in result.get("warnings", []):
+            echo_err(f"autorun: warning: {warning}")
 
 
 @click.command("status")

@@ -1,0 +1,320 @@
+"""The one owner of the worktrees and branches autorun creates.
+
+Every worktree autorun makes lives in ``$AUTORUN_HOME/worktrees/<run>/`` (the
+run is the orchestration directory's name): stage worktrees on a branch
+``autorun/<run>/stage-N-...``, and detached ones for conflicted merges
+(``merge-stage-N``) and for verification (the merge gate). Nothing else in the
+package creates or removes a worktree, deletes a directory tree, or deletes a
+branch.
+
+What :func:`remove` removes, and nothing else:
+
+- a path whose resolved form is strictly inside the resolved
+  ``$AUTORUN_HOME/worktrees/<run>/`` (a symlink placed there resolves outside
+  and is refused; so is the run directory itself, and a run directory that is
+  itself a symlink);
+- that ``git worktree list --porcelain`` of the run's repository lists as a
+  *linked* worktree (never the first entry, the main worktree), compared by
+  resolved path.
+
+Only then: ``git worktree remove --force --force`` (also when locked), and if
+the directory is still there (files git would not delete) it is deleted, after
+checking again that it is still under that root; then ``git worktree prune``.
+Anything else raises :class:`~autorun_py.errors.AutorunError` with the reason.
+A path that does not exist is nothing to remove (idempotent).
+
+Re-creating a stage worktree (:func:`create`, :func:`ensure`) may find a
+directory under the run's root that git no longer knows (an interrupted
+``worktree add``, a registration pruned by hand). It is deleted only when it
+holds no repository of its own (no ``.git`` directory) and its ``.git`` file,
+if any, points at no existing git directory: a worktree of another repository
+placed there is refused like everything else.
+
+Branches: :func:`delete_branch` deletes only ``autorun/<run>/...`` branches
+(the ones :func:`create` made), only when no worktree has them checked out,
+and, with ``merged_into``, only when that branch holds all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from autorun_py import git, paths
+from autorun_py.errors import AutorunError
+
+# Hooks of the user's repository do not run in autorun's detached worktrees.
+_NO_HOOKS = ["-c", f"core.hooksPath={os.devnull}"]
+
+
+# --------------------------------------------------------------------------- names
+
+
+def run_name(orch_dir: str | Path) -> str:
+    """The run's name: its orchestration directory's name."""
+    name = Path(orch_dir).name
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise AutorunError(f"not an orchestration directory: {orch_dir}")
+    return name
+
+
+def run_root(run: str) -> Path:
+    """``$AUTORUN_HOME/worktrees/<run>`` (not created)."""
+    return paths.worktrees_dir() / run_name(run)
+
+
+def branch_prefix(run: str) -> str:
+    return f"autorun/{run_name(run)}/"
+
+
+def is_own_branch(branch: Optional[str], run: str) -> bool:
+    """True for a branch name autorun creates for ``run`` (``autorun/<run>/...``)."""
+    prefix = branch_prefix(run)
+    return bool(branch) and str(branch).startswith(prefix) and len(str(branch)) > len(prefix)
+
+
+def require_own_branch(branch: Optional[str], run: str) -> str:
+    if not branch or not is_own_branch(branch, run):
+        raise AutorunError(
+            f"{branch or '(no branch)'} is not a branch autorun created for run {run_name(run)} "
+            f"(those are {branch_prefix(run)}...); autorun does not touch it"
+        )
+    return branch
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _real(p: str | Path) -> Path:
+    return Path(os.path.realpath(str(p)))
+
+
+def _checked_path(path: Path, run: Optional[str]) -> tuple[Path, str]:
+    """(resolved path, run) after refusing anything outside the run's root."""
+    run = run_name(run) if run is not None else None
+    home_wt = _real(paths.worktrees_dir())
+    real = _real(path)
+    try:
+        rel = real.relative_to(home_wt)
+    except ValueError:
+        rel = None
+    where = f"{home_wt}/{run}/" if run else f"{home_wt}/<run>/"
+    if rel is None or len(rel.parts) < 2:
+        raise AutorunError(f"{path} is not under {where}; autorun did not create it")
+    found = rel.parts[0]
+    if run is not None and found != run:
+        raise AutorunError(f"{path} is not under {where}; autorun did not create it")
+    root = paths.worktrees_dir() / found
+    if os.path.islink(root) or _real(root) != home_wt / found:
+        raise AutorunError(f"{root} is a symlink; not under {where}")
+    return real, found
+
+
+def _registration(repo: Path, real: Path) -> tuple[Optional[git.Worktree], bool]:
+    """(the worktree entry for ``real``, whether it is the main worktree)."""
+    entries = git.list_worktrees(repo)
+    for i, wt in enumerate(entries):
+        if _real(wt.path) == real:
+            return wt, i == 0
+    return None, False
+
+
+def _refuse_unregistered(repo: Path, path: Path) -> AutorunError:
+    return AutorunError(
+        f"{path} is not a registered linked worktree of {repo}; autorun does not remove it"
+    )
+
+
+def _is_orphan(real: Path) -> bool:
+    """A directory under our root that no repository claims (see the module doc)."""
+    dotgit = real / ".git"
+    if os.path.islink(dotgit) or dotgit.is_dir():
+        return False
+    if dotgit.is_file():
+        try:
+            text = dotgit.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return False
+        if not text.startswith("gitdir:"):
+            return False
+        target = Path(text[len("gitdir:") :].strip())
+        if not target.is_absolute():
+            target = real / target
+        if target.exists():
+            return False
+    return True
+
+
+def _delete_tree(real: Path, run: str) -> None:
+    """Delete a directory tree, checked again right before to be under the run's root."""
+    again, _ = _checked_path(real, run)
+    if again != real or os.path.islink(real):
+        raise AutorunError(f"{real} moved while autorun was removing it; left in place")
+    shutil.rmtree(real)
+
+
+# --------------------------------------------------------------------------- removal
+
+
+def remove(repo: Path, path: Path, *, run: Optional[str] = None) -> None:
+    """Remove a worktree autorun created (see the module doc for what is refused).
+
+    ``run`` defaults to the run directory ``path`` lies in.
+    """
+    real, found = _checked_path(Path(path), run)
+    if not os.path.lexists(real):
+        git.run_git(["worktree", "prune"], repo, check=False)
+        return
+    wt, is_main = _registration(repo, real)
+    if is_main:
+        raise AutorunError(f"{path} is the main worktree of {repo}; autorun never removes it")
+    if wt is None:
+        raise _refuse_unregistered(repo, Path(path))
+    git.run_git(["worktree", "unlock", str(real)], repo, check=False)
+    git.run_git(["worktree", "remove", "--force", "--force", str(real)], repo, check=False)
+    if os.path.lexists(real):
+        # files git would not delete (e.g. read-only directories); ours by the checks above
+        try:
+            _delete_tree(real, found)
+        except OSError as exc:
+            raise AutorunError(f"could not remove worktree {path}: {exc}") from None
+    git.run_git(["worktree", "prune"], repo, check=False)
+
+
+def try_remove(repo: Path, path: Path, *, run: Optional[str] = None) -> Optional[str]:
+    """:func:`remove` that never raises: a one-line warning when it did not remove."""
+    try:
+        remove(repo, path, run=run)
+    except (AutorunError, OSError) as exc:
+        return str(exc)
+    if os.path.lexists(path):
+        return f"could not remove worktree {path}"
+    return None
+
+
+def _clear_slot(repo: Path, real: Path, run: str) -> None:
+    """Make room for a new worktree at ``real``: our registered worktree or orphan only."""
+    if not os.path.lexists(real):
+        git.run_git(["worktree", "prune"], repo, check=False)
+        return
+    wt, is_main = _registration(repo, real)
+    if wt is not None and not is_main:
+        remove(repo, real, run=run)
+        return
+    if wt is None and real.is_dir() and not os.path.islink(real) and _is_orphan(real):
+        _delete_tree(real, run)
+        git.run_git(["worktree", "prune"], repo, check=False)
+        return
+    raise AutorunError(
+        f"{real} is in the way of a stage worktree and is not autorun's "
+        f"(not a registered linked worktree of {repo}); move it away"
+    )
+
+
+# --------------------------------------------------------------------------- creation
+
+
+def create(repo: Path, path: Path, branch: str, start: str, *, run: str) -> Path:
+    """A stage worktree at ``path`` on a new branch ``branch`` (``autorun/<run>/...``)
+    from ``start``. A leftover of an earlier attempt in its place is removed (its
+    branch keeps the commits)."""
+    require_own_branch(branch, run)
+    real, _ = _checked_path(Path(path), run)
+    _clear_slot(repo, real, run)
+    real.parent.mkdir(parents=True, exist_ok=True)
+    git.run_git(["worktree", "add", "-b", branch, str(real), start], repo)
+    return real
+
+
+def attach(repo: Path, path: Path, branch: str, *, run: str) -> Path:
+    """A stage worktree at ``path`` on the existing branch ``branch`` (autorun's own)."""
+    require_own_branch(branch, run)
+    real, _ = _checked_path(Path(path), run)
+    _clear_slot(repo, real, run)
+    real.parent.mkdir(parents=True, exist_ok=True)
+    git.run_git(["worktree", "add", str(real), branch], repo)
+    return real
+
+
+def is_valid(repo: Path, path: Path) -> bool:
+    """``path`` is a linked worktree of ``repo`` that exists."""
+    real = _real(path)
+    if not (real / ".git").exists():
+        return False
+    wt, is_main = _registration(repo, real)
+    return wt is not None and not is_main
+
+
+def ensure(repo: Path, path: Path, branch: str, start: str, *, run: str) -> bool:
+    """Make sure the stage worktree exists on ``branch``; True when it was (re)created:
+    from the branch when it exists, else a new branch from ``start``."""
+    require_own_branch(branch, run)
+    _checked_path(Path(path), run)
+    if is_valid(repo, path):
+        return False
+    git.run_git(["worktree", "prune"], repo, check=False)
+    if git.branch_exists(branch, repo):
+        attach(repo, path, branch, run=run)
+    else:
+        create(repo, path, branch, start, run=run)
+    return True
+
+
+def create_detached(repo: Path, path: Path, commit: str, *, run: Optional[str] = None) -> Path:
+    """A detached worktree at ``commit`` for a merge or a verification, with the
+    repository's hooks off. ``path`` must be under ``$AUTORUN_HOME/worktrees/<run>/``;
+    a leftover of ours in its place is removed first. Remove it with :func:`remove`."""
+    real, found = _checked_path(Path(path), run)
+    _clear_slot(repo, real, found)
+    real.parent.mkdir(parents=True, exist_ok=True)
+    git.run_git([*_NO_HOOKS, "worktree", "add", "--detach", str(real), commit], repo)
+    return real
+
+
+def list_run(repo: Path, run: str) -> list[git.Worktree]:
+    """The linked worktrees of ``repo`` under the run's root."""
+    root = _real(run_root(run))
+    out = []
+    for i, wt in enumerate(git.list_worktrees(repo)):
+        real = _real(wt.path)
+        if i > 0 and root in real.parents:
+            out.append(git.Worktree(real, wt.head, wt.branch, wt.locked, wt.prunable))
+    return out
+
+
+# --------------------------------------------------------------------------- branches
+
+
+def delete_branch(repo: Path, branch: str, *, run: str, merged_into: Optional[str] = None) -> bool:
+    """Delete autorun's own branch ``branch`` (refused for any other: AutorunError).
+
+    False (and nothing deleted) when it does not exist, a worktree has it checked
+    out, or ``merged_into`` is given and does not hold all of it.
+    """
+    require_own_branch(branch, run)
+    if not git.branch_exists(branch, repo):
+        return False
+    tip = git.git_out(["rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}"], repo)
+    if merged_into is not None:
+        if not git.branch_exists(merged_into, repo):
+            return False
+        if not git.is_ancestor(tip, f"refs/heads/{merged_into}", repo):
+            return False
+    if any(wt.branch == branch for wt in git.list_worktrees(repo)):
+        return False
+    res = git.run_git(["update-ref", "-d", f"refs/heads/{branch}", tip], repo, check=False)
+    if res.ok:
+        git.run_git(["config", "--remove-section", f"branch.{branch}"], repo, check=False)
+    return res.ok
+
+
+def try_delete_branch(
+    repo: Path, branch: str, *, run: str, merged_into: Optional[str] = None
+) -> bool:
+    """:func:`delete_branch` that never raises (False when not deleted)."""
+    try:
+        return delete_branch(repo, branch, run=run, merged_into=merged_into)
+    except (AutorunError, OSError):
+        return False

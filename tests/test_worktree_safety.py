@@ -1,0 +1,301 @@
+"""autorun never destroys, leaks or mis-merges the user's work (issue 11).
+
+The three reproductions of the issue, each from a fresh ``AUTORUN_HOME``; the
+refusals of :mod:`autorun_py.worktrees` (only registered linked worktrees of
+the run's repository under ``$AUTORUN_HOME/worktrees/<run>/``; only the run's
+own ``autorun/<run>/...`` branches); ``stage start`` from a place that is not
+the stage's worktree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from autorun_py import paths, worktrees
+from autorun_py.errors import AutorunError
+from autorun_py.state import StatusStore
+from tests.helpers import git, run_cli, write_plan
+
+
+@pytest.fixture
+def quiet_agent(monkeypatch: pytest.MonkeyPatch, tmux_socket: str) -> None:
+    """Stages are launched (worktree, branch, session) but the agent does nothing."""
+    monkeypatch.setenv("AUTORUN_CLAUDE", "true")
+
+
+def _orchestrate_no_launch(repo: Path, stages: list[tuple[int, str, list[int]]]) -> Path:
+    plan = write_plan(repo.parent, stages)
+    out = run_cli(
+        ["orchestrate", str(plan), "--no-launch", "--no-monitor", "--json"], repo, check=True
+    )
+    return Path(json.loads(out.stdout)["orch_dir"])
+
+
+def _ctx(orch: Path, n: int) -> str:
+    return str(orch / "stages" / f"stage-{n}-context.md")
+
+
+def _tree_snapshot(root: Path) -> dict[str, bytes]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if ".git" in p.relative_to(root).parts:
+            continue  # the work tree, not git's own bookkeeping
+        if p.is_file() and not p.is_symlink():
+            out[str(p.relative_to(root))] = p.read_bytes()
+    return out
+
+
+# --------------------------------------------------------------------------- reproductions
+
+
+def test_retry_never_deletes_the_users_repository(repo: Path, quiet_agent: None) -> None:
+    orch = _orchestrate_no_launch(repo, [(1, "Only", [])])
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "mine.txt").write_text("the user's own file\n")
+    before = _tree_snapshot(repo)
+    run_cli(["stage", "start", _ctx(orch, 1)], repo)
+    run_cli(["stage", "fail", orch.name, "1", "--reason", "x"], repo)
+    run_cli(["retry", orch.name, "1"], repo)
+    assert (repo / ".git").is_dir(), "the project's .git was deleted"
+    assert _tree_snapshot(repo) == before
+    assert git(repo, "branch", "--show-current") == "feature"
+
+
+def test_resume_never_removes_an_unrelated_repository(
+    repo: Path, tmp_path: Path, quiet_agent: None, tmux_socket: str
+) -> None:
+    orch = _orchestrate_no_launch(repo, [(1, "Only", [])])
+    other = tmp_path / "V"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    (other / "history.txt").write_text("v1\n")
+    git(other, "add", "history.txt")
+    git(other, "commit", "-q", "-m", "V's history")
+    git(other, "checkout", "-q", "-b", "work")
+    (other / "uncommitted.txt").write_text("not committed anywhere\n")
+    before = _tree_snapshot(other)
+    head = git(other, "rev-parse", "HEAD")
+    # The user's own shell in tmux, inside V, runs `stage start`.
+    pane = subprocess.run(
+        ["tmux", "-L", tmux_socket, "new-session", "-d", "-P", "-F", "#{pane_id}"]
+        + ["-s", "users-shell", "-c", str(other), "sleep 600"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    run_cli(["stage", "start", _ctx(orch, 1)], other, env={"TMUX": "x", "TMUX_PANE": pane})
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-server"], capture_output=True, check=False)
+    run_cli(["resume", str(orch), "--no-monitor"], repo)
+    assert (other / ".git").is_dir(), "V's .git was deleted"
+    assert _tree_snapshot(other) == before
+    assert git(other, "rev-parse", "HEAD") == head
+
+
+def test_merge_never_merges_the_callers_branch(repo: Path, quiet_agent: None) -> None:
+    orch = _orchestrate_no_launch(repo, [(1, "Only", [])])
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "wip.txt").write_text("half done\n")
+    git(repo, "add", "wip.txt")
+    git(repo, "commit", "-q", "-m", "WIP not for main")
+    run_cli(["stage", "start", _ctx(orch, 1)], repo)
+    git(repo, "checkout", "-q", "main")
+    run_cli(["merge", orch.name, "1"], repo)
+    assert "WIP not for main" not in git(repo, "log", "--format=%s", "main")
+    assert not (repo / "wip.txt").exists()
+
+
+# --------------------------------------------------------------------------- stage start
+
+
+def test_stage_start_elsewhere_is_refused_and_records_nothing(
+    repo: Path, tmp_path: Path, quiet_agent: None
+) -> None:
+    orch = _orchestrate_no_launch(repo, [(1, "Only", [])])
+    git(repo, "checkout", "-q", "-b", "feature")
+    before = (orch / "status.json").read_bytes()
+    proc = run_cli(["stage", "start", _ctx(orch, 1)], repo)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "stage 1 has no worktree yet" in proc.stderr and "launch-ready" in proc.stderr
+    assert (orch / "status.json").read_bytes() == before
+    # Once launched, only its own worktree (or a directory inside it) registers.
+    run_cli(["launch-ready", str(orch)], repo, check=True)
+    st = StatusStore(orch).read().stages[1]
+    assert st.worktree and st.branch and st.branch.startswith(f"autorun/{orch.name}/")
+    proc = run_cli(["stage", "start", _ctx(orch, 1)], repo)
+    assert proc.returncode == 1 and f"is not stage 1's worktree ({st.worktree})" in proc.stderr
+    mine = tmp_path / "my-own-worktree"
+    git(repo, "worktree", "add", "-q", "-b", "mine", str(mine), "main")
+    proc = run_cli(["stage", "start", _ctx(orch, 1)], mine)
+    assert proc.returncode == 1 and "is not stage 1's worktree" in proc.stderr
+    after = StatusStore(orch).read().stages[1]
+    assert (after.worktree, after.branch) == (st.worktree, st.branch)
+    sub = Path(st.worktree) / "sub"
+    sub.mkdir()
+    proc = run_cli(["stage", "start", _ctx(orch, 1), "--json"], sub)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["branch"] == st.branch
+
+
+# --------------------------------------------------------------------------- legacy state
+
+
+def _force_stage(orch: Path, n: int, **fields: object) -> None:
+    raw = json.loads((orch / "status.json").read_text())
+    raw["stages"][str(n)].update(fields)
+    (orch / "status.json").write_text(json.dumps(raw))
+
+
+def test_a_state_naming_the_users_checkout_is_never_deleted_or_merged(
+    repo: Path, tmp_path: Path, quiet_agent: None
+) -> None:
+    """status.json written by an older autorun (or by hand) that names the user's
+    checkout and branch: retry, resume and merge refuse instead of acting."""
+    orch = _orchestrate_no_launch(repo, [(1, "Only", [])])
+    git(repo, "checkout", "-q", "-b", "feature")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "WIP not for main")
+    git(repo, "checkout", "-q", "main")
+    before = _tree_snapshot(repo)
+    _force_stage(orch, 1, status="in_progress", worktree=str(repo), branch="feature")
+    proc = run_cli(["merge", orch.name, "1"], repo)
+    assert proc.returncode == 1 and "not a branch autorun created" in proc.stderr
+    assert "WIP not for main" not in git(repo, "log", "--format=%s", "main")
+    run_cli(["resume", str(orch), "--no-monitor"], repo)
+    assert _tree_snapshot(repo) == before
+    _force_stage(orch, 1, status="failed", worktree=str(repo), branch="feature")
+    run_cli(["retry", orch.name, "1"], repo)
+    assert (repo / ".git").is_dir() and _tree_snapshot(repo) == before
+    assert git(repo, "rev-parse", "--verify", "feature")
+
+
+# --------------------------------------------------------------------------- the module
+
+
+def _run_root(run: str) -> Path:
+    return paths.worktrees_dir() / run
+
+
+def test_remove_refuses_everything_it_did_not_create(repo: Path, tmp_path: Path) -> None:
+    run = "demo-run"
+    wt = _run_root(run) / "stage-1"
+    worktrees.create(repo, wt, f"autorun/{run}/stage-1-x", "main", run=run)
+    assert (wt / ".git").is_file()
+    # the main worktree, a plain directory, a linked worktree outside the root
+    outside = tmp_path / "outside"
+    git(repo, "worktree", "add", "-q", "-b", "mine", str(outside), "main")
+    plain = _run_root(run) / "plain"
+    plain.mkdir()
+    (plain / "f").write_text("x")
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    git(other, "commit", "-q", "--allow-empty", "-m", "o")
+    foreign = _run_root(run) / "foreign"
+    git(other, "worktree", "add", "-q", "-b", "f", str(foreign), "main")
+    link = _run_root(run) / "link"
+    link.symlink_to(outside)
+    for path, why in (
+        (repo, "not under"),
+        (outside, "not under"),
+        (plain, "not a registered linked worktree"),
+        (foreign, "not a registered linked worktree"),
+        (link, "not under"),
+        (_run_root(run), "not under"),
+        (_run_root("other-run") / "stage-1", "not under"),
+        (paths.autorun_home(), "not under"),
+    ):
+        with pytest.raises(AutorunError, match=why):
+            worktrees.remove(repo, path, run=run)
+    assert (repo / ".git").is_dir() and (outside / ".git").is_file()
+    assert (plain / "f").exists() and (foreign / ".git").is_file() and link.is_symlink()
+    # ... and removes its own, also when locked and holding untracked files.
+    git(repo, "worktree", "lock", str(wt))
+    (wt / "untracked.txt").write_text("u")
+    worktrees.remove(repo, wt, run=run)
+    assert not wt.exists()
+    assert str(wt) not in git(repo, "worktree", "list")
+    worktrees.remove(repo, wt, run=run)  # gone already: nothing to do
+
+
+def test_remove_refuses_the_main_worktree_even_under_the_root(tmp_path: Path) -> None:
+    run = "r"
+    inner = _run_root(run) / "stage-1"
+    inner.mkdir(parents=True)
+    git(inner, "init", "-q", "-b", "main")
+    git(inner, "commit", "-q", "--allow-empty", "-m", "x")
+    with pytest.raises(AutorunError, match="main worktree"):
+        worktrees.remove(inner, inner, run=run)
+    assert (inner / ".git").is_dir()
+
+
+def test_create_clears_only_its_own_leftovers(repo: Path, tmp_path: Path) -> None:
+    run = "r"
+    wt = _run_root(run) / "stage-1"
+    worktrees.create(repo, wt, f"autorun/{run}/stage-1-a", "main", run=run)
+    # a registered leftover of an earlier attempt is replaced, its branch kept
+    worktrees.create(repo, wt, f"autorun/{run}/stage-1-a-retry1", "main", run=run)
+    assert git(wt, "branch", "--show-current") == f"autorun/{run}/stage-1-a-retry1"
+    assert git(repo, "rev-parse", "--verify", f"autorun/{run}/stage-1-a")
+    # a directory git no longer knows (its registration pruned) is an orphan of ours
+    shutil.rmtree(repo / ".git" / "worktrees" / "stage-1")
+    assert worktrees.ensure(repo, wt, f"autorun/{run}/stage-1-a-retry1", "main", run=run)
+    assert git(wt, "branch", "--show-current") == f"autorun/{run}/stage-1-a-retry1"
+    assert not worktrees.ensure(repo, wt, f"autorun/{run}/stage-1-a-retry1", "main", run=run)
+    # a repository placed there is not ours to delete
+    rogue = _run_root(run) / "stage-2"
+    rogue.mkdir()
+    git(rogue, "init", "-q")
+    with pytest.raises(AutorunError, match="not autorun's"):
+        worktrees.create(repo, rogue, f"autorun/{run}/stage-2-b", "main", run=run)
+    assert (rogue / ".git").is_dir()
+    with pytest.raises(AutorunError, match="not a branch autorun created"):
+        worktrees.create(repo, _run_root(run) / "stage-3", "feature", "main", run=run)
+    with pytest.raises(AutorunError, match="not under"):
+        worktrees.create(repo, tmp_path / "x", f"autorun/{run}/stage-3", "main", run=run)
+
+
+def test_detached_worktrees_for_merges_and_verification(repo: Path) -> None:
+    run = "r"
+    mw = _run_root(run) / "verify-1"
+    head = git(repo, "rev-parse", "HEAD")
+    worktrees.create_detached(repo, mw, head)
+    assert git(mw, "rev-parse", "HEAD") == head
+    assert git(mw, "branch", "--show-current") == ""
+    assert [w.path for w in worktrees.list_run(repo, run)] == [mw.resolve()]
+    worktrees.remove(repo, mw)
+    assert not mw.exists() and worktrees.list_run(repo, run) == []
+
+
+def test_branch_deletion_only_of_the_runs_own_merged_branches(repo: Path) -> None:
+    run = "r"
+    mine = f"autorun/{run}/stage-1-x"
+    wt = _run_root(run) / "stage-1"
+    worktrees.create(repo, wt, mine, "main", run=run)
+    git(wt, "commit", "-q", "--allow-empty", "-m", "work")
+    git(repo, "branch", "feature")
+    git(repo, "branch", "autorun/other-run/stage-1-x")
+    with pytest.raises(AutorunError, match="not a branch autorun created"):
+        worktrees.delete_branch(repo, "feature", run=run)
+    with pytest.raises(AutorunError, match="not a branch autorun created"):
+        worktrees.delete_branch(repo, "autorun/other-run/stage-1-x", run=run)
+    assert worktrees.delete_branch(repo, mine, run=run, merged_into="main") is False  # unmerged
+    git(repo, "merge", "-q", "--no-edit", mine)
+    assert worktrees.delete_branch(repo, mine, run=run, merged_into="main") is False  # checked out
+    worktrees.remove(repo, wt, run=run)
+    assert worktrees.delete_branch(repo, mine, run=run, merged_into="main") is True
+    assert git(repo, "branch", "--list", mine) == ""
+    assert worktrees.delete_branch(repo, mine, run=run, merged_into="main") is False
+    assert git(repo, "rev-parse", "--verify", "feature")
+
+
+def test_try_remove_never_raises(repo: Path, tmp_path: Path) -> None:
+    warn = worktrees.try_remove(repo, repo, run="r")
+    assert warn is not None and "not under" in warn and (repo / ".git").is_dir()
+    assert worktrees.try_remove(repo, _run_root("r") / "absent", run="r") is None
+    assert os.path.isdir(repo)
