@@ -30,6 +30,7 @@ from autorun_py import paths
 from autorun_py.errors import AutorunError
 
 CONFIG_FILE = "config.json"
+LAUNCH_STAGGER = 2.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Config:
     max_launch_attempts: int = 3
     plugin_dir: Optional[str] = None
     agent_source: str = "the default"  # where ``agent`` came from, for messages
+    max_parallel: Optional[int] = None  # None: from the machine (autorun_py/capacity.py)
+    launch_stagger: float = LAUNCH_STAGGER  # seconds between two session starts
 
     def model_for(self, phase: str) -> Optional[str]:
         return self.models.get(phase) or self.models.get("default")
@@ -86,6 +89,26 @@ def load_config() -> Config:
         attempts = int(raw.get("max_launch_attempts", 3))
     except (TypeError, ValueError):
         raise AutorunError("max_launch_attempts must be a number", path=path) from None
+    max_parallel = raw.get("max_parallel")
+    if max_parallel is not None and (
+        not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1
+    ):
+        raise AutorunError(
+            f"max_parallel must be a positive number of stages, not {max_parallel!r}", path=path
+        )
+    stagger_raw: Any = raw.get("launch_stagger", LAUNCH_STAGGER)
+    where: Any = path
+    if env.get("AUTORUN_LAUNCH_STAGGER"):
+        stagger_raw, where = env["AUTORUN_LAUNCH_STAGGER"], "AUTORUN_LAUNCH_STAGGER"
+    try:
+        stagger = float(stagger_raw)
+        if not 0 <= stagger <= 600 or isinstance(stagger_raw, bool):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise AutorunError(
+            f"launch_stagger must be a number of seconds from 0 to 600, not {stagger_raw!r}",
+            path=where,
+        ) from None
     return Config(
         agent=agent,
         agent_args=tuple(str(a) for a in args),
@@ -95,6 +118,8 @@ def load_config() -> Config:
         max_launch_attempts=max(1, attempts),
         plugin_dir=env.get("AUTORUN_PLUGIN_DIR") or raw.get("plugin_dir"),
         agent_source=source,
+        max_parallel=max_parallel,
+        launch_stagger=stagger,
     )
 
 

@@ -132,6 +132,7 @@ def run_demo(
             "AUTORUN_AGENT_ARGS": shlex.join(["-m", "autorun_py.standin"]),
             "AUTORUN_STANDIN_DELAY": delay,
             "AUTORUN_STANDIN_LOG": str(root / "standin.log"),
+            "AUTORUN_LAUNCH_STAGGER": "0",  # the stand-in shares no service limit
         }
     )
     os.environ.pop("AUTORUN_PLUGIN_DIR", None)
@@ -182,6 +183,7 @@ _DEMO_ENV = (
     "AUTORUN_AGENT_ARGS",
     "AUTORUN_STANDIN_DELAY",
     "AUTORUN_STANDIN_LOG",
+    "AUTORUN_LAUNCH_STAGGER",
 )
 
 

@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,7 +272,11 @@ def start_claimed(
     tmux = tmux or Tmux.from_env()
     snapshot = store.read()
     result = LaunchResult()
-    for n in claimed:
+    for i, n in enumerate(claimed):
+        if i and config.launch_stagger > 0:
+            # A burst of new sessions right after a usage reset is throttled by the
+            # service, and each start costs memory and CPU: space them out.
+            time.sleep(config.launch_stagger)
         try:
             start = _start_stage(snapshot, n, config, tmux)
         except (AutorunError, OSError) as exc:

@@ -22,6 +22,8 @@ class OrchestrateOutcome:
     dry_run: bool
     launch_failed: list[tuple[int, str]] = field(default_factory=list)
     monitor_pid: Optional[int] = None
+    max_parallel: Optional[int] = None
+    max_parallel_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -29,7 +31,10 @@ class OrchestrateOutcome:
             "status_file": self.status_file,
             "launched": self.launched,
             "pending": self.pending,
+            "max_parallel": self.max_parallel,
         }
+        if self.max_parallel_reason:
+            out["max_parallel_reason"] = self.max_parallel_reason
         if self.dry_run:
             out["dry_run"] = True
         if self.launch_failed:
@@ -42,6 +47,7 @@ def run_orchestrate(
     cwd: Path,
     *,
     max_parallel: Optional[int] = None,
+    max_parallel_reason: str = "",
     schedule: str = "dataflow",
     dry_run: bool = False,
     launch: bool = True,
@@ -72,8 +78,10 @@ def run_orchestrate(
             status_file=str(target / STATUS_FILE),
             launched=would,
             pending=pending,
-            text=launch_summary(state, would, dry_run=True),
+            text=launch_summary(state, would, dry_run=True, cap_reason=max_parallel_reason),
             dry_run=True,
+            max_parallel=max_parallel,
+            max_parallel_reason=max_parallel_reason,
         )
     if launch:
         _check_agent()
@@ -100,10 +108,12 @@ def run_orchestrate(
         status_file=str(orch_dir / STATUS_FILE),
         launched=launched,
         pending=pending,
-        text=launch_summary(final, launched),
+        text=launch_summary(final, launched, cap_reason=max_parallel_reason),
         dry_run=False,
         launch_failed=failed,
         monitor_pid=monitor_pid,
+        max_parallel=max_parallel,
+        max_parallel_reason=max_parallel_reason,
     )
 
 

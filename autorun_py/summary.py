@@ -17,7 +17,13 @@ def _tmux_prefix() -> str:
     return f"tmux -L {shlex.quote(sock)}" if sock else "tmux"
 
 
-def launch_summary(state: RunState, launched: Sequence[int], *, dry_run: bool = False) -> str:
+def launch_summary(
+    state: RunState,
+    launched: Sequence[int],
+    *,
+    dry_run: bool = False,
+    cap_reason: str = "",
+) -> str:
     orch = state.orch_dir.rstrip("/") + "/"
     waves = "[" + ", ".join("[" + ",".join(map(str, w)) + "]" for w in state.waves) + "]"
     head = (
@@ -34,7 +40,8 @@ def launch_summary(state: RunState, launched: Sequence[int], *, dry_run: bool = 
         f"  Total Waves:   {len(state.waves)}",
         f"  Waves:         {waves}",
         f"  Schedule:      {state.schedule}"
-        + (f", at most {state.max_parallel} at once" if state.max_parallel else ""),
+        + (f", at most {state.max_parallel} at once" if state.max_parallel else ", no cap")
+        + (f" ({cap_reason})" if cap_reason and state.max_parallel else ""),
         "",
     ]
     first_wave = state.waves[0] if state.waves else []

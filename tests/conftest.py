@@ -36,6 +36,10 @@ def isolated_home(
     # Tests may be run from inside Claude Code; its shell marker changes how a
     # merge cleans up (see autorun_py/merge.py), so tests start without it.
     monkeypatch.delenv("CLAUDECODE", raising=False)
+    # No pause between session starts (a test that measures it sets its own), and the
+    # machine's default parallel cap only where a test asks for it.
+    monkeypatch.setenv("AUTORUN_LAUNCH_STAGGER", "0")
+    monkeypatch.delenv("AUTORUN_MAX_PARALLEL", raising=False)
     return home
 
 

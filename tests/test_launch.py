@@ -172,7 +172,14 @@ def test_orchestrate_json_and_summary(
     proc = run_cli(["orchestrate", str(plan), "--json", "--no-monitor"], repo)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"orch_dir", "status_file", "launched", "pending"}
+    assert set(data) == {
+        "orch_dir",
+        "status_file",
+        "launched",
+        "pending",
+        "max_parallel",
+        "max_parallel_reason",
+    }
     assert data["launched"] == [1] and data["pending"] == [2, 3, 4, 5, 6]
     st = json.loads(Path(data["status_file"]).read_text())["stages"]["1"]
     assert st["status"] == "in_progress" and st["session"] == "master-plan_stage-1"

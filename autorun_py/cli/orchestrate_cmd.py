@@ -13,7 +13,12 @@ from autorun_py.cli._out import echo_err, echo_json
 
 @click.command("orchestrate")
 @click.argument("plan_path", metavar="PLAN", type=click.Path(path_type=Path))
-@click.option("--max-parallel", type=click.IntRange(min=1), help="Cap on stages running at once.")
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(min=1),
+    help="Cap on stages running at once (default: AUTORUN_MAX_PARALLEL, else the config's "
+    "max_parallel, else min(cores x 2, available memory / 600 MB); the summary says which).",
+)
 @click.option(
     "--schedule",
     type=click.Choice(["dataflow", "waves"]),
@@ -36,14 +41,22 @@ def orchestrate(
     as_json: bool,
 ) -> None:
     """Create an orchestration for PLAN and launch every stage that is ready."""
+    import os
+
+    from autorun_py.capacity import resolve_max_parallel
+    from autorun_py.config import load_config
     from autorun_py.orchestrate import run_orchestrate
     from autorun_py.plan import PlanError
 
+    cap = resolve_max_parallel(
+        max_parallel, os.environ.get("AUTORUN_MAX_PARALLEL"), load_config().max_parallel
+    )
     try:
         outcome = run_orchestrate(
             plan_path,
             Path.cwd(),
-            max_parallel=max_parallel,
+            max_parallel=cap.value,
+            max_parallel_reason=cap.reason,
             schedule=schedule,
             dry_run=dry_run,
             launch=not no_launch,
