@@ -4,7 +4,7 @@
 {
   "agent": "claude",
   "agent_args": [],
-  "permission_mode": "acceptEdits",
+  "permission_mode": "dontAsk",
   "models": {"research": "opus", "create_plan": "opus", "implement": "sonnet"},
   "keep_sessions": false,
   "max_launch_attempts": 3
@@ -15,6 +15,11 @@ Environment overrides: ``AUTORUN_CLAUDE`` (the agent executable),
 ``AUTORUN_AGENT_ARGS`` (extra arguments, shell-like words), ``AUTORUN_PERMISSION_MODE``,
 ``AUTORUN_MODEL`` (every phase) and ``AUTORUN_MODEL_<PHASE>``, ``AUTORUN_KEEP_SESSIONS``,
 ``AUTORUN_PLUGIN_DIR`` (passed as ``--plugin-dir`` when the plugin is not installed).
+
+``permission_mode`` is passed to Claude Code as ``--permission-mode``; ``dontAsk``
+needs an allow list in Claude Code's settings (``permissions.allow``). Which mode an
+unattended run needs, and what each costs: docs/permissions.md (``acceptEdits`` is not
+one: it stops at the first command it was not allowed).
 """
 
 from __future__ import annotations

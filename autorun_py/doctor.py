@@ -297,12 +297,37 @@ def check_home() -> Check:
     return Check("AUTORUN_HOME", "ok", True, None, str(home), detail)
 
 
+def check_permission_mode() -> Check:
+    """Whether unattended stage sessions will stop at permission prompts."""
+    from autorun_py.config import load_config
+    from autorun_py.permissions import DOCS, check_permissions, is_claude_code, project_root
+
+    try:
+        config = load_config()
+    except AutorunError as exc:
+        return Check("permissions", "broken", False, None, None, f"config: {exc}")
+    if not is_claude_code(config):
+        return Check(
+            "permissions", "ok", False, None, None, f"agent {config.agent} (not Claude Code)"
+        )
+    cwd = Path.cwd() if Path.cwd().exists() else Path("/")
+    check = check_permissions(config, project_root(cwd))
+    if check.stops:
+        hint = InstallHint(
+            macos=f"see {DOCS} (the choices for an unattended run)",
+            debian=f"see {DOCS} (the choices for an unattended run)",
+        )
+        return Check("permissions", "warning", False, check.mode, None, check.detail, hint)
+    return Check("permissions", "ok", False, check.mode, None, check.detail)
+
+
 def run_doctor(which: Which = shutil.which) -> DoctorReport:
     checks: list[Check] = [
         *check_python(which),
         check_git(which),
         check_tmux(which),
         check_claude(which),
+        check_permission_mode(),
         check_environment(),
         check_home(),
     ]

@@ -19,7 +19,18 @@ from autorun_py.errors import AutorunError, TmuxError
 
 # Variables the agent needs inside a stage session, even when the tmux server
 # was started earlier with another environment.
-FORWARD_EXACT = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM", "SHELL", "TMPDIR")
+# IS_SANDBOX: Claude Code's bypassPermissions mode as root (docs/permissions.md).
+FORWARD_EXACT = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "SHELL",
+    "TMPDIR",
+    "IS_SANDBOX",
+)
 FORWARD_PREFIXES = ("CLAUDE_", "ANTHROPIC_", "AUTORUN_")
 # Set in the session environment of every stage session (``new-session -e``):
 # the run a session belongs to. autorun kills and types into its own only.

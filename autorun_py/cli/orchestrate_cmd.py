@@ -46,11 +46,16 @@ def orchestrate(
     from autorun_py.capacity import resolve_max_parallel
     from autorun_py.config import load_config
     from autorun_py.orchestrate import run_orchestrate
+    from autorun_py.permissions import unattended_warning
     from autorun_py.plan import PlanError
 
+    config = load_config()
     cap = resolve_max_parallel(
-        max_parallel, os.environ.get("AUTORUN_MAX_PARALLEL"), load_config().max_parallel
+        max_parallel, os.environ.get("AUTORUN_MAX_PARALLEL"), config.max_parallel
     )
+    warning = unattended_warning(config, Path.cwd())
+    if warning:
+        echo_err(f"autorun: warning: {warning}")
     try:
         outcome = run_orchestrate(
             plan_path,
