@@ -3,8 +3,11 @@
 A scratch git repo with a small sample project and a 6-stage plan (a diamond
 and a chain), run on a private tmux server with the built-in stand-in agent
 (:mod:`autorun_py.standin`), which makes a real commit per stage and calls the
-merge step as the real pipeline does. Nothing touches the user's ~/.autorun or
-tmux server: the demo's state lives inside its scratch directory.
+merge step as the real pipeline does. Nothing touches the user's ~/.autorun,
+~/.claude or tmux server: the demo's state (``autorun-home/``) and the stand-in's
+transcripts (``claude-config/``, its ``CLAUDE_CONFIG_DIR``) live inside its
+scratch directory, which is kept, so the commands :func:`after_commands` prints
+work afterwards.
 """
 
 from __future__ import annotations
@@ -133,10 +136,15 @@ def run_demo(
             "AUTORUN_STANDIN_DELAY": delay,
             "AUTORUN_STANDIN_LOG": str(root / "standin.log"),
             "AUTORUN_LAUNCH_STAGGER": "0",  # the stand-in shares no service limit
+            # The stand-in writes transcripts as Claude Code does: into the demo's
+            # own config dir (the sessions inherit it), never the user's ~/.claude.
+            "CLAUDE_CONFIG_DIR": str(root / "claude-config"),
         }
     )
     os.environ.pop("AUTORUN_PLUGIN_DIR", None)
     from autorun_py.orchestrate import run_orchestrate
+    from autorun_py.state import StatusStore
+    from autorun_py.summary import launch_summary
     from autorun_py.tmux import Tmux
 
     tmux = Tmux(socket)
@@ -147,7 +155,16 @@ def run_demo(
             repo / "master_plan.md", repo, max_parallel=max_parallel, monitor=False
         )
         orch_dir = Path(outcome.orch_dir)
-        show(outcome.text)
+        # The launch summary without its tmux and monitor hints: the demo's tmux
+        # server ends with it and it runs no monitor.
+        show(
+            launch_summary(
+                StatusStore(orch_dir).read(),
+                outcome.launched,
+                cap_reason=outcome.max_parallel_reason,
+                hints=False,
+            )
+        )
         deadline = t0 + timeout
         summary = status_summary(orch_dir)
         while time.monotonic() < deadline:
@@ -184,7 +201,23 @@ _DEMO_ENV = (
     "AUTORUN_STANDIN_DELAY",
     "AUTORUN_STANDIN_LOG",
     "AUTORUN_LAUNCH_STAGGER",
+    "CLAUDE_CONFIG_DIR",
 )
+
+
+def after_commands(result: DemoResult) -> list[str]:
+    """Commands that work after the demo, from any directory, as shell lines."""
+    from autorun_py.install import cli_words
+
+    cli = cli_words()
+    env = f"AUTORUN_HOME={shlex.quote(str(result.home))}"
+    lines = []
+    if result.orch_dir is not None:
+        run = result.orch_dir.name
+        for args in (["status", run], ["events", run, "--notable"], ["report", run]):
+            lines.append(f"{env} {shlex.join([*cli, *args])}")
+    lines.append(shlex.join(["git", "-C", str(result.repo), "log", "--oneline", "--graph"]))
+    return lines
 
 
 def check_demo(result: DemoResult) -> None:

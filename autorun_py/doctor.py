@@ -321,6 +321,24 @@ def check_permission_mode() -> Check:
     return Check("permissions", "ok", False, check.mode, None, check.detail)
 
 
+def check_cli() -> Check:
+    """Is ``autorun`` on PATH, and is it this plugin's shim? (Not required: the
+    slash commands call the shim by its path.)"""
+    from autorun_py.install import cli_status, shim_path
+
+    found, real, ours = cli_status()
+    hint = InstallHint(
+        macos=f"{shim_path()} install-cli", debian=f"{shim_path()} install-cli"
+    )
+    if found is None:
+        detail = "not on PATH (the README's `autorun ...` commands need it)"
+        return Check("autorun", "warning", False, None, None, detail, hint)
+    if not ours:
+        detail = f"-> {real}, not this plugin's shim {shim_path()}"
+        return Check("autorun", "warning", False, None, found, detail, hint)
+    return Check("autorun", "ok", False, None, found, f"-> {real}")
+
+
 def run_doctor(which: Which = shutil.which) -> DoctorReport:
     checks: list[Check] = [
         *check_python(which),
@@ -328,6 +346,9 @@ def run_doctor(which: Which = shutil.which) -> DoctorReport:
         check_tmux(which),
         check_claude(which),
         check_permission_mode(),
+
+
+        check_cli(),
         check_environment(),
         check_home(),
     ]
@@ -356,8 +377,11 @@ def render_text(report: DoctorReport) -> str:
             parts.append(f"- {c.detail}")
         lines.append(" ".join(parts))
         if c.install is not None and c.status != "ok":
-            lines.append(f"  {'':<8} {'':<{width}} macOS:         {c.install.macos}")
-            lines.append(f"  {'':<8} {'':<{width}} Debian/Ubuntu: {c.install.debian}")
+            if c.install.macos == c.install.debian:
+                lines.append(f"  {'':<8} {'':<{width}} fix: {c.install.macos}")
+            else:
+                lines.append(f"  {'':<8} {'':<{width}} macOS:         {c.install.macos}")
+                lines.append(f"  {'':<8} {'':<{width}} Debian/Ubuntu: {c.install.debian}")
     failed = [c.name for c in report.checks if c.failed]
     lines.append(
         "everything autorun needs is here"

@@ -23,7 +23,9 @@ def launch_summary(
     *,
     dry_run: bool = False,
     cap_reason: str = "",
+    hints: bool = True,
 ) -> str:
+    """The seed's launch summary; ``hints``: with the monitor log, tmux and status lines."""
     orch = state.orch_dir.rstrip("/") + "/"
     waves = "[" + ", ".join("[" + ",".join(map(str, w)) + "]" for w in state.waves) + "]"
     head = (
@@ -68,6 +70,8 @@ def launch_summary(
             rest = [n for n in wave if n in pending]
             if rest:
                 lines.append(f"  Wave {i}: stages {', '.join(map(str, rest))}")
+    if not hints:
+        return "\n".join(lines)
     tm = _tmux_prefix()
     lines += [
         "",

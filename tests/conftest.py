@@ -20,6 +20,10 @@ def isolated_home(
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("AUTORUN_HOME", str(home / ".autorun"))
+    # The shim's venv cache and install-cli's link directory follow HOME too.
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("XDG_BIN_HOME", raising=False)
+    monkeypatch.delenv("AUTORUN_SHIM", raising=False)
     monkeypatch.setenv("GIT_AUTHOR_NAME", "autorun test")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@autorun.invalid")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "autorun test")

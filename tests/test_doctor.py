@@ -62,6 +62,8 @@ def test_everything_present_prints_versions_and_exits_0(bindir: Path) -> None:
     link(bindir, "git")
     link(bindir, "tmux")
     tool(bindir, "claude", "2.1.330 (Claude Code)")
+    shim = Path(__file__).resolve().parent.parent / "scripts" / "autorun"
+    (bindir / "autorun").symlink_to(shim)  # as `autorun install-cli` makes it
     proc = doctor(bindir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
@@ -77,7 +79,9 @@ def test_everything_present_prints_versions_and_exits_0(bindir: Path) -> None:
         "claude",
         "environment",
         "AUTORUN_HOME",
+        "autorun",
     }
+    assert f"({bindir / 'autorun'}) - -> {shim}" in lines["autorun"]
     assert expected_git in lines["git"]
     assert "2.1.330" in lines["claude"] and str(bindir / "claude") in lines["claude"]
     assert proc.stdout.rstrip().endswith("everything autorun needs is here")

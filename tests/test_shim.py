@@ -295,3 +295,97 @@ def test_a_shim_outside_a_plugin_says_so(tmp_path: Path, built: Built) -> None:
     proc = run(lone, "--version", env=built.env)
     assert proc.returncode == 1
     assert "does not look like the autorun plugin" in proc.stderr
+
+
+# --------------------------------------------------------------------------- issue 15 item 6
+
+
+def test_another_autorun_home_reuses_the_plugin_roots_venv(built: Built, tmp_path: Path) -> None:
+    # Without --data-dir, under an AUTORUN_HOME the shim has never seen.
+    other = tmp_path / "other-home"
+    proc = run(built.shim, "--version", env=dict(built.env, AUTORUN_HOME=str(other)))
+    assert proc.returncode == 0, proc.stderr
+    assert SETUP_MSG not in proc.stderr
+    assert not (other / "venv").exists()
+    doctor = run(built.shim, "doctor", "--json", env=dict(built.env, AUTORUN_HOME=str(other)))
+    env_check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "environment")
+    assert env_check["path"] == str(built.data / "venv")
+
+
+def test_two_autorun_homes_and_one_shim_build_one_venv(
+    tmp_path: Path, wheelhouse: Path, autorun_home: Path
+) -> None:
+    root = build_plugin(tmp_path / "plugin" / "autorun")
+    shim = root / "scripts" / "autorun"
+    first = run(shim, "--version", env=shim_env(wheelhouse, tmp_path / "home-a"))
+    assert first.returncode == 0, first.stderr
+    assert SETUP_MSG in first.stderr
+    second = run(shim, "--version", env=shim_env(wheelhouse, tmp_path / "home-b"))
+    assert second.returncode == 0, second.stderr
+    assert SETUP_MSG not in second.stderr
+    venvs = sorted((Path(os.environ["HOME"]) / ".cache" / "autorun").glob("venv-*/bin/python"))
+    assert len(venvs) == 1, venvs
+    assert not (tmp_path / "home-a" / "venv").exists()
+    assert not (tmp_path / "home-b" / "venv").exists()
+
+
+def test_install_cli_links_the_shim_and_never_replaces_a_foreign_file(
+    built: Built, tmp_path: Path
+) -> None:
+    home = tmp_path / "user"
+    env = dict(built.env, HOME=str(home), PATH=os.environ["PATH"])
+    proc = run(built.shim, "--data-dir", str(built.data), "install-cli", env=env)
+    assert proc.returncode == 0, proc.stderr
+    link = home / ".local" / "bin" / "autorun"
+    assert link.is_symlink() and link.resolve() == built.shim.resolve()
+    assert f"linked {link} -> {built.shim}" in proc.stdout
+    assert "is not on your PATH; add it" in proc.stdout
+    # Through the link, with no --data-dir, from anywhere: the same venv, nothing built.
+    on_path = dict(env, PATH=f"{link.parent}{os.pathsep}{env['PATH']}")
+    again = run(link, "--version", env=on_path, cwd=tmp_path)
+    assert again.returncode == 0 and SETUP_MSG not in again.stderr, again.stderr
+    assert again.stdout.strip() == f"autorun, version {__version__}"
+    # Idempotent; doctor reports where `autorun` points.
+    same = run(link, "install-cli", "--json", env=on_path)
+    assert json.loads(same.stdout)["action"] == "unchanged"
+    doctor = run(link, "doctor", "--json", env=on_path)
+    cli = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "autorun")
+    assert cli["status"] == "ok" and cli["path"] == str(link)
+    assert cli["detail"] == f"-> {built.shim.resolve()}"
+    # A foreign file of that name is left alone, with one clear line.
+    other = tmp_path / "bin"
+    other.mkdir()
+    (other / "autorun").write_text("#!/bin/sh\necho mine\n")
+    refused = run(built.shim, "install-cli", "--bin-dir", str(other), env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "is not autorun's link" in refused.stderr
+    assert (other / "autorun").read_text() == "#!/bin/sh\necho mine\n"
+    # A link to another copy of autorun's shim (an older plugin version) is updated.
+    (other / "autorun").unlink()
+    (other / "autorun").symlink_to(tmp_path / "old-version" / "scripts" / "autorun")
+    updated = run(built.shim, "install-cli", "--bin-dir", str(other), "--json", env=env)
+    assert json.loads(updated.stdout)["action"] == "updated"
+    assert (other / "autorun").resolve() == built.shim.resolve()
+
+
+def test_doctor_says_when_autorun_is_not_on_path(built: Built, tmp_path: Path) -> None:
+    env = dict(built.env, HOME=str(tmp_path / "user"))
+    doctor = run(built.shim, "--data-dir", str(built.data), "doctor", env=env)
+    line = next(ln for ln in doctor.stdout.splitlines() if " autorun " in ln)
+    assert "warning" in line and "not on PATH" in line
+    assert f"fix: {built.shim} install-cli" in doctor.stdout
+
+
+def test_the_first_orchestrate_through_the_shim_puts_autorun_on_path(
+    built: Built, tmp_path: Path, repo: Path
+) -> None:
+    home = tmp_path / "user"
+    env = dict(built.env, HOME=str(home), AUTORUN_HOME=str(tmp_path / "ah"))
+    plan = tmp_path / "plan.md"
+    plan.write_text(PLAN)
+    args = ["--data-dir", str(built.data), "orchestrate", str(plan), "--no-launch", "--no-monitor"]
+    proc = run(built.shim, *args, env=env, cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    link = home / ".local" / "bin" / "autorun"
+    assert f"autorun: linked {link} -> {built.shim}" in proc.stderr
+    assert link.resolve() == built.shim.resolve()

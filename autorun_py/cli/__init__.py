@@ -39,6 +39,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("autorun_py.cli.state_cmd:status", "Show one run's status (or --watch it)."),
     "list": ("autorun_py.cli.state_cmd:list_cmd", "List every orchestration."),
     "doctor": ("autorun_py.cli.doctor_cmd:doctor", "Check that what autorun needs is installed."),
+    "install-cli": (
+        "autorun_py.cli.install_cmd:install_cli",
+        "Put `autorun` on PATH (a link in ~/.local/bin to the plugin's shim).",
+    ),
     "plan": ("autorun_py.cli.plan_cmd:plan", "Check a master plan and show its dependency graph."),
     "simulate": ("autorun_py.cli.simulate_cmd:simulate", "Simulate how a plan would be scheduled."),
     "monitor": ("autorun_py.cli.monitor_cmd:monitor", "Keep a run going unattended."),

@@ -16,7 +16,7 @@ import click
 @click.option("--delay", default="0.5-2.5", show_default=True, help="Stand-in work, seconds.")
 def demo(root: Optional[Path], timeout: float, max_parallel: Optional[int], delay: str) -> None:
     """Run a 6-stage sample plan on a scratch repo with a stand-in agent."""
-    from autorun_py.demo import check_demo, run_demo
+    from autorun_py.demo import after_commands, check_demo, run_demo
     from autorun_py.summary import final_summary
 
     tty = sys.stdout.isatty()
@@ -41,8 +41,11 @@ def demo(root: Optional[Path], timeout: float, max_parallel: Optional[int], dela
         click.echo("\n" + final_summary(state))
     click.echo(
         f"\nDemo {'completed' if result.ok else 'did NOT complete'} in {result.seconds:.1f}s.\n"
-        f"  Repository: {result.repo}  (git -C {result.repo} log --oneline --graph)\n"
+        f"  Repository: {result.repo}\n"
         f"  State:      {result.orch_dir}\n"
-        f"  Logs:       {result.home / 'logs'}"
+        f"  Logs:       {result.home / 'logs'}\n"
+        "\nLook around afterwards (these work from any directory):"
     )
+    for line in after_commands(result):
+        click.echo(f"  {line}")
     check_demo(result)

@@ -72,6 +72,13 @@ def orchestrate(
             echo_json({"errors": [{"line": p.line, "message": p.message} for p in exc.problems]})
             sys.exit(1)
         raise
+    if not dry_run:
+        from autorun_py.install import first_run_link
+
+        linked = first_run_link()  # the first run through the shim puts `autorun` on PATH
+        if linked is not None:
+            for line in linked.to_text().splitlines():
+                echo_err(f"autorun: {line}")
     if as_json:
         echo_json(outcome.to_json())
         return
