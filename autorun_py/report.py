@@ -123,6 +123,7 @@ class StageReport:
     usage: UsageSummary
     critical: bool = False
     failure: Optional[str] = None
+    blocked_by: Optional[int] = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +145,7 @@ class StageReport:
             "tokens": self.usage.to_json(),
             "critical": self.critical,
             "failure": self.failure,
+            "blocked_by": self.blocked_by,
         }
 
 
@@ -294,6 +296,18 @@ def _session_ids(st: StageState, events: Sequence[Mapping[str, Any]]) -> list[st
     return list(ids)
 
 
+def _last_field(events: list[dict[str, Any]], n: int, kind: str, key: str) -> Optional[str]:
+    for e in reversed(events):
+        if e.get("type") == kind and e.get("stage") == n and e.get(key):
+            return str(e[key])
+    return None
+
+
+def _blocked_by(events: list[dict[str, Any]], n: int) -> Optional[int]:
+    value = _last_field(events, n, "stage_blocked", "blocked_by")
+    return int(value) if value is not None and value.isdigit() else None
+
+
 def build_report(orch_dir: Path) -> RunReport:
     """Everything the report shows, from status.json, events.jsonl, git and transcripts."""
     from autorun_py.graph import critical_path
@@ -358,7 +372,10 @@ def build_report(orch_dir: Path) -> RunReport:
                 restarts=st.counters.get("restarts", 0),
                 limit_waits=st.counters.get("limit_waits", 0),
                 usage=usage,
-                failure=st.failure,
+                failure=(st.failure or _last_field(events, n, "stage_failed", "reason"))
+                if st.status == FAILED
+                else st.failure,
+                blocked_by=_blocked_by(events, n) if st.status == BLOCKED else None,
             )
         )
     durations = {s.number: s.seconds for s in stages if s.seconds is not None}
@@ -557,6 +574,24 @@ def render_markdown(report: RunReport) -> str:
         f"in {report.total.responses:,} responses",
         f"- **Cost**: {_cost(report.total)}",
         "",
+    ]
+    failed = [s for s in report.stages if s.status == FAILED]
+    blocked = [s for s in report.stages if s.status == BLOCKED]
+    if failed or blocked:
+        lines += ["## Failures", ""]
+        for s in failed:
+            reason = _cell(s.failure) if s.failure else "(no reason recorded)"
+            lines.append(f"- Stage {s.number} ({_cell(s.name)}) **failed**: {reason}")
+        for s in blocked:
+            why = f"by the failure of stage {s.blocked_by}" if s.blocked_by else "by a failure"
+            lines.append(f"- Stage {s.number} ({_cell(s.name)}) was blocked {why}")
+        lines += [
+            "",
+            "Retry a failed stage with `autorun retry RUN STAGE` once its cause is fixed; "
+            "the stages it blocked start again with it.",
+            "",
+        ]
+    lines += [
         "## Timeline",
         "",
         "```mermaid",

@@ -363,3 +363,28 @@ def test_report_cli(recorded: Path, tmp_path: Path, autorun_home: Path) -> None:
     assert data["gantt"].startswith("gantt\n")
     bad = run_cli(["report", "no-such-run"], tmp_path)
     assert bad.returncode == 1 and bad.stderr.startswith("autorun: error: no orchestration")
+
+
+def test_a_failed_runs_report_says_why(repo: Path) -> None:
+    from autorun_py.orchestration import create_orchestration
+    from autorun_py.plan import load_plan
+    from autorun_py.report import render_markdown
+    from autorun_py.state import IN_PROGRESS, StatusStore, fail_stage, transition
+    from tests.helpers import write_plan
+
+    plan = write_plan(repo, [(1, "Schema", []), (2, "API", [1]), (3, "Docs", [])])
+    orch = Path(create_orchestration(load_plan(plan), repo).orch_dir)
+    with StatusStore(orch).transaction() as txn:
+        transition(txn, 1, IN_PROGRESS)
+        fail_stage(txn, 1, "pytest: 3 tests failed in tests/test_schema.py")
+    report = build_report(orch)
+    md = render_markdown(report)
+    failures = md.split("## Failures\n", 1)[1].split("\n## ", 1)[0]
+    assert "- Stage 1 (Schema) **failed**: pytest: 3 tests failed in tests/test_schema.py" in (
+        failures
+    )
+    assert "- Stage 2 (API) was blocked by the failure of stage 1" in failures
+    assert "Stage 3" not in failures  # still pending: not a failure
+    by_number = {s["number"]: s for s in report.to_json()["stages"]}
+    assert by_number[2]["blocked_by"] == 1
+    assert by_number[1]["failure"].startswith("pytest: 3 tests failed")

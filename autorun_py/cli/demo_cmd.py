@@ -11,8 +11,18 @@ import click
 
 @click.command("demo")
 @click.option("--dir", "root", type=click.Path(path_type=Path), help="Scratch directory to use.")
-@click.option("--timeout", type=float, default=60.0, show_default=True)
-@click.option("--max-parallel", type=click.IntRange(min=1))
+@click.option(
+    "--timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Give up (exit 1) if the sample run has not finished after SECONDS.",
+)
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(min=1),
+    help="Cap on stages running at once (default: no cap; the stand-in agent is light).",
+)
 @click.option("--delay", default="0.5-2.5", show_default=True, help="Stand-in work, seconds.")
 def demo(root: Optional[Path], timeout: float, max_parallel: Optional[int], delay: str) -> None:
     """Run a 6-stage sample plan on a scratch repo with a stand-in agent."""

@@ -15,7 +15,7 @@ from autorun_py.cli._out import echo_json
 @click.argument("stage", type=int, required=False)
 @click.option("--continue", "cont", is_flag=True, help="Finish after resolving the conflicts.")
 @click.option("--abort", is_flag=True, help="Drop the conflicted merge attempt.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def merge(
     orch: Optional[str], stage: Optional[int], cont: bool, abort: bool, as_json: bool
 ) -> Optional[int]:

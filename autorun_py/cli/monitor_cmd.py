@@ -113,7 +113,7 @@ def monitor(
 @click.command("resume")
 @click.argument("orch", required=False)
 @click.option("--no-monitor", is_flag=True, help="Do not start the background monitor.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def resume(orch: Optional[str], no_monitor: bool, as_json: bool) -> None:
     """Bring a run back after a crash or a reboot (idempotent).
 

@@ -25,12 +25,12 @@ from autorun_py.cli._out import echo_err, echo_json
     default="dataflow",
     show_default=True,
     help="dataflow: a stage starts once its own dependencies are merged; "
-    "waves: the seed's wave barrier.",
+    "waves: a stage also waits until every stage of the waves before it is merged.",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would happen; touch nothing.")
 @click.option("--no-launch", is_flag=True, help="Create the orchestration but start no stage.")
 @click.option("--no-monitor", is_flag=True, help="Do not start the background monitor.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def orchestrate(
     plan_path: Path,
     max_parallel: Optional[int],
@@ -89,7 +89,7 @@ def orchestrate(
 
 @click.command("launch-ready")
 @click.argument("orch", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def launch_ready(orch: Optional[str], as_json: bool) -> None:
     """Launch whatever is ready and not running (idempotent)."""
     from autorun_py.launch import launch_ready as do_launch
@@ -122,7 +122,7 @@ def launch_ready(orch: Optional[str], as_json: bool) -> None:
 @click.option("--cwd", type=click.Path(path_type=Path, file_okay=False), help="Working directory.")
 @click.option("--phase", help="Pipeline phase, for the per-phase model (default: from --window).")
 @click.option("--close-caller", is_flag=True, help="Close the calling tmux pane afterwards.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def chain(
     command: str,
     window: str,

@@ -180,7 +180,7 @@ def _print_context(ctx: Any, as_json: bool, as_shell: bool, *, full: bool = Fals
 
 
 @click.command("context")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--shell", "as_shell", is_flag=True, help="KEY=value lines, safe to eval.")
 def context(as_json: bool, as_shell: bool) -> None:
     """Print the running stage this directory (or tmux session) belongs to; exit 1 if none."""
@@ -196,7 +196,7 @@ def stage() -> None:
 
 @stage.command("start")
 @click.argument("context_file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--shell", "as_shell", is_flag=True, help="KEY=value lines, safe to eval.")
 def stage_start(context_file: Path, as_json: bool, as_shell: bool) -> None:
     """Register this session as the stage of CONTEXT_FILE and print its context."""
@@ -209,7 +209,7 @@ def stage_start(context_file: Path, as_json: bool, as_shell: bool) -> None:
 @click.argument("orch")
 @click.argument("number", type=int)
 @click.option("--reason", required=True, help="Why the stage failed (shown in the status view).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def stage_fail(orch: str, number: int, reason: str, as_json: bool) -> None:
     """Mark a stage failed; its descendants become blocked, other stages go on."""
     from autorun_py.lifecycle import fail
@@ -229,7 +229,7 @@ def stage_fail(orch: str, number: int, reason: str, as_json: bool) -> None:
 @click.command("retry")
 @click.argument("orch")
 @click.argument("number", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def retry(orch: str, number: int, as_json: bool) -> None:
     """Start a failed stage again from the current tip of the base branch."""
     from autorun_py.lifecycle import retry as do_retry
@@ -245,9 +245,15 @@ def retry(orch: str, number: int, as_json: bool) -> None:
 
 @click.command("status")
 @click.argument("orch", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--watch", "-w", is_flag=True, help="Redraw until the run ends.")
-@click.option("--interval", type=float, default=1.0, show_default=True)
+@click.option(
+    "--interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="With --watch: seconds between two refreshes.",
+)
 def status(orch: Optional[str], as_json: bool, watch: bool, interval: float) -> None:
     """Show one run: stages, phases, progress, waves, what is ready or blocked."""
     from autorun_py.view import render_status, status_summary
@@ -280,7 +286,7 @@ def status(orch: Optional[str], as_json: bool, watch: bool, interval: float) -> 
 
 
 @click.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def list_cmd(as_json: bool) -> None:
     """List every orchestration under $AUTORUN_HOME."""
     from autorun_py.view import list_runs, render_runs
