@@ -5,6 +5,13 @@
 assembled in a hidden temp directory and renamed into place in one step, so a
 crash never leaves a half-written orchestration, and a previous run is never
 overwritten.
+
+Creation holds one lock (``$AUTORUN_HOME/locks/orchestrate.lock``) from picking
+the project slug to the rename: two ``orchestrate`` started together for plans
+with the same slug get ``token-audit`` and ``token-audit-2``, never both the
+same one (the slug names the run's tmux sessions). Under that lock the
+``.creating-<name>.pid<N>-*`` directories of interrupted runs are swept: those
+whose creator is dead, and any older than an hour.
 """
 
 from __future__ import annotations
@@ -12,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from autorun_py import git, paths
+from autorun_py import git, paths, worktrees
 from autorun_py.errors import AutorunError, UsageError
 from autorun_py.events import append_event, utc_now
 from autorun_py.state import (
@@ -34,6 +42,10 @@ if TYPE_CHECKING:
     from autorun_py.plan import Plan
 
 MAX_SLUG = 20
+CREATE_LOCK = "orchestrate.lock"
+CREATING_PREFIX = worktrees.CREATING_PREFIX
+STALE_CREATING = 3600.0  # seconds; a creation takes well under one
+_CREATING_PID = re.compile(r"\.pid([0-9]+)-[a-z0-9_]+$")
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -217,11 +229,20 @@ def create_orchestration(
     check_component(plan.name)
     root = paths.orchestration_root()
     root.mkdir(parents=True, exist_ok=True)
+    with creation_lock():
+        _sweep_creating()
+        return _create_locked(plan, repo, root, schedule=schedule, max_parallel=max_parallel)
+
+
+def _create_locked(
+    plan: Plan, repo: RepoInfo, root: Path, *, schedule: str, max_parallel: Optional[int]
+) -> RunState:
     slug = unique_slug(plan.slug)
     for _attempt in range(20):
         target = target_dir(plan.name, repo.root)
         check_component(target.name)
-        tmp = Path(tempfile.mkdtemp(prefix=f".creating-{target.name}-", dir=str(root)))
+        prefix = f"{CREATING_PREFIX}{target.name}.pid{os.getpid()}-"
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=str(root)))
         try:
             state = initial_state(
                 plan, repo, target, slug, schedule=schedule, max_parallel=max_parallel
@@ -254,8 +275,73 @@ def create_orchestration(
             return state
         finally:
             if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+                with contextlib.suppress(AutorunError, OSError):
+                    worktrees.remove_creating_dir(tmp)
     raise AutorunError(f"could not claim an orchestration directory for {plan.name}")
+
+
+# --------------------------------------------------------------------------- the lock
+
+
+@contextlib.contextmanager
+def creation_lock(timeout: float = 120.0) -> Iterator[None]:
+    """One ``orchestrate`` at a time picks a slug and a directory: two runs started
+    together never get the same slug (their tmux session names)."""
+    from filelock import FileLock, Timeout
+
+    path = paths.locks_dir() / CREATE_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=timeout)
+    try:
+        lock.acquire(poll_interval=0.05)
+    except Timeout:
+        raise AutorunError("another `autorun orchestrate` is creating a run", path=path) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, not ours to signal
+    return True
+
+
+def _sweep_creating(now: Optional[float] = None) -> list[Path]:
+    """Delete the ``.creating-*`` directories of interrupted ``orchestrate`` runs:
+    those whose creator (the ``.pidN`` in the name) is dead, and any older than
+    :data:`STALE_CREATING` seconds (an older version's, without a pid; or a pid
+    reused since). The caller holds :func:`creation_lock`."""
+    root = paths.orchestration_root()
+    if not root.is_dir():
+        return []
+    now = time.time() if now is None else now
+    swept = []
+    for entry in sorted(root.iterdir()):
+        if not entry.name.startswith(CREATING_PREFIX) or entry.is_symlink() or not entry.is_dir():
+            continue
+        m = _CREATING_PID.search(entry.name)
+        try:
+            age = now - entry.stat().st_mtime
+        except OSError:
+            continue
+        dead = m is not None and not _pid_alive(int(m.group(1)))
+        if dead or age > STALE_CREATING:
+            with contextlib.suppress(AutorunError, OSError):
+                worktrees.remove_creating_dir(entry)
+                swept.append(entry)
+    return swept
+
+
+def sweep_creating() -> list[Path]:
+    """:func:`_sweep_creating` under the creation lock; the directories removed."""
+    with creation_lock():
+        return _sweep_creating()
 
 
 # --------------------------------------------------------------------------- lookup

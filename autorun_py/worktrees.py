@@ -318,3 +318,23 @@ def try_delete_branch(
         return delete_branch(repo, branch, run=run, merged_into=merged_into)
     except (AutorunError, OSError):
         return False
+
+
+# --------------------------------------------------------------------------- temp dirs
+
+CREATING_PREFIX = ".creating-"
+
+
+def remove_creating_dir(path: Path) -> None:
+    """Delete a half-made orchestration directory (``orchestration/.creating-*``,
+    see :mod:`autorun_py.orchestration`); anything else is refused."""
+    root = _real(paths.orchestration_root())
+    p = Path(path)
+    if (
+        not p.name.startswith(CREATING_PREFIX)
+        or _real(p.parent) != root
+        or os.path.islink(p)
+        or not p.is_dir()
+    ):
+        raise AutorunError(f"{path} is not a half-made orchestration directory of autorun's")
+    shutil.rmtree(p)
