@@ -24,6 +24,7 @@ class OrchestrateOutcome:
     monitor_pid: Optional[int] = None
     max_parallel: Optional[int] = None
     max_parallel_reason: str = ""
+    plan_warnings: list[str] = field(default_factory=list)  # "path: line N: ..." each
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -35,6 +36,8 @@ class OrchestrateOutcome:
         }
         if self.max_parallel_reason:
             out["max_parallel_reason"] = self.max_parallel_reason
+        if self.plan_warnings:
+            out["warnings"] = self.plan_warnings
         if self.dry_run:
             out["dry_run"] = True
         if self.launch_failed:
@@ -82,6 +85,7 @@ def run_orchestrate(
             dry_run=True,
             max_parallel=max_parallel,
             max_parallel_reason=max_parallel_reason,
+            plan_warnings=[f"{plan.path}: {w}" for w in plan.warnings],
         )
     if launch:
         _check_agent()
@@ -114,6 +118,7 @@ def run_orchestrate(
         monitor_pid=monitor_pid,
         max_parallel=max_parallel,
         max_parallel_reason=max_parallel_reason,
+        plan_warnings=[f"{plan.path}: {w}" for w in plan.warnings],
     )
 
 

@@ -202,3 +202,21 @@ def test_show_invalid_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     code, out, err = run(capsys, "plan", "show", str(path), "--format", "dot")
     assert code == 1 and out == ""
     assert err == f"autorun: error: {path}:2: stage 1 depends on stage 4, which does not exist\n"
+
+
+def test_a_dependency_read_from_a_name_is_said_by_check_and_orchestrate(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers import run_cli
+
+    path = repo / "plan.md"
+    path.write_text("## Stage 1: Core API\nDepends on: none\n\n## Stage 2: UI\nDepends on: core API\n")
+    code, out, err = run(capsys, "plan", "check", str(path))
+    assert code == 0 and "depends on: 1" in out
+    said = f"autorun: warning: {path}: line 5: stage 2: dependency 'core API' read as stage 1"
+    assert said in err
+    proc = run_cli(["orchestrate", str(path), "--dry-run"], repo)
+    assert proc.returncode == 0, proc.stderr
+    assert said in proc.stderr
+    proc = run_cli(["orchestrate", str(path), "--dry-run", "--json"], repo)
+    assert any("read as stage 1" in w for w in json.loads(proc.stdout)["warnings"])

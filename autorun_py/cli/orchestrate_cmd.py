@@ -82,6 +82,8 @@ def orchestrate(
     if as_json:
         echo_json(outcome.to_json())
         return
+    for warning in outcome.plan_warnings:  # e.g. a dependency read from a stage's name
+        echo_err(f"autorun: warning: {warning}")
     click.echo(outcome.text)
     for n, err in outcome.launch_failed:
         echo_err(f"autorun: stage {n} failed to launch (will be retried): {err}")
