@@ -210,7 +210,9 @@ def test_a_dependency_read_from_a_name_is_said_by_check_and_orchestrate(
     from tests.helpers import run_cli
 
     path = repo / "plan.md"
-    path.write_text("## Stage 1: Core API\nDepends on: none\n\n## Stage 2: UI\nDepends on: core API\n")
+    path.write_text(
+        "## Stage 1: Core API\nDepends on: none\n\n## Stage 2: UI\nDepends on: core API\n"
+    )
     code, out, err = run(capsys, "plan", "check", str(path))
     assert code == 0 and "depends on: 1" in out
     said = f"autorun: warning: {path}: line 5: stage 2: dependency 'core API' read as stage 1"
