@@ -299,3 +299,24 @@ def test_try_remove_never_raises(repo: Path, tmp_path: Path) -> None:
     assert warn is not None and "not under" in warn and (repo / ".git").is_dir()
     assert worktrees.try_remove(repo, _run_root("r") / "absent", run="r") is None
     assert os.path.isdir(repo)
+
+
+def test_the_delayed_clean_up_refuses_what_autorun_did_not_create(
+    repo: Path, tmp_path: Path
+) -> None:
+    from autorun_py import killer
+
+    git(repo, "branch", "feature")
+    orch = paths.orchestration_root() / "some-run"
+    before = _tree_snapshot(repo)
+    args = ["-", "0", "--owner", str(orch), "--then-clean", str(repo), str(repo), "feature", "main"]
+    assert killer.main(args) == 0
+    assert (repo / ".git").is_dir() and _tree_snapshot(repo) == before
+    assert git(repo, "rev-parse", "--verify", "feature")
+    # and without --owner it cleans nothing at all
+    wt = _run_root("some-run") / "stage-1"
+    worktrees.create(repo, wt, "autorun/some-run/stage-1-x", "main", run="some-run")
+    killer.main(["-", "0", "--then-clean", str(repo), str(wt), "", "main"])
+    assert wt.is_dir()
+    killer.main(["-", "0", "--owner", str(orch), "--then-clean", str(repo), str(wt), "", "main"])
+    assert not wt.exists()
