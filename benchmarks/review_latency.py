@@ -1,8 +1,10 @@
 """How fast `autorun review wait` returns after the user saves.
 
 For each of N saves: write a fresh review file, start
-``python -m autorun_py review wait FILE --no-open --json`` as a subprocess, wait
-until it is waiting (its record under review/.waiting/ exists), save answers
+``python -m autorun_py review wait FILE --no-open --json --settle 0`` as a
+subprocess, wait until it is waiting (its record under review/.waiting/ exists),
+save every answer (``--settle 0``: the wake-up itself is measured, not the
+autosave grace period)
 (alternately in place and by write-new-then-rename, as vim and IDEs do), and
 time from the end of the save to the process's exit. Prints figures measured
 in this run. State goes to a temporary AUTORUN_HOME; no desktop notification
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -57,6 +58,7 @@ def main() -> int:
         os.environ["AUTORUN_HOME"] = str(home)
         sys.path.insert(0, str(ROOT))
         from autorun_py.review import new_review
+        from autorun_py.review.format import end_marker, read_meta, start_marker
 
         waiting = home / "review" / ".waiting"
         latencies: list[float] = []
@@ -66,22 +68,24 @@ def main() -> int:
             text = path.read_text()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "autorun_py", "review", "wait", str(path)]
-                + ["--no-open", "--json", "--timeout", "60"],
+                + ["--no-open", "--json", "--timeout", "60", "--settle", "0"],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
             )
-            record = waiting / f"{path.name}.{proc.pid}.json"
             deadline = time.monotonic() + 30
-            while not record.exists():
+            while not list(waiting.glob(f"{path.name}.*.json")):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     print(proc.communicate(), file=sys.stderr)
                     raise SystemExit("review wait did not start")
                 time.sleep(0.01)
             time.sleep(0.05)  # let it settle into its wait
-            answered = re.sub(
-                r"^\*\*Your answer\*\*:$", f"**Your answer**: answer {i}", text, flags=re.M
-            )
+            meta = read_meta(text)
+            assert meta is not None
+            answered = text
+            for n in (1, 2):
+                start, end = start_marker(n, meta.nonce), end_marker(n, meta.nonce)
+                answered = answered.replace(f"{start}\n\n{end}", f"{start}\nanswer {i}\n{end}")
             kind = "in-place" if i % 2 == 0 else "rename"
             if kind == "in-place":
                 with open(path, "w", encoding="utf-8") as fh:

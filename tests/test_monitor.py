@@ -153,8 +153,15 @@ def _log_lines(log: Path, needle: str) -> list[str]:
 def _answer_review(home: Path) -> Path:
     files = sorted((home / "review").glob("*.md"))
     assert len(files) == 1, files
+    from autorun_py.review.format import read_meta, start_marker
+
     text = files[0].read_text()
-    files[0].write_text(text.replace("**Your answer**:", "**Your answer**: go left"))
+    meta = read_meta(text)
+    assert meta is not None
+    start = start_marker(1, meta.nonce) + "\n"
+    # The answer between its marker lines, and the done box ticked (goes on at once).
+    text = text.replace(start, start + "go left\n").replace("- [ ] done", "- [x] done")
+    files[0].write_text(text)
     return files[0]
 
 

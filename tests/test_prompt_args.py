@@ -86,9 +86,7 @@ def test_other_prompts_and_bad_input_record_nothing(autorun_home: Path) -> None:
         json.dumps({"session_id": SESSION, "prompt": 3}),
     ):
         assert record(text) is None
-    assert not (autorun_home / "prompts").exists() or not any(
-        (autorun_home / "prompts").iterdir()
-    )
+    assert not (autorun_home / "prompts").exists() or not any((autorun_home / "prompts").iterdir())
     assert take("../../etc/passwd", "status") is None
 
 

@@ -1,4 +1,9 @@
-"""Review files: writing, parsing, waiting (real files, real subprocesses, real tmux)."""
+"""Review files: writing, parsing, waiting (real files, real subprocesses, real tmux).
+
+The format keeps every answer verbatim (hostile answers below, and random text
+with hypothesis); `review wait` returns when every question has an answer (and
+the file settled) or the done box is ticked, never on a partial save; waiters
+are tracked by held locks."""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from autorun_py import review
 from autorun_py.review import (
@@ -23,10 +30,12 @@ from autorun_py.review import (
     new_review,
     notify_user,
     parse_answers,
+    parse_review,
     read_answers,
     read_meta,
     waiting_reviews_for,
 )
+from autorun_py.review.format import end_marker, new_meta, render_review, start_marker
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +51,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def start_wait(
     path: Path, *args: str, env: Optional[dict[str, str]] = None
 ) -> subprocess.Popen[str]:
-    """`autorun review wait FILE --no-open --json`, returned once it is waiting."""
+    """`autorun review wait FILE --no-open --json`, returned once it is waiting
+    (its record in review/.waiting names the file)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -63,7 +73,7 @@ def start_wait(
     waiting = Path(os.environ["AUTORUN_HOME"]) / "review" / ".waiting"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and proc.poll() is None:
-        if (waiting / f"{path.name}.{proc.pid}.json").exists():
+        if list(waiting.glob(f"{path.name}.*.json")):
             return proc
         time.sleep(0.02)
     out, err = proc.communicate(timeout=5) if proc.poll() is not None else ("", "")
@@ -71,11 +81,28 @@ def start_wait(
     raise AssertionError(f"review wait did not start waiting: {out!r} {err!r}")
 
 
+def set_answer(text: str, number: int, answer: str) -> str:
+    """What a user does in an editor: write ``answer`` between the two marker
+    lines of question ``number`` (replacing what was there)."""
+    meta = read_meta(text)
+    assert meta is not None
+    start, end = start_marker(number, meta.nonce), end_marker(number, meta.nonce)
+    head, rest = text.split(start + "\n", 1)
+    _old, tail = rest.split(end, 1)
+    return f"{head}{start}\n{answer}\n{end}{tail}"
+
+
 def answer_all(text: str, answers: list[str]) -> str:
-    it = iter(answers)
-    return re.sub(
-        r"^\*\*Your answer\*\*:$", lambda _m: f"**Your answer**: {next(it)}", text, flags=re.M
-    )
+    for number, answer in enumerate(answers, 1):
+        if answer:
+            text = set_answer(text, number, answer)
+    return text
+
+
+def tick_done(text: str) -> str:
+    head, sep, tail = text.rpartition("- [ ] done")
+    assert sep
+    return head + "- [x] done" + tail
 
 
 def save_in_place(path: Path, text: str) -> None:
@@ -111,17 +138,25 @@ def test_new_review_writes_the_seed_format(autorun_home: Path) -> None:
     assert path.parent == autorun_home / "review"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{6}-pick-a-database\.md", path.name)
     text = path.read_text()
+    meta = read_meta(text)
+    assert meta is not None and meta.title == "Pick a database!" and meta.stage is None
+    assert meta.version == 2 and re.fullmatch(r"[0-9a-f]{8}", meta.nonce)
+    assert text.splitlines()[0].startswith("<!-- autorun-review: {")
     assert "# Review: Pick a database!" in text
     assert "## Context\n\nStage 2 needs storage.\n" in text
     assert "### 1. Postgres or SQLite?" in text and "### 2. Which port?" in text
-    assert text.count("**Your answer**:\n") == 2
-    assert text.rstrip().endswith("continues as soon as you save._")
-    assert parse_answers(text) == [
+    assert text.count("**Your answer**:\n<!-- answer ") == 2
+    assert f"<!-- done box ({meta.nonce}) -->\n- [ ] done\n" in text
+    assert text.rstrip().endswith("autorun is waiting for this file._")
+    doc = parse_review(text)
+    assert doc.answers == (
         Answer(1, "Postgres or SQLite?", ""),
         Answer(2, "Which port?\nDefault: 5432.", ""),
-    ]
-    meta = read_meta(text)
-    assert meta is not None and meta.title == "Pick a database!" and meta.stage is None
+    )
+    assert not doc.done and not doc.complete and doc.problems == ()
+    # Two files never share a nonce.
+    other = read_meta(new_review("Pick a database!", ["x?"]).read_text())
+    assert other is not None and other.nonce != meta.nonce
 
 
 def test_two_reviews_in_the_same_second_get_distinct_files() -> None:
@@ -180,48 +215,115 @@ def test_cli_new_rejects_bad_stage(ref: str) -> None:
 # -- parsing -------------------------------------------------------------------
 
 
-def test_answers_with_code_blocks_and_extra_paragraphs(two_questions: Path) -> None:
-    text = two_questions.read_text()
-    first = (
-        "**Your answer**: Postgres, because:\n\n"
-        "- we need JSONB\n- and row locks\n\n"
-        "A second paragraph.\n\n"
-        "```python\n**Your answer**: not a marker\n### 2. not a question\n\n\nx = 1\n```\n\n"
-        "Final words."
-    )
-    text = text.replace("**Your answer**:", first, 1)
-    text = text.replace(
-        "### 2. Which port?\n\n**Your answer**:",
-        "### 2. Which port?\n\n**Your answer**:\n\n5433",
-        1,
-    )
-    answers = parse_answers(text)
-    assert [a.number for a in answers] == [1, 2]
-    assert answers[0].question == "Postgres or SQLite?"
-    assert answers[0].answer == first[len("**Your answer**: ") :]
-    assert answers[1] == Answer(2, "Which port?", "5433")
+# What users type that the first format took for structure: autorun's closing
+# sentence, a rule then an answer marker, a question heading, a done box.
+HOSTILE_ANSWERS = [
+    "Postgres.\n\n_Write your answer after each **Your answer**: line, then save this "
+    "file: autorun is waiting for this file and continues as soon as you save._\n\nThanks.",
+    "---\n\n**Your answer**: this is still my answer\n\n---\n**Your answer**:",
+    "### 4. Not a question\n\n### 2. Which port?\n\n## Questions\n\n# Review: x",
+    "- [x] done\n<!-- answer 2 ends above (00000000) -->\n<!-- done box -->\n- [x] done",
+    "```python\n**Your answer**: not a marker\n\n\nx = 1\n```\n\n  indented  \n\ttab",
+]
 
 
-def test_answers_survive_user_edits(two_questions: Path) -> None:
-    text = two_questions.read_text()
-    text = text.replace("### 1.", "# 1.").replace("### 2.", "#### 2.")  # heading levels
-    text = text.replace("## Context\n", "## Context\n\nMy own note up here.\n")  # added text
-    text = text.replace("**Your answer**:", "**Your answer:** SQLite", 1)  # variant marker
-    text = text[: text.index("---")]  # trailing rule and closing line removed
-    text += "**Your answer**:\nNo port, it is a file.\n"
-    text = text.replace("**Your answer**:\n\n\n**Your answer**:", "**Your answer**:\n")
-    answers = parse_answers(text)
-    assert answers == [
+def test_hostile_answers_are_kept_verbatim(autorun_home: Path) -> None:
+    questions = [f"Question {i}?" for i in range(1, len(HOSTILE_ANSWERS) + 1)]
+    path = new_review("Hostile", questions, "Context.")
+    text = answer_all(path.read_text(), HOSTILE_ANSWERS)
+    doc = parse_review(text)
+    assert [a.answer for a in doc.answers] == HOSTILE_ANSWERS
+    assert [a.question for a in doc.answers] == questions  # from the metadata
+    assert [a.number for a in doc.answers] == [1, 2, 3, 4, 5]
+    assert doc.done is False and doc.problems == ()  # the typed done boxes are answers
+    assert parse_review(tick_done(text)).done is True
+    # Through the CLI as well.
+    save_in_place(path, text)
+    res = run_cli("review", "answers", str(path), "--json")
+    assert res.returncode == 0, res.stderr
+    assert [d["answer"] for d in json.loads(res.stdout)] == HOSTILE_ANSWERS
+
+
+def test_user_edits_outside_the_answers_change_nothing(two_questions: Path) -> None:
+    text = answer_all(two_questions.read_text(), ["SQLite", "none"])
+    text = text.replace("### 1.", "# 1.").replace("### 2. Which port?", "#### 2. Port")
+    text = text.replace("## Context\n", "## Context\n\nMy own note up here.\n")
+    text = text.replace("\n", "\r\n")  # saved by a Windows editor
+    assert parse_answers(text) == [
         Answer(1, "Postgres or SQLite?", "SQLite"),
-        Answer(2, "Which port?", "No port, it is a file."),
+        Answer(2, "Which port?", "none"),
     ]
 
 
-def test_closing_line_and_rule_are_not_part_of_the_last_answer(two_questions: Path) -> None:
-    text = answer_all(two_questions.read_text(), ["a", "b"]) + "\nA note after everything.\n"
-    answers = parse_answers(text)
-    assert answers[1].answer == "b\n\nA note after everything."
-    assert "---" not in answers[1].answer and "autorun is waiting" not in answers[1].answer
+def test_a_deleted_marker_line_is_said_not_guessed(two_questions: Path) -> None:
+    text = answer_all(two_questions.read_text(), ["a", "b"])
+    meta = read_meta(text)
+    assert meta is not None
+    doc = parse_review(text.replace(end_marker(1, meta.nonce) + "\n", ""))
+    # Answer 1 runs to the next marker line, as it is in the file; the user is told.
+    assert doc.answers[0].answer == "a\n\n### 2. Which port?\n\n**Your answer**:"
+    assert doc.answers[1].answer == "b"
+    assert doc.problems == ("the line that ends answer 1 was removed",)
+    doc = parse_review(text.replace(start_marker(2, meta.nonce) + "\n", ""))
+    assert [a.answer for a in doc.answers] == ["a", ""]
+    assert doc.problems == ("the line that starts answer 2 was removed",)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), min_size=1, max_size=3)
+)
+def test_any_answer_text_round_trips(answers: list[str]) -> None:
+    questions = [f"Q{i}?" for i in range(1, len(answers) + 1)]
+    meta = new_meta("Fuzz", questions, "", created_at="", orch_dir=None, stage=None)
+    assume(not any(meta["nonce"] in a for a in answers))
+    filled = render_review("Fuzz", questions, "", meta)
+    for number, answer in enumerate(answers, 1):
+        filled = set_answer(filled, number, answer)
+    doc = parse_review(filled)
+    assert [a.answer for a in doc.answers] == [_as_kept(a) for a in answers]
+    assert doc.problems == () and doc.done is False
+
+
+def _as_kept(answer: str) -> str:
+    """What the file keeps of an answer typed on its own lines: Windows line ends
+    read as \\n, blank lines around it dropped; everything else as typed."""
+    lines = (answer + "\n").replace("\r\n", "\n")[:-1].split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
+# A file of the first format (as autorun wrote them before format 2).
+LEGACY = (
+    '<!-- autorun-review: {"created_at": "2026-03-01T12:00:05Z", "orch_dir": null, '
+    '"questions": ["Postgres or SQLite?", "Which port?"], "stage": null, '
+    '"title": "Pick a database", "v": 1} -->\n'
+    "# Review: Pick a database\n\n## Context\n\nWe need a DB.\n\n## Questions\n\n"
+    "### 1. Postgres or SQLite?\n\n**Your answer**:\n\n\n"
+    "### 2. Which port?\n\n**Your answer**:\n\n\n---\n\n"
+    "_Write your answer after each **Your answer**: line (several paragraphs or code "
+    "blocks are fine), then save this file: autorun is waiting for this file and "
+    "continues as soon as you save._\n"
+)
+
+
+def test_files_of_the_first_format_are_still_read(tmp_path: Path) -> None:
+    text = LEGACY.replace("**Your answer**:", "**Your answer**: Postgres", 1)
+    text = text.replace(
+        "### 2. Which port?\n\n**Your answer**:", "### 2. Which port?\n\n**Your answer**:\n\n5433"
+    )
+    assert parse_answers(text) == [
+        Answer(1, "Postgres or SQLite?", "Postgres"),
+        Answer(2, "Which port?", "5433"),
+    ]
+    path = tmp_path / "2026-03-01-120005-pick-a-database.md"
+    path.write_text(LEGACY)
+    res = run_cli("review", "answers", str(path), "--json")
+    assert res.returncode == 0, res.stderr
+    assert [d["answer"] for d in json.loads(res.stdout)] == ["", ""]
 
 
 def test_hand_written_review_without_metadata() -> None:
@@ -256,18 +358,21 @@ def test_cli_answers_json_and_missing_file(two_questions: Path, tmp_path: Path) 
 
 # -- waiting -------------------------------------------------------------------
 
+FAST = ("--settle", "0.2")  # most tests need no autosave protection
+
 
 def test_wait_returns_on_in_place_save(two_questions: Path) -> None:
-    proc = start_wait(two_questions, "--timeout", "20")
+    proc = start_wait(two_questions, "--timeout", "20", *FAST)
     save_in_place(two_questions, answer_all(two_questions.read_text(), ["Postgres", "5432"]))
     rc, out, err = finish(proc)
     assert rc == 0, err
     assert [a["answer"] for a in json.loads(out)] == ["Postgres", "5432"]
-    assert str(two_questions) in err and "**Your answer**:" in err  # how to answer, on stderr
+    assert str(two_questions) in err and "comment lines" in err  # how to answer, on stderr
+    assert "2/2 answered in" in err  # progress
 
 
 def test_wait_returns_on_atomic_rename_save(two_questions: Path) -> None:
-    proc = start_wait(two_questions, "--timeout", "20")
+    proc = start_wait(two_questions, "--timeout", "20", *FAST)
     save_by_rename(two_questions, answer_all(two_questions.read_text(), ["SQLite", "none"]))
     rc, out, err = finish(proc)
     assert rc == 0, err
@@ -276,7 +381,7 @@ def test_wait_returns_on_atomic_rename_save(two_questions: Path) -> None:
 
 def test_wait_survives_backup_rename_then_write(two_questions: Path) -> None:
     """vim with 'backupcopy=no': rename the file away, write a new one, drop the backup."""
-    proc = start_wait(two_questions, "--timeout", "20")
+    proc = start_wait(two_questions, "--timeout", "20", *FAST)
     text = two_questions.read_text()
     backup = two_questions.with_name(two_questions.name + "~")
     os.rename(two_questions, backup)
@@ -288,26 +393,66 @@ def test_wait_survives_backup_rename_then_write(two_questions: Path) -> None:
     assert [a["answer"] for a in json.loads(out)] == ["a", "b"]
 
 
-def test_save_with_unchanged_answers_keeps_waiting(two_questions: Path) -> None:
-    proc = start_wait(two_questions, "--timeout", "20")
-    text = two_questions.read_text()
-    save_in_place(two_questions, text.replace("We need a DB.", "We need a DB. (edited)"))
-    save_by_rename(two_questions, text + "\n\n")
-    time.sleep(0.8)
-    assert proc.poll() is None, proc.communicate()
-    save_in_place(two_questions, answer_all(text, ["", "8080"]))
+def still_waiting(proc: subprocess.Popen[str], seconds: float = 1.0) -> None:
+    """The wait has not returned ``seconds`` after the last save."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+
+
+def test_one_answer_of_two_keeps_waiting_until_the_second(two_questions: Path) -> None:
+    proc = start_wait(two_questions, "--timeout", "30", *FAST)
+    text = set_answer(two_questions.read_text(), 1, "Postgres")
+    save_in_place(two_questions, text)  # an autosave after the first answer
+    still_waiting(proc)
+    save_by_rename(two_questions, text + "\nA note below everything.\n")
+    still_waiting(proc)
+    save_in_place(two_questions, set_answer(text, 2, "5432"))
     rc, out, err = finish(proc)
     assert rc == 0, err
-    assert [a["answer"] for a in json.loads(out)] == ["", "8080"]
+    assert [a["answer"] for a in json.loads(out)] == ["Postgres", "5432"]
+    assert "1/2 answered in" in err and "2/2 answered in" in err
+
+
+def test_done_box_returns_at_once_with_the_rest_unanswered(two_questions: Path) -> None:
+    proc = start_wait(two_questions, "--timeout", "30", "--settle", "60")
+    text = set_answer(two_questions.read_text(), 1, "SQLite, and no port question")
+    save_in_place(two_questions, text)
+    still_waiting(proc, 0.5)
+    started = time.monotonic()
+    save_in_place(two_questions, tick_done(text))
+    rc, out, err = finish(proc)
+    assert rc == 0, err
+    assert time.monotonic() - started < 5  # not the 60 s settle
+    assert json.loads(out) == [
+        {"number": 1, "question": "Postgres or SQLite?", "answer": "SQLite, and no port question"},
+        {"number": 2, "question": "Which port?", "answer": ""},
+    ]
+
+
+def test_an_autosave_mid_sentence_does_not_end_the_wait(two_questions: Path) -> None:
+    """Every question answered, then the user goes on typing: the wait takes the
+    last version, not the one saved mid-sentence."""
+    proc = start_wait(two_questions, "--timeout", "30", "--settle", "3")
+    text = set_answer(two_questions.read_text(), 1, "Postgres")
+    save_in_place(two_questions, set_answer(text, 2, "54"))  # autosaved mid-word
+    time.sleep(0.3)
+    assert proc.poll() is None
+    save_in_place(two_questions, set_answer(text, 2, "5432, the default"))
+    rc, out, err = finish(proc, timeout=20)
+    assert rc == 0, err
+    assert [a["answer"] for a in json.loads(out)] == ["Postgres", "5432, the default"]
+    assert "going on in 3s unless the file changes again" in err
 
 
 def test_wait_times_out_with_its_own_exit_code(two_questions: Path) -> None:
     proc = start_wait(two_questions, "--timeout", "0.5")
     rc, out, err = finish(proc)
     assert rc == 5 and out == ""
-    assert f"autorun: error: {two_questions}: no answers after" in err and "timed out" in err
-    assert "Traceback" not in err
-    assert not list((two_questions.parent / ".waiting").iterdir())  # record removed
+    assert f"autorun: error: {two_questions}: not answered after" in err and "timed out" in err
+    assert "0/2 answered" in err and "Traceback" not in err
+    assert not list((two_questions.parent / ".waiting").iterdir())  # record and lock removed
 
 
 def test_file_deleted_while_waiting_is_a_clear_error(two_questions: Path) -> None:
@@ -320,22 +465,39 @@ def test_file_deleted_while_waiting_is_a_clear_error(two_questions: Path) -> Non
     )
 
 
+def test_file_replaced_by_a_directory_while_waiting_is_a_clear_error(two_questions: Path) -> None:
+    proc = start_wait(two_questions, "--timeout", "20")
+    two_questions.unlink()
+    two_questions.mkdir()
+    rc, out, err = finish(proc)
+    assert rc == 1 and out == "" and "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"autorun: error: {two_questions}: the review file was replaced by a directory "
+        "while waiting for answers"
+    )
+    assert not list((two_questions.parent / ".waiting").iterdir())
+
+
 def test_polling_fallback_sees_saves(two_questions: Path) -> None:
-    proc = start_wait(two_questions, "--timeout", "20", env={"AUTORUN_REVIEW_POLL": "1"})
+    proc = start_wait(two_questions, "--timeout", "20", *FAST, env={"AUTORUN_REVIEW_POLL": "1"})
     save_by_rename(two_questions, answer_all(two_questions.read_text(), ["x", "y"]))
     rc, out, err = finish(proc)
     assert rc == 0, err
     assert [a["answer"] for a in json.loads(out)] == ["x", "y"]
 
 
-def test_wait_on_a_fully_answered_file_returns_at_once(two_questions: Path) -> None:
-    save_in_place(two_questions, answer_all(two_questions.read_text(), ["done", "done"]))
+def test_wait_on_a_fully_answered_or_done_file_returns_at_once(two_questions: Path) -> None:
+    text = two_questions.read_text()
+    save_in_place(two_questions, answer_all(text, ["done", "done"]))
     res = run_cli("review", "wait", str(two_questions), "--no-open", "--timeout", "5")
     assert res.returncode == 0
     assert "1. Postgres or SQLite?\n   Answer:\n     done\n" in res.stdout
+    save_in_place(two_questions, tick_done(text))
+    res = run_cli("review", "wait", str(two_questions), "--no-open", "--timeout", "5")
+    assert res.returncode == 0 and res.stdout.count("(no answer)") == 2
 
 
-def test_wait_on_a_file_without_placeholders_fails(tmp_path: Path) -> None:
+def test_wait_on_a_file_without_questions_fails(tmp_path: Path) -> None:
     path = tmp_path / "notes.md"
     path.write_text("# just notes\n")
     res = run_cli("review", "wait", str(path), "--no-open", "--timeout", "5")
@@ -365,12 +527,13 @@ def test_waiting_is_visible_to_other_processes(autorun_home: Path) -> None:
         line = next(ln for ln in res.stdout.splitlines() if str(path) in ln)
         assert line.split()[1:5] == ["waiting", "plan-x", "2", "2/2"]
     finally:
-        save_in_place(path, answer_all(path.read_text(), ["1", ""]))
+        save_in_place(path, tick_done(answer_all(path.read_text(), ["1", ""])))
         rc, out, err = finish(proc)
     assert rc == 0, err
 
     assert not is_stage_waiting(orch, 2)
-    # answered by the wait, though question 2 is empty: off the inbox, on --all
+    assert not list((autorun_home / "review" / ".waiting").iterdir())
+    # done, though question 2 is empty: off the inbox, on --all
     assert [r.path for r in list_reviews()] == [other]
     everything = {r.path: r.state for r in list_reviews(include_answered=True)}
     assert everything == {path: "answered", other: "open"}
@@ -388,24 +551,37 @@ def test_waiting_is_visible_to_other_processes(autorun_home: Path) -> None:
     assert events[1]["answered"] == 1
 
 
-def test_stale_waiter_record_is_ignored(autorun_home: Path) -> None:
+def test_a_waiter_is_alive_only_while_it_holds_its_lock(autorun_home: Path) -> None:
+    """Records whose lock nobody holds are stale, whatever their pid says: a dead
+    pid, this very (live) process's pid as a reused one, an old pid-only record."""
     orch = autorun_home / "orchestration" / "plan-y"
     orch.mkdir(parents=True)
     path = new_review("Stale", ["Q?"], stage=(orch, 1))
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    pid = int(dead.stdout)
-    record = autorun_home / "review" / ".waiting" / f"{path.name}.{pid}.json"
-    record.parent.mkdir(parents=True)
-    record.write_text(
-        json.dumps(
-            {"pid": pid, "file": str(path), "started_at": "", "orch_dir": str(orch), "stage": 1}
+    waiting = autorun_home / "review" / ".waiting"
+    waiting.mkdir(parents=True)
+    records = []
+    for token, pid in (("dead", 999999), ("reused", os.getpid()), (str(os.getpid()), 1)):
+        record = waiting / f"{path.name}.{token}.json"
+        record.write_text(
+            json.dumps(
+                {"pid": pid, "file": str(path), "started_at": "", "orch_dir": str(orch), "stage": 1}
+            )
         )
-    )
+        if token != str(os.getpid()):
+            record.with_suffix(".lock").write_text("")  # left by a waiter that died
+        records.append(record)
     assert not is_stage_waiting(orch, 1)
     assert [r.state for r in list_reviews()] == ["open"]
-    assert not record.exists()
+    assert not list(waiting.iterdir())
+
+    # A live wait in this process: seen while it holds the lock, gone after.
+    from autorun_py.review.inbox import registered_waiter
+
+    with registered_waiter(path, read_meta(path.read_text())):
+        assert is_stage_waiting(orch, 1)
+        assert [r.state for r in list_reviews()] == ["waiting"]
+    assert not is_stage_waiting(orch, 1)
+    assert not list(waiting.iterdir())
 
 
 def test_tmux_message_reaches_attached_clients(tmux_socket: str, two_questions: Path) -> None:
@@ -469,4 +645,13 @@ def test_terminated_wait_removes_its_waiter_record(autorun_home: Path, two_quest
     proc.terminate()
     rc, _out, _err = finish(proc)
     assert rc == 128 + 15
-    assert not list((autorun_home / "review" / ".waiting").glob("*.json"))
+    assert not list((autorun_home / "review" / ".waiting").iterdir())  # record and lock
+
+
+def test_a_killed_wait_is_not_waiting_any_more(autorun_home: Path, two_questions: Path) -> None:
+    proc = start_wait(two_questions, "--timeout", "20")
+    assert [r.state for r in list_reviews()] == ["waiting"]
+    proc.kill()  # SIGKILL: no clean-up runs; the lock dies with the process
+    proc.wait(5)
+    assert [r.state for r in list_reviews()] == ["open"]
+    assert not list((autorun_home / "review" / ".waiting").iterdir())

@@ -21,7 +21,7 @@ def review() -> None:
 
     \b
     FILE=$(autorun review new --title "Pick a DB" --question "Postgres or SQLite?")
-    autorun review wait "$FILE" --json      # blocks until the user saves answers
+    autorun review wait "$FILE" --json      # blocks until the user has answered
     autorun review list                     # every question still waiting
     """
 
@@ -90,19 +90,31 @@ def new_cmd(
 @click.option(
     "--no-open", is_flag=True, help="Do not open the file in the desktop's default application."
 )
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="Once every question has an answer, go on after SECONDS without another save "
+    "(an autosaving editor saves mid-sentence). The done box goes on at once.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the answers as JSON.")
-def wait_cmd(file: Path, timeout: float | None, no_open: bool, as_json: bool) -> None:
-    """Wait until the user saves answers in FILE; print them.
+def wait_cmd(
+    file: Path, timeout: float | None, no_open: bool, settle: float, as_json: bool
+) -> None:
+    """Wait until the user has answered FILE; print the answers.
 
-    Progress goes to stderr, the answers to stdout. Exit 5 on timeout, 1 when the
-    file is deleted while waiting.
+    Answered means: every question has an answer (and no save for --settle
+    seconds), or the user ticked the file's done box (`- [x] done`), leaving
+    the rest unanswered. Progress goes to stderr, the answers to stdout. Exit 5
+    on timeout, 1 when the file is deleted or replaced while waiting.
     """
     import signal
 
     from autorun_py.review import wait_for_answers
 
     def _terminated(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds: the waiter record is removed
+        raise SystemExit(128 + signum)  # unwinds: the waiter record and lock go
 
     signal.signal(signal.SIGTERM, _terminated)
     answers = wait_for_answers(
@@ -111,6 +123,7 @@ def wait_cmd(file: Path, timeout: float | None, no_open: bool, as_json: bool) ->
         notify=True,
         open_file=not no_open,
         progress=lambda msg: click.echo(msg, err=True),
+        settle=settle,
     )
     _print_answers(answers, as_json)
 

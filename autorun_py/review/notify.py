@@ -1,0 +1,138 @@
+"""Telling the user that a session waits for their answers: tmux clients, the
+terminal bell, a desktop notification, the run's events; opening the file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from autorun_py.errors import AutorunError
+from autorun_py.events import append_event
+from autorun_py.review.model import ReviewMeta
+from autorun_py.review.store import run_name
+
+
+def has_desktop() -> bool:
+    if sys.platform == "darwin":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def how_to_answer(path: Path) -> str:
+    return (
+        f"Open {path} in your editor, write each answer between its two `answer` "
+        "comment lines, and save; autorun goes on once every question has an answer, "
+        "or when you tick the `- [ ] done` box at the end."
+    )
+
+
+def open_for_user(path: Path) -> bool:
+    """Open the file in the platform's default application, where a desktop exists.
+
+    Never blocks; returns whether an opener was started."""
+    if not has_desktop():
+        return False
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    exe = shutil.which(opener)
+    if exe is None:
+        return False
+    try:
+        subprocess.Popen(  # noqa: S603 - argv list, no shell
+            [exe, str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return False
+    return True
+
+
+def notify_user(
+    path: Path, meta: ReviewMeta | None, questions: int, *, bell: bool = True
+) -> list[str]:
+    """Tell the user a session waits on them, through every channel that exists.
+
+    Returns the channels used: ``tmux`` (a message on each attached client of
+    autorun's tmux server), ``bell`` (stderr is a terminal), ``desktop``
+    (notify-send / osascript with a desktop session), ``events`` (the run's
+    events.jsonl). Failures are silent: a notification never breaks a wait.
+    """
+    used: list[str] = []
+    where = ""
+    if meta is not None and meta.orch_dir is not None:
+        where = run_name(meta.orch_dir)
+        if meta.stage is not None:
+            where += f" stage {meta.stage}"
+    title = meta.title if meta is not None and meta.title else path.name
+    message = f"autorun: {where + ' ' if where else ''}waits for your answers ({title}): {path}"
+
+    try:
+        from autorun_py.tmux import Tmux
+
+        tmux = Tmux.from_env()
+        proc = tmux.run(["list-clients", "-F", "#{client_name}"], check=False)
+        clients = [c for c in proc.stdout.splitlines() if c] if proc.returncode == 0 else []
+        for client in clients:
+            tmux.run(["display-message", "-c", client, message], check=False)
+        if clients:
+            used.append("tmux")
+    except (AutorunError, OSError):
+        pass
+
+    if bell:
+        try:
+            if sys.stderr.isatty():
+                sys.stderr.write("\a")
+                sys.stderr.flush()
+                used.append("bell")
+        except (OSError, ValueError):
+            pass
+
+    if has_desktop():
+        argv: list[str] | None = None
+        if sys.platform == "darwin" and shutil.which("osascript"):
+            argv = [
+                "osascript",
+                "-e",
+                "on run argv",
+                "-e",
+                "display notification (item 2 of argv) with title (item 1 of argv)",
+                "-e",
+                "end run",
+                "autorun",
+                message,
+            ]
+        elif shutil.which("notify-send"):
+            argv = ["notify-send", "--app-name=autorun", "autorun: answers needed", message]
+        if argv is not None:
+            try:
+                subprocess.run(  # noqa: S603 - argv list, no shell
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=3,
+                    check=False,
+                )
+                used.append("desktop")
+            except (OSError, subprocess.SubprocessError):
+                pass
+
+    if meta is not None and meta.orch_dir is not None and meta.orch_dir.is_dir():
+        try:
+            append_event(
+                meta.orch_dir,
+                "review_waiting",
+                stage=meta.stage,
+                review_file=str(path),
+                questions=questions,
+            )
+            used.append("events")
+        except OSError:
+            pass
+    return used

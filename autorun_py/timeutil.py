@@ -1,0 +1,42 @@
+"""Timestamps and durations as autorun writes and shows them (one copy each).
+
+``utc_iso`` is the seed's format (``2026-02-20T14:03:05Z``, as in events.jsonl);
+``format_duration`` is the compact form of the inbox and the status view
+(``45s``, ``3m07s``, ``2h05m``, ``1d03h``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Optional
+
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_iso(ts: Optional[float] = None) -> str:
+    """``ts`` (seconds since the epoch; default now) in the seed's UTC format."""
+    moment = time.time() if ts is None else ts
+    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).strftime(ISO_FORMAT)
+
+
+def parse_utc_iso(text: object) -> Optional[float]:
+    """Seconds since the epoch of a :func:`utc_iso` string, or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        dt = datetime.datetime.strptime(text, ISO_FORMAT)
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def format_duration(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
