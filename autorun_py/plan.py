@@ -349,6 +349,7 @@ _PART_NUMBERS = re.compile(
     _I,
 )
 _CHUNK_SPLIT = re.compile(r"[,;]")
+_TITLED_REF = re.compile(r"^stage\s*#?\s*([0-9]{1,9})\s*(?::|—|–|\s-)\s*(\S.*)$", _I)
 _PART_SPLIT = re.compile(r"\s*(?:&|\+|/|\band\b|\bor\b)\s*", _I)
 _PART_STRIP = " \t*_`~.:'\""
 
@@ -387,6 +388,9 @@ def parse_dependency_value(value: str) -> _DepValue:
         chunk = re.sub(r"\s+", " ", chunk.strip(_PART_STRIP))
         names: list[str] = []
         mixed = False
+        if _TITLED_REF.match(chunk):  # "Stage 3: Build and deploy", checked against the title
+            groups.append((chunk, (chunk,)))
+            continue
         for part in _PART_SPLIT.split(chunk):
             part = part.strip(_PART_STRIP)
             if not part:
@@ -1018,6 +1022,19 @@ class _Parser:
                 hits = index.get(_norm_name(whole), []) if whole and len(parts) > 1 else []
                 refs = [whole] if len(hits) == 1 else list(parts)
                 for ref in refs:
+                    titled = _TITLED_REF.match(ref)
+                    if titled and int(titled.group(1)) in names:
+                        n, title = int(titled.group(1)), titled.group(2)
+                        if _norm_name(title) == _norm_name(names[n]):
+                            resolved.append(n)
+                            continue
+                        self.error(
+                            info.line,
+                            f"stage {raw.number}: cannot read {ref!r} in the dependencies "
+                            f"{info.raw!r}: stage {n} is called {names[n]!r}, not {title!r}; "
+                            f"{DEPENDENCY_FORMS}",
+                        )
+                        continue
                     hits = index.get(_norm_name(ref), [])
                     if len(hits) == 1:
                         resolved.append(hits[0])

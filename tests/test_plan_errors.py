@@ -349,3 +349,18 @@ def test_every_cycle_and_every_missing_stage_is_listed(tmp_path: Path) -> None:
     ]
     assert found[1].message.endswith("1 -> 2 on line 2, 2 -> 1 on line 5)")
     assert found[3].message.endswith("3 -> 4 on line 8, 4 -> 3 on line 11)")
+
+
+def test_stage_number_with_its_title(tmp_path: Path) -> None:
+    path = tmp_path / "plan.md"
+    path.write_text(
+        "## Stage 1: Build and deploy\nDepends on: none\n\n## Stage 2: Docs\nDepends on: none\n\n"
+        "## Stage 3: Ship\nDepends on: Stage 1: Build and deploy, Stage 2 — Docs\n"
+    )
+    plan = load_plan(path)
+    assert plan.stage(3).depends_on == (1, 2)
+    assert not [w for w in plan.warnings if "read as" in w]  # explicit: nothing to say
+    path.write_text(path.read_text().replace("Stage 2 — Docs", "Stage 2: Manual"))
+    (p,) = problems(tmp_path, path.read_text())
+    assert p.line == 8
+    assert "stage 2 is called 'Docs', not 'Manual'" in p.message
