@@ -327,9 +327,7 @@ def check_cli() -> Check:
     from autorun_py.install import cli_status, shim_path
 
     found, real, ours = cli_status()
-    hint = InstallHint(
-        macos=f"{shim_path()} install-cli", debian=f"{shim_path()} install-cli"
-    )
+    hint = InstallHint(macos=f"{shim_path()} install-cli", debian=f"{shim_path()} install-cli")
     if found is None:
         detail = "not on PATH (the README's `autorun ...` commands need it)"
         return Check("autorun", "warning", False, None, None, detail, hint)
@@ -346,8 +344,6 @@ def run_doctor(which: Which = shutil.which) -> DoctorReport:
         check_tmux(which),
         check_claude(which),
         check_permission_mode(),
-
-
         check_cli(),
         check_environment(),
         check_home(),

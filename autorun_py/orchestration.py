@@ -9,7 +9,8 @@ overwritten.
 Creation holds one lock (``$AUTORUN_HOME/locks/orchestrate.lock``) from picking
 the project slug to the rename: two ``orchestrate`` started together for plans
 with the same slug get ``token-audit`` and ``token-audit-2``, never both the
-same one (the slug names the run's tmux sessions). Under that lock the
+same one (the slug names the run's tmux sessions), nor one whose stage session
+names an existing tmux session already holds. Under that lock the
 ``.creating-<name>.pid<N>-*`` directories of interrupted runs are swept: those
 whose creator is dead, and any older than an hour.
 """
@@ -105,7 +106,19 @@ def all_orchestrations() -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / STATUS_FILE).is_file())
 
 
-def _slug_in_use(slug: str) -> bool:
+def _tmux_sessions() -> list[str]:
+    from autorun_py.tmux import Tmux
+
+    with contextlib.suppress(AutorunError, OSError):
+        return Tmux.from_env().list_sessions()
+    return []
+
+
+def _slug_in_use(slug: str, sessions: Optional[list[str]] = None) -> bool:
+    # A stage session of that slug still there (a finished run's kept session, or
+    # anybody's): the new run's launch would find its name taken.
+    if any(name.startswith(f"{slug}_stage-") for name in sessions or ()):
+        return True
     for d in all_orchestrations():
         if is_running(d):
             try:
@@ -117,13 +130,15 @@ def _slug_in_use(slug: str) -> bool:
 
 
 def unique_slug(slug: str) -> str:
-    """The plan's slug, or ``slug-2``... when a live run already uses it (tmux names)."""
-    if not _slug_in_use(slug):
+    """The plan's slug, or ``slug-2``... when a live run already uses it, or a tmux
+    session of that slug's stage names exists (tmux names)."""
+    sessions = _tmux_sessions()
+    if not _slug_in_use(slug, sessions):
         return slug
     for i in range(2, 1000):
         suffix = f"-{i}"
         candidate = slug[: MAX_SLUG - len(suffix)].rstrip("-") + suffix
-        if not _slug_in_use(candidate):
+        if not _slug_in_use(candidate, sessions):
             return candidate
     raise AutorunError(f"too many live runs using the project slug {slug!r}")
 

@@ -107,6 +107,14 @@ def test_interrupted_orchestrate_leftovers_are_swept(repo: Path) -> None:
 # --------------------------------------------------------------------------- sessions
 
 
+def test_a_slug_whose_session_names_are_taken_is_stepped_over(repo: Path, tmux_socket: str) -> None:
+    tmux = Tmux.from_env()
+    tmux.new_session("token-audit_stage-1", ["sleep", "600"], cwd=repo)
+    plan = write_plan(repo.parent, [(1, "Only", [])], name=PLANS[0])
+    assert create_orchestration(load_plan(plan), repo).project_slug == "token-audit-2"
+    assert tmux.has_session("token-audit_stage-1")
+
+
 def _run(repo: Path, name: str) -> Path:
     plan = write_plan(repo.parent, [(1, "Only", [])], name=name)
     return Path(create_orchestration(load_plan(plan), repo).orch_dir)
