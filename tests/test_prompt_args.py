@@ -142,3 +142,19 @@ def test_the_engine_gets_the_argument_through_real_processes(tmp_path: Path) -> 
     assert line.returncode == 1, line.stderr
     assert f"{HOSTILE.strip()}: no such file" in line.stderr  # the whole text, one argument
     assert not any(tmp_path.glob("CANARY*"))
+
+
+def test_an_unwritable_home_is_one_line_and_never_blocks_the_prompt(tmp_path: Path) -> None:
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")
+    env = dict(os.environ, AUTORUN_HOME=str(home))
+    hook = subprocess.run(
+        [sys.executable, "-m", "autorun_py", "hook", "user-prompt-submit"],
+        input=hook_input("/autorun:status x"),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert hook.returncode == 0 and hook.stdout == ""
+    assert hook.stderr.startswith("autorun: hook: cannot record the arguments")
+    assert len(hook.stderr.splitlines()) == 1 and "Traceback" not in hook.stderr

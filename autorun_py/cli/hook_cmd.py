@@ -20,6 +20,11 @@ def hook() -> None:
 def user_prompt_submit() -> None:
     """Keep the arguments of an /autorun:<command> prompt for its `!` lines
     (so that no shell ever reads them; see autorun_py/prompt_args.py)."""
+    from autorun_py.errors import AutorunError
     from autorun_py.prompt_args import record
 
-    record(sys.stdin.read())
+    try:
+        record(sys.stdin.read())
+    except (OSError, AutorunError) as exc:
+        # Never block the prompt: the `!` line then says no arguments were recorded.
+        click.echo(f"autorun: hook: cannot record the arguments: {exc}", err=True)
