@@ -1,9 +1,13 @@
 """A discrete-event simulation of a run, driven by the real scheduling policy.
 
 Each stage takes a fixed, known duration. At every instant at which stages
-finish, all of them are marked ``completed`` first, and only then is
-:func:`autorun_py.schedule.select_launches` asked which stages to start, the
-same call the launcher makes under the status lock. Deterministic: the same
+finish, all of them are marked ``completed`` first, and only then does the
+policy pick which stages to start: the ready stages come from
+:class:`autorun_py.schedule.ReadyTracker` (the launcher's
+:func:`~autorun_py.schedule.ready_stages`, kept up to date per status change
+instead of rescanning every stage per decision) and the choice among them from
+:func:`~autorun_py.schedule.pick_launches`, the very function the launcher's
+:func:`~autorun_py.schedule.select_launches` ends in. Deterministic: the same
 input always gives the same timeline.
 """
 
@@ -21,10 +25,11 @@ from autorun_py.errors import AutorunError
 from autorun_py.graph import compute_waves, critical_path, find_cycle, remaining_path
 from autorun_py.schedule import (
     SCHEDULES,
+    ReadyTracker,
     StageView,
     check_max_parallel,
     check_schedule,
-    select_launches,
+    pick_launches,
 )
 
 
@@ -123,23 +128,25 @@ def simulate(
     wave_list = [list(w) for w in (waves if waves is not None else compute_waves(dep_t))]
     prio = dict(priority) if priority is not None else remaining_path(dep_t, durations)
 
-    views = {n: StageView("pending", dep_t[n]) for n in dep_t}
+    tracker = ReadyTracker(
+        {n: StageView("pending", dep_t[n]) for n in dep_t}, schedule=schedule, waves=wave_list
+    )
     runs: dict[int, StageRun] = {}
     order: list[int] = []
     running: list[tuple[float, int]] = []  # heap of (end, stage)
     now = 0.0
     done = 0
-    while done < len(views):
-        for n in select_launches(
-            views, schedule=schedule, waves=wave_list, priority=prio, max_parallel=max_parallel
+    while done < len(dep_t):
+        for n in pick_launches(
+            tracker.ready(), priority=prio, max_parallel=max_parallel, running=len(running)
         ):
             end = now + float(durations[n])
-            views[n] = StageView("in_progress", dep_t[n])
+            tracker.set_status(n, "in_progress")
             runs[n] = StageRun(n, now, end)
             order.append(n)
             heapq.heappush(running, (end, n))
         if not running:
-            stuck = sorted(n for n, v in views.items() if v.status == "pending")
+            stuck = sorted(n for n in dep_t if n not in runs)
             raise AutorunError(
                 "the schedule never starts stages " + ", ".join(str(n) for n in stuck)
             )
@@ -147,7 +154,7 @@ def simulate(
         now = running[0][0]
         while running and running[0][0] == now:
             _, n = heapq.heappop(running)
-            views[n] = StageView("completed", dep_t[n])
+            tracker.set_status(n, "completed")
             done += 1
 
     cp = critical_path_length(dep_t, durations)

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autorun_py.errors import AutorunError
 from autorun_py.graph import compute_waves, remaining_path
 from autorun_py.schedule import (
     SCHEDULES,
+    STATUSES,
     TERMINAL,
+    ReadyTracker,
     StageView,
     current_wave,
     ready_stages,
@@ -121,3 +125,66 @@ def test_bad_input_is_a_domain_error() -> None:
         ready_stages(
             views(s4="completed", s1="in_progress"), schedule="waves", waves=[[1, 4], [2], [3]]
         )
+
+
+# -- the incremental tracker answers what ready_stages answers ------------------
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> tuple[dict[int, tuple[int, ...]], list[tuple[int, str]]]:
+    n = draw(st.integers(min_value=1, max_value=12))
+    deps = {
+        i: tuple(sorted(draw(st.sets(st.integers(min_value=1, max_value=i - 1), max_size=3))))
+        if i > 1
+        else ()
+        for i in range(1, n + 1)
+    }
+    moves = draw(
+        st.lists(
+            st.tuples(st.integers(min_value=1, max_value=n), st.sampled_from(STATUSES)),
+            max_size=40,
+        )
+    )
+    return deps, moves
+
+
+@settings(max_examples=120, deadline=None)
+@given(runs(), st.sampled_from(["dataflow", "waves"]))
+def test_ready_tracker_matches_ready_stages(
+    run: tuple[dict[int, tuple[int, ...]], list[tuple[int, str]]], schedule: str
+) -> None:
+    deps, moves = run
+    waves = [list(w) for w in compute_waves(deps)]
+    status = {n: "pending" for n in deps}
+
+    def now() -> dict[int, StageView]:
+        return {n: StageView(status[n], deps[n]) for n in deps}
+
+    tracker = ReadyTracker(now(), schedule=schedule, waves=waves)
+    assert tracker.ready() == ready_stages(now(), schedule=schedule, waves=waves)
+    for number, target in moves:
+        status[number] = target
+        tracker.set_status(number, target)
+        assert tracker.ready() == ready_stages(now(), schedule=schedule, waves=waves)
+
+
+def test_simulate_chain_costs_what_a_fan_out_costs() -> None:
+    """A 1,000-stage chain makes 1,000 decisions: each must not rescan every stage."""
+    import time
+
+    from autorun_py.simulate import simulate
+
+    chain = {n: ((n - 1,) if n > 1 else ()) for n in range(1, 1001)}
+    fan: dict[int, tuple[int, ...]] = {n: () for n in range(1, 1001)}
+    durations = {n: 1.0 for n in chain}
+
+    def best(deps: dict[int, tuple[int, ...]]) -> float:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            simulate(deps, durations, schedule="dataflow", max_parallel=8)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    chain_t, fan_t = best(chain), best(fan)
+    assert chain_t <= 2.0 * fan_t, (chain_t, fan_t)
