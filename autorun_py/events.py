@@ -310,6 +310,8 @@ def notable_line(ev: dict[str, Any]) -> Optional[str]:
         return f"autorun: stage {n}{name} merged into {ev.get('base_branch')} {commit}{started}"
     if t == "stage_failed":
         return f"autorun: stage {n}{name} FAILED: {ev.get('reason', '')}"
+    if t == "stage_cancelled":
+        return f"autorun: stage {n}{name} cancelled (branch and worktree kept)"
     if t == "stage_blocked" and ev.get("blocked_by") is not None:
         return f"autorun: stage {n}{name} blocked by the failure of stage {ev['blocked_by']}"
     if t == "merge_conflict":
@@ -329,6 +331,7 @@ def notable_line(ev: dict[str, Any]) -> Optional[str]:
             f"autorun: run {ev.get('plan_name')} finished ({ev.get('result')}): "
             f"{ev.get('completed')}/{ev.get('total_stages')} merged, "
             f"{ev.get('failed')} failed, {ev.get('blocked')} blocked"
+            + (f", {ev['cancelled']} cancelled" if ev.get("cancelled") else "")
         )
     if t in ("session_dead", "stage_restarted", "stall_reported"):
         return f"autorun: stage {n}: {t.replace('_', ' ')} {ev.get('reason', '')}".rstrip()

@@ -1,4 +1,4 @@
-"""Stage failure and retry."""
+"""Stage failure and retry (of a failed or a cancelled stage)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from autorun_py.errors import AutorunError
 from autorun_py.graph import descendants
 from autorun_py.state import (
     BLOCKED,
+    CANCELLED,
     FAILED,
     PENDING,
     RUN_RUNNING,
@@ -38,7 +39,8 @@ def fail(orch_dir: Path, number: int, reason: str) -> dict[str, Any]:
 
 
 def retry(orch_dir: Path, number: int) -> dict[str, Any]:
-    """Put a failed stage back to pending, unblock what it blocked, and launch what is ready.
+    """Put a failed or cancelled stage back to pending, unblock what it blocked (and
+    the stages a cancelled run never started that wait on it), and launch what is ready.
 
     The old worktree is removed (its branch stays, with any commits); the new
     attempt branches from the base branch's current tip.
@@ -49,9 +51,10 @@ def retry(orch_dir: Path, number: int) -> dict[str, Any]:
     with store.transaction() as txn:
         state = txn.state
         stage = state.stage(number)
-        if stage.status != FAILED:
+        if stage.status not in (FAILED, CANCELLED):
             raise AutorunError(
-                f"stage {number} ({stage.name}) is {stage.status}; only a failed stage is retried"
+                f"stage {number} ({stage.name}) is {stage.status}; only a failed or cancelled "
+                "stage is retried"
             )
         old_worktree, old_session = stage.worktree, stage.session
         transition(txn, number, PENDING, reason="retry")
@@ -59,11 +62,24 @@ def retry(orch_dir: Path, number: int) -> dict[str, Any]:
         stage.merge_state = None
         stage.merge_detail = {}
         deps = state.deps()
-        failed = {n for n, s in state.stages.items() if s.status == FAILED}
+        below = set(descendants(deps, number))
+        # Stages a cancelled run never started, waiting on this one: they wait again.
+        revived = {
+            d
+            for d in below
+            if state.stages[d].status == CANCELLED and not state.stages[d].launched_at
+        }
+        failed = {
+            n
+            for n, s in state.stages.items()
+            if s.status in (FAILED, CANCELLED) and n not in revived
+        }
         still_blocked = set().union(*(descendants(deps, f) for f in failed)) if failed else set()
         unblocked = []
-        for d in sorted(descendants(deps, number)):
-            if state.stages[d].status == BLOCKED and d not in still_blocked:
+        for d in sorted(below):
+            if d in still_blocked:
+                continue
+            if state.stages[d].status == BLOCKED or d in revived:
                 transition(txn, d, PENDING, reason=f"stage {number} retried")
                 unblocked.append(d)
         if state.status != RUN_RUNNING:

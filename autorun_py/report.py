@@ -29,6 +29,7 @@ from autorun_py.errors import AutorunError
 from autorun_py.events import read_events
 from autorun_py.state import (
     BLOCKED,
+    CANCELLED,
     COMPLETED,
     FAILED,
     IN_PROGRESS,
@@ -325,7 +326,7 @@ def build_report(orch_dir: Path) -> RunReport:
         ends = [
             _ts(s.completed_at or s.failed_at)
             for s in state.stages.values()
-            if s.status in (COMPLETED, FAILED)
+            if s.status in (COMPLETED, FAILED, CANCELLED)
         ]
         end = max([e for e in ends if e is not None], default=None) if finished else now
         end = end or now
@@ -514,7 +515,7 @@ def dependency_graph(report: RunReport) -> str:
     lines.append("    classDef failed fill:#f1f3f5,stroke:#868e96,stroke-dasharray:4 2")
     if cp:
         lines.append("    class " + ",".join(f"s{n}" for n in cp) + " crit")
-    bad = [s.number for s in report.stages if s.status in (FAILED, BLOCKED)]
+    bad = [s.number for s in report.stages if s.status in (FAILED, BLOCKED, CANCELLED)]
     if bad:
         lines.append("    class " + ",".join(f"s{n}" for n in bad) + " failed")
     for i, edge in enumerate(edges):

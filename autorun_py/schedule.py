@@ -27,15 +27,22 @@ from autorun_py.errors import AutorunError
 
 SCHEDULES: tuple[str, ...] = ("dataflow", "waves")
 DEFAULT_SCHEDULE = "dataflow"
-STATUSES: tuple[str, ...] = ("pending", "in_progress", "completed", "failed", "blocked")
-TERMINAL = frozenset({"completed", "failed", "blocked"})
+STATUSES: tuple[str, ...] = (
+    "pending",
+    "in_progress",
+    "completed",
+    "failed",
+    "blocked",
+    "cancelled",
+)
+TERMINAL = frozenset({"completed", "failed", "blocked", "cancelled"})
 
 
 @dataclass(frozen=True)
 class StageView:
     """What the policy needs to know about one stage."""
 
-    status: str  # "pending" | "in_progress" | "completed" | "failed" | "blocked"
+    status: str  # "pending" | "in_progress" | "completed" | "failed" | "blocked" | "cancelled"
     depends_on: tuple[int, ...]
 
 

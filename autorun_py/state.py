@@ -51,21 +51,25 @@ IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 FAILED = "failed"
 BLOCKED = "blocked"
-STAGE_STATUSES = (PENDING, IN_PROGRESS, COMPLETED, FAILED, BLOCKED)
-TERMINAL = frozenset({COMPLETED, FAILED, BLOCKED})
+CANCELLED = "cancelled"  # stopped by `autorun cancel`; its branch and worktree are kept
+STAGE_STATUSES = (PENDING, IN_PROGRESS, COMPLETED, FAILED, BLOCKED, CANCELLED)
+TERMINAL = frozenset({COMPLETED, FAILED, BLOCKED, CANCELLED})
 
 # Legal stage transitions: from -> allowed targets.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    PENDING: frozenset({IN_PROGRESS, BLOCKED, FAILED}),  # -> failed: its launch keeps failing
-    IN_PROGRESS: frozenset({COMPLETED, FAILED, PENDING}),  # -> pending: a launch that failed
+    # pending -> failed: its launch keeps failing; -> cancelled: `autorun cancel`
+    PENDING: frozenset({IN_PROGRESS, BLOCKED, FAILED, CANCELLED}),
+    IN_PROGRESS: frozenset({COMPLETED, FAILED, PENDING, CANCELLED}),  # -> pending: launch failed
     FAILED: frozenset({PENDING}),  # retry
-    BLOCKED: frozenset({PENDING}),  # the failed ancestor is retried
+    BLOCKED: frozenset({PENDING}),  # the failed (or cancelled) ancestor is retried
+    CANCELLED: frozenset({PENDING}),  # retry
     COMPLETED: frozenset(),
 }
 
 RUN_RUNNING = "running"
 RUN_COMPLETED = "completed"
 RUN_FINISHED_WITH_FAILURES = "finished_with_failures"
+RUN_CANCELLED = "cancelled"
 
 
 # --------------------------------------------------------------------------- raw JSON
@@ -650,6 +654,10 @@ def transition(txn: Transaction, number: int, target: str, **event_fields: Any) 
         txn.emit("stage_failed", stage=number, name=stage.name, **event_fields)
     elif target == BLOCKED:
         txn.emit("stage_blocked", stage=number, name=stage.name, **event_fields)
+    elif target == CANCELLED:
+        stage.failed_at = now  # when it ended without a merge (durations use it)
+        stage.extra["cancelled_at"] = now
+        txn.emit("stage_cancelled", stage=number, name=stage.name, **event_fields)
     elif target == PENDING:
         txn.emit("stage_reset", stage=number, name=stage.name, previous=previous, **event_fields)
     return stage
@@ -726,16 +734,25 @@ def finish_if_done(txn: Transaction) -> bool:
     if state.status != RUN_RUNNING or not state.is_finished():
         return False
     counts = state.counts()
-    state.status = (
-        RUN_COMPLETED if counts[COMPLETED] == len(state.stages) else (RUN_FINISHED_WITH_FAILURES)
+    end_run(
+        txn,
+        RUN_COMPLETED if counts[COMPLETED] == len(state.stages) else RUN_FINISHED_WITH_FAILURES,
     )
+    return True
+
+
+def end_run(txn: Transaction, result: str) -> None:
+    """Mark the run ended with ``result`` (completed, finished_with_failures, cancelled)."""
+    state = txn.state
+    counts = state.counts()
+    state.status = result
     state.completed_at = utc_now()
     txn.emit(
         "orchestration_complete",
-        result=state.status,
+        result=result,
         completed=counts[COMPLETED],
         failed=counts[FAILED],
         blocked=counts[BLOCKED],
+        cancelled=counts[CANCELLED],
         total_stages=len(state.stages),
     )
-    return True

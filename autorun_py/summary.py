@@ -90,21 +90,24 @@ def launch_summary(
 
 def final_summary(state: RunState, base_tip: str = "") -> str:
     counts = state.counts()
+    if counts[COMPLETED] == len(state.stages):
+        head = "Orchestration complete:"
+    elif state.status == "cancelled":
+        head = "Orchestration cancelled:"
+    else:
+        head = "Orchestration finished with failures:"
+    others = ", ".join(
+        f"{counts[k]} {k}" for k in ("failed", "blocked", "cancelled") if counts.get(k)
+    )
     lines = [
-        "Orchestration complete:"
-        if counts[COMPLETED] == len(state.stages)
-        else "Orchestration finished with failures:",
+        head,
         f"  Master Plan:   {state.plan_path}",
         f"  Plan Name:     {state.plan_name}",
         f"  Orchestration: {state.orch_dir.rstrip('/')}/",
         f"  Base Branch:   {state.base_branch}"
         + (f" (now at {base_tip[:12]})" if base_tip else ""),
         f"  Merged:        {counts[COMPLETED]}/{len(state.stages)} stages"
-        + (
-            f", {counts['failed']} failed, {counts['blocked']} blocked"
-            if counts["failed"] or counts["blocked"]
-            else ""
-        ),
+        + (f", {others}" if others else ""),
         f"  Duration:      {fmt_duration(elapsed_seconds(state.created_at, state.completed_at))}",
         "",
     ]

@@ -11,6 +11,7 @@ from autorun_py.errors import AutorunError
 from autorun_py.orchestration import all_orchestrations
 from autorun_py.state import (
     BLOCKED,
+    CANCELLED,
     COMPLETED,
     FAILED,
     IN_PROGRESS,
@@ -26,6 +27,7 @@ _ICON = {
     COMPLETED: "✔",
     FAILED: "✘",
     BLOCKED: "⊘",
+    CANCELLED: "■",
 }
 
 
@@ -324,6 +326,7 @@ def list_runs() -> list[dict[str, Any]]:
                 "completed": counts[COMPLETED],
                 "running": counts[IN_PROGRESS],
                 "failed": counts[FAILED],
+                "cancelled": counts[CANCELLED],
                 "total": len(st.stages),
             }
         )

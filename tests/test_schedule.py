@@ -29,7 +29,7 @@ def views(**status: str) -> dict[int, StageView]:
 
 def test_constants() -> None:
     assert SCHEDULES == ("dataflow", "waves")
-    assert frozenset({"completed", "failed", "blocked"}) == TERMINAL
+    assert frozenset({"completed", "failed", "blocked", "cancelled"}) == TERMINAL
     assert WAVES == [[1, 4], [2, 5], [3]]
 
 

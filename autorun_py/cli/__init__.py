@@ -35,7 +35,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("autorun_py.cli.state_cmd:events", "Print (or follow) a run's events."),
     "context": ("autorun_py.cli.state_cmd:context", "Print the stage this place belongs to."),
     "stage": ("autorun_py.cli.state_cmd:stage", "Register a stage session, or fail a stage."),
-    "retry": ("autorun_py.cli.state_cmd:retry", "Start a failed stage again."),
+    "retry": ("autorun_py.cli.state_cmd:retry", "Start a failed or cancelled stage again."),
+    "cancel": (
+        "autorun_py.cli.cancel_cmd:cancel",
+        "Stop a run or one stage (sessions, monitor); keeps branches and worktrees.",
+    ),
     "status": ("autorun_py.cli.state_cmd:status", "Show one run's status (or --watch it)."),
     "list": ("autorun_py.cli.state_cmd:list_cmd", "List every orchestration."),
     "doctor": ("autorun_py.cli.doctor_cmd:doctor", "Check that what autorun needs is installed."),

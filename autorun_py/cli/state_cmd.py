@@ -231,7 +231,7 @@ def stage_fail(orch: str, number: int, reason: str, as_json: bool) -> None:
 @click.argument("number", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def retry(orch: str, number: int, as_json: bool) -> None:
-    """Start a failed stage again from the current tip of the base branch."""
+    """Start a failed or cancelled stage again from the current tip of the base branch."""
     from autorun_py.lifecycle import retry as do_retry
 
     result = do_retry(_orch(orch), number)

@@ -1,0 +1,148 @@
+"""`autorun cancel` (a stage, a whole run) and `autorun clean` (issue 15 item 3):
+real git, real tmux on a private socket, the stand-in agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autorun_py.monitor import monitor_pid
+from autorun_py.schedule import StageView, ready_stages
+from autorun_py.tmux import Tmux
+from tests.helpers import (
+    git,
+    read_events,
+    run_cli,
+    standin_env,
+    wait_finished,
+    wait_until,
+    write_plan,
+)
+
+
+def _status(orch: Path) -> dict[str, Any]:
+    return dict(json.loads((orch / "status.json").read_text()))
+
+
+def _orchestrate(repo: Path, stages: list[tuple[int, str, list[int]]], *args: str) -> Path:
+    plan = write_plan(repo.parent, stages)
+    proc = run_cli(["orchestrate", str(plan), "--json", *args], repo, check=True)
+    return Path(json.loads(proc.stdout)["orch_dir"])
+
+
+def _at_gate(log: Path, n: int) -> bool:
+    return log.exists() and f"stage {n} waiting at work gate" in log.read_text()
+
+
+def _cli_json(args: list[str], cwd: Path) -> Any:
+    proc = run_cli([*args, "--json"], cwd, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_cancelled_is_terminal_for_the_scheduler() -> None:
+    views = {
+        1: StageView("cancelled", ()),
+        2: StageView("pending", (1,)),
+        3: StageView("pending", ()),
+    }
+    assert ready_stages(views, schedule="dataflow", waves=[[1, 3], [2]]) == [3]
+    # A wave whose only open stage was cancelled no longer holds the next one back.
+    views = {1: StageView("cancelled", ()), 2: StageView("pending", ())}
+    assert ready_stages(views, schedule="waves", waves=[[1], [2]]) == [2]
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_cancel_one_stage_keeps_the_rest_going_and_retry_brings_it_back(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    log = tmp_path / "standin.log"
+    standin_env(monkeypatch, gate=str(gates), log=str(log))
+    orch = _orchestrate(
+        repo, [(1, "Held", []), (2, "Needs one", [1]), (3, "Other", [])], "--no-monitor"
+    )
+    wait_until(lambda: _at_gate(log, 1) and _at_gate(log, 3), what="both stages at their gates")
+    before = _status(orch)["stages"]
+    out = _cli_json(["cancel", orch.name, "--stage", "1"], repo)
+    assert out["cancelled"] == [1] and out["was_running"] == [1] and out["blocked"] == [2]
+    assert out["sessions_killed"] == [before["1"]["session"]]
+    assert out["run_status"] == "running" and out["monitor_stopped"] is None
+    tmux = Tmux.from_env()
+    assert not tmux.has_session(before["1"]["session"])
+    assert tmux.has_session(before["3"]["session"])  # the other stage goes on
+    st = _status(orch)["stages"]
+    assert [st[k]["status"] for k in "123"] == ["cancelled", "blocked", "in_progress"]
+    # Kept for inspection.
+    assert Path(before["1"]["worktree"]).is_dir()
+    assert git(repo, "branch", "--list", before["1"]["branch"])
+    text = run_cli(["status", orch.name], repo, check=True).stdout
+    assert "■   1" in text and "cancelled" in text
+    # Idempotent.
+    again = _cli_json(["cancel", orch.name, "--stage", "1"], repo)
+    assert again["changed"] is False and again["cancelled"] == []
+    assert [e["type"] for e in read_events(orch)].count("stage_cancelled") == 1
+    # Retry: the stage runs again and what needs it waits for it again.
+    run_cli(["retry", orch.name, "1"], repo, check=True)
+    st = _status(orch)["stages"]
+    assert st["1"]["status"] == "in_progress" and st["2"]["status"] == "pending"
+    for n in (1, 2, 3):
+        (gates / f"stage-{n}").touch()
+    raw = wait_finished(orch)
+    assert raw["status"] == "completed", {k: v["status"] for k, v in raw["stages"].items()}
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_cancel_the_run_stops_sessions_and_monitor_and_leaves_foreign_sessions(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autorun_home: Path
+) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    log = tmp_path / "standin.log"
+    standin_env(monkeypatch, gate=str(gates), log=str(log))
+    monkeypatch.setenv("AUTORUN_MONITOR_INTERVAL", "0.2")
+    monkeypatch.setenv("AUTORUN_MONITOR_GAP", "0.1")
+    orch = _orchestrate(repo, [(1, "Held", []), (2, "Never started", [1])])
+    wait_until(lambda: _at_gate(log, 1), what="stage 1 at its gate")
+    pid = wait_until(
+        lambda: [e["pid"] for e in read_events(orch) if e["type"] == "monitor_started"],
+        what="the monitor",
+    )[0]
+    session = _status(orch)["stages"]["1"]["session"]
+    out = _cli_json(["cancel", orch.name], repo)
+    assert out["cancelled"] == [1, 2] and out["was_running"] == [1]
+    assert out["monitor_stopped"] == pid and out["run_status"] == "cancelled"
+    assert monitor_pid(orch) is None
+    tmux = Tmux.from_env()
+    assert not tmux.has_session(session)
+    raw = _status(orch)
+    assert raw["status"] == "cancelled"
+    assert [raw["stages"][k]["status"] for k in "12"] == ["cancelled", "cancelled"]
+    done = [e for e in read_events(orch) if e["type"] == "orchestration_complete"]
+    assert done[-1]["result"] == "cancelled" and done[-1]["cancelled"] == 2
+    assert (autorun_home / "reports" / f"{orch.name}.md").is_file()
+    assert Path(raw["stages"]["1"]["worktree"]).is_dir()  # kept
+    summary = run_cli(["list"], repo, check=True).stdout
+    assert "cancelled" in summary
+    # A session of that name that this run did not start is left alone.
+    subprocess.run(
+        ["tmux", "-L", os.environ["AUTORUN_TMUX_SOCKET"], "new-session", "-d", "-s", session],
+        check=True,
+    )
+    again = _cli_json(["cancel", orch.name], repo)
+    assert again["changed"] is False and again["sessions_left"] == [session]
+    assert tmux.has_session(session)
+    tmux.kill_session(session)
+    # Retrying a stage of the cancelled run brings back the stages it would have started.
+    (gates / "stage-1").touch()
+    (gates / "stage-2").touch()
+    run_cli(["retry", orch.name, "1"], repo, check=True)
+    assert _status(orch)["stages"]["2"]["status"] == "pending"
+    raw = wait_finished(orch)
+    assert raw["status"] == "completed"
+    wait_until(lambda: monitor_pid(orch) is None, what="the new monitor to finish")
