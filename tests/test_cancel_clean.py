@@ -139,10 +139,10 @@ def test_cancel_the_run_stops_sessions_and_monitor_and_leaves_foreign_sessions(
     assert tmux.has_session(session)
     tmux.kill_session(session)
     # Retrying a stage of the cancelled run brings back the stages it would have started.
-    (gates / "stage-1").touch()
     (gates / "stage-2").touch()
     run_cli(["retry", orch.name, "1"], repo, check=True)
     assert _status(orch)["stages"]["2"]["status"] == "pending"
+    (gates / "stage-1").touch()
     raw = wait_finished(orch)
     assert raw["status"] == "completed"
     wait_until(lambda: monitor_pid(orch) is None, what="the new monitor to finish")
