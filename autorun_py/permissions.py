@@ -82,7 +82,9 @@ def check_permissions(config: Config, project: Optional[Path] = None) -> Permiss
     if tools:
         allow += tools.replace(",", " ").split()
     if config.permission_mode:
-        mode, source = config.permission_mode, "autorun config permission_mode"
+        from_env = os.environ.get("AUTORUN_PERMISSION_MODE") == config.permission_mode
+        source = "AUTORUN_PERMISSION_MODE" if from_env else "autorun config permission_mode"
+        mode = config.permission_mode
     flag = _flag_value(args, "--permission-mode")
     if flag:
         mode, source = flag, "autorun agent_args --permission-mode"
@@ -160,4 +162,4 @@ def unattended_warning(config: Config, cwd: Path) -> Optional[str]:
     check = check_permissions(config, project_root(cwd))
     if not check.stops:
         return None
-    return f"stage sessions run Claude Code in permission mode {check.detail}"
+    return f"Claude Code's permission mode for stage sessions is {check.detail}"

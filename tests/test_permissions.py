@@ -83,8 +83,8 @@ def test_orchestrate_warns_in_one_line(repo: Path, tmp_path: Path) -> None:
     warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1
     assert warnings[0].startswith(
-        "autorun: warning: stage sessions run Claude Code in permission mode acceptEdits "
-        "(autorun config permission_mode): stage sessions stop at the first command"
+        "autorun: warning: Claude Code's permission mode for stage sessions is acceptEdits "
+        "(AUTORUN_PERMISSION_MODE): stage sessions stop at the first command"
     )
     assert "docs/permissions.md" in warnings[0]
     env["AUTORUN_PERMISSION_MODE"] = "auto"
