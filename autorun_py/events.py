@@ -333,6 +333,38 @@ def notable_line(ev: dict[str, Any]) -> Optional[str]:
             f"{ev.get('failed')} failed, {ev.get('blocked')} blocked"
             + (f", {ev['cancelled']} cancelled" if ev.get("cancelled") else "")
         )
-    if t in ("session_dead", "stage_restarted", "stall_reported"):
+    if t == "stall_reported":
+        how = f"; {ev['command']}" if ev.get("command") else ""
+        return f"autorun: stage {n} stalled: {ev.get('reason', '')}{how}".rstrip()
+    if t == "permission_waiting":
+        what = f"{ev.get('tool')}" + (f" ({ev['detail']})" if ev.get("detail") else "")
+        return (
+            f"autorun: stage {n}{name} waits for your permission to run {what}: {ev.get('attach')}"
+        )
+    if t == "usage_limit_detected":
+        until = ev.get("wait_until") or ev.get("reset_at") or "later"
+        return (
+            f"autorun: stage {n} hit a limit ({ev.get('kind') or 'usage'}); continuing at {until}"
+        )
+    if t in ("session_dead", "stage_restarted"):
         return f"autorun: stage {n}: {t.replace('_', ' ')} {ev.get('reason', '')}".rstrip()
     return None
+
+
+# Every event type notable_line() prints (a test keeps this list, notable_line
+# and the emitters consistent).
+NOTABLE_TYPES = (
+    "merge_complete",
+    "stage_failed",
+    "stage_blocked",
+    "merge_conflict",
+    "merge_blocked",
+    "launch_failed",
+    "review_waiting",
+    "orchestration_complete",
+    "stall_reported",
+    "permission_waiting",
+    "usage_limit_detected",
+    "session_dead",
+    "stage_restarted",
+)

@@ -43,6 +43,7 @@ from autorun_py.state import (
     Transaction,
     fail_stage,
     transition,
+    update_phase,
 )
 from autorun_py.tmux import OWNER_VAR, Tmux, forwarded_env
 
@@ -175,7 +176,29 @@ def start_session(
     pane = tmux.new_session(name, argv, cwd=cwd, window=window, env=env)
     with contextlib.suppress(AutorunError):
         tmux.pipe_pane(pane, log_file)
+    with contextlib.suppress(AutorunError, OSError):
+        watch_session_close(tmux)
     return pane
+
+
+def watch_session_close(tmux: Tmux) -> None:
+    """A tmux ``session-closed`` hook on the server: a stage session that ends without
+    running Claude Code's hooks (a killed process) is recovered at once
+    (``autorun hook tmux-closed <session>``, see :mod:`autorun_py.hooks`). Set under
+    an index of its own per ``$AUTORUN_HOME``, so other hooks of the server stay."""
+    import binascii
+    import shlex
+
+    home = str(paths.autorun_home())
+    index = 1000 + binascii.crc32(home.encode()) % 9000
+    env = ["env", f"AUTORUN_HOME={home}"]
+    for key in ("AUTORUN_TMUX_SOCKET", "HOME", "PATH"):
+        if os.environ.get(key):
+            env.append(f"{key}={os.environ[key]}")
+    argv = [*env, sys.executable, "-I", "-m", "autorun_py", "hook", "tmux-closed"]
+    # tmux expands #{...} in the command: a literal '#' is '##'.
+    cmd = " ".join(shlex.quote(a).replace("#", "##") for a in argv) + " '#{hook_session_name}'"
+    tmux.run(["set-hook", "-g", f"session-closed[{index}]", f"run-shell -b {shlex.quote(cmd)}"])
 
 
 def stage_env(state: RunState, stage: StageState) -> dict[str, str]:
@@ -362,6 +385,53 @@ class ChainResult:
     pane: str
     cwd: str
     argv: list[str]
+    already: bool = False  # the same step was chained to before: nothing started
+
+
+def _same_chain(tmux: Tmux, st: StageState, command: str) -> Optional[ChainResult]:
+    """The earlier chain of this stage to ``command`` when its window still runs (or
+    the stage is already merged), else None."""
+    from autorun_py.state import COMPLETED
+
+    if st.status == COMPLETED:
+        return ChainResult(st.session or "", "", "", st.worktree or "", [], already=True)
+    prev = st.extra.get("chained_to")
+    if not isinstance(prev, dict) or prev.get("command") != command or not st.session:
+        return None
+    for p in tmux.list_panes(st.session):
+        if p.get("window") == prev.get("window") and p.get("dead") != "1":
+            return ChainResult(
+                st.session, str(prev.get("window")), p.get("pane_id", ""), st.worktree or "",
+                [], already=True,
+            )  # fmt: skip
+    return None
+
+
+def _record_chain_phases(txn: Transaction, number: int, command: str) -> None:
+    """What a chain says about the phases, recorded by the engine (no model turn):
+    triage is over at any chain; a chain to the merge ends the implementation."""
+    st = txn.state.stage(number)
+    if st.status != IN_PROGRESS:
+        return
+    triage = st.phases.get("triage")
+    if triage is not None and triage.started_at and not triage.completed_at:
+        update_phase(txn, number, "triage", "completed")
+    step = command.split()[0] if command.split() else ""
+    if step == "/autorun:merge":
+        impl = st.phase("implement")
+        if not impl.completed_at:
+            update_phase(txn, number, "implement", "completed")
+    elif step == "/autorun:implement_plan":
+        for name in ("create_plan", "research"):
+            ph = st.phases.get(name)
+            if ph is not None and ph.started_at and not ph.completed_at:
+                update_phase(txn, number, name, "completed")
+        if not st.phase("implement").started_at:
+            update_phase(txn, number, "implement", "started")
+    elif step == "/autorun:create_plan":
+        ph = st.phases.get("research")
+        if ph is not None and ph.started_at and not ph.completed_at:
+            update_phase(txn, number, "research", "completed")
 
 
 def chain(
@@ -392,8 +462,13 @@ def chain(
         store = StatusStore(Path(ctx.orch_dir))
         with store.transaction() as txn:
             st = txn.state.stage(ctx.stage)
+            again = _same_chain(tmux, st, command)
+            if again is not None:
+                return again  # a second chain to the same step: nothing to do
             st.claude_session_id = session_id
             record_session_id(st, session_id)
+            _record_chain_phases(txn, ctx.stage, command)
+            st.extra["chained_to"] = {"command": command, "window": window}
             txn.emit("chained", stage=ctx.stage, window=window, command=command)
         log_file = paths.logs_dir() / f"{ctx.project_slug}_stage-{ctx.stage}.log"
     else:

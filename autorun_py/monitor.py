@@ -11,7 +11,12 @@ every running stage's pane ``gap`` seconds apart, and then:
 - a stage waiting for a review answer is never nudged;
 - a pane that did not change and sits at the idle prompt (``❯``, older ``>``)
   gets ``continue``, at most ``max_nudges`` times in a row without progress;
-  then the stage is reported (``stall_limit_reached``) and left alone;
+  then the stage is unstuck (:func:`autorun_py.hooks.unstick`: its committed
+  work merged, or a ``stall_reported`` event, a notification and an inbox
+  entry naming the command that would unstick it); a nudge names the stage's
+  next step (:func:`autorun_py.hooks.next_step`), not a bare ``continue``;
+- a limit wait recorded by the ``StopFailure`` hook is continued once it is over,
+  unless the session went on by itself;
 - a stage in progress whose session is gone is recovered
   (:func:`autorun_py.resume.recover_dead_stage`: finish its merge, or resume its
   Claude session in its worktree), at most ``max_restarts`` times; then it is
@@ -526,6 +531,12 @@ class Monitor:
         rec = stage_record(state.monitor, n)
         session = st.session
         view = classify_pane(screen, now, history=after)
+        hook_limit = rec.get("limit")
+        if isinstance(hook_limit, dict) and hook_limit.get("source") == "hook":
+            # Recorded by the StopFailure hook; a Stop hook clears it when the session
+            # went on by itself (Claude Code's own auto-continue): never both.
+            self._hook_limit(result, n, session, pane, view, hook_limit, before != after, now)
+            return
         if before != after:
             if view.kind != "usage_limit":
                 # Progress: the agent works. Forget streaks and backoffs.
@@ -569,25 +580,65 @@ class Monitor:
             self._update(n, _set("dialog_reported", True))
             self._emit(result, "stall_dialog", stage=n, session=session)
 
+    def _hook_limit(
+        self,
+        result: CheckResult,
+        n: int,
+        session: Optional[str],
+        pane: str,
+        view: PaneState,
+        limit: dict[str, Any],
+        changed: bool,
+        now: datetime.datetime,
+    ) -> None:
+        wait_until = _parse_iso(limit.get("until"))
+        if wait_until is not None and now < wait_until:
+            return  # still waiting; the status view shows until when
+        if changed or view.kind == "busy":
+            return  # it went on by itself; its Stop hook clears the record
+        text = next_step_text(self.store.read(), n)
+        try:
+            type_continue(self.tmux, pane, text, owner=str(self.orch_dir))
+        except AutorunError as exc:
+            self._finding(result, "nudge_error", stage=n, error=str(exc))
+            return
+        with self.store.transaction() as txn:
+            r = stage_record(txn.state.monitor, n)
+            r.pop("limit", None)
+            txn.emit(
+                "usage_limit_continue_sent",
+                stage=n,
+                session=session,
+                kind=limit.get("kind"),
+                source="hook",
+            )
+        self._finding(result, "usage_limit_continue_sent", stage=n, session=session)
+
     def _nudge(
         self, result: CheckResult, n: int, session: Optional[str], pane: str, rec: dict[str, Any]
     ) -> None:
         streak = int(rec.get("nudge_streak", 0))
         if streak >= self.opts.max_nudges:
             if not rec.get("stall_reported"):
-                self._update(n, _set("stall_reported", True))
-                self._emit(
-                    result,
-                    "stall_limit_reached",
-                    stage=n,
-                    session=session,
-                    nudges=streak,
-                    message=f"idle after {streak} continue(s); leaving it for you",
-                )
+                from autorun_py.hooks import unstick
+
+                try:
+                    outcome = unstick(
+                        self.orch_dir,
+                        n,
+                        source=f"idle after {streak} nudge(s) from the monitor",
+                        nudges=streak,
+                    )
+                except AutorunError as exc:
+                    self._finding(result, "unstick_error", stage=n, error=str(exc))
+                    return
+                self._finding(result, "stall_reported", stage=n, nudges=streak, outcome=outcome)
             return
         self._emit(result, "stall_detected", stage=n, session=session, idle_for=self.opts.gap)
         try:
-            type_continue(self.tmux, pane, owner=str(self.orch_dir))
+            type_continue(
+                self.tmux, pane, next_step_text(self.store.read(), n), owner=str(self.orch_dir)
+            )
         except AutorunError as exc:
             self._finding(result, "nudge_error", stage=n, error=str(exc))
             return
@@ -781,6 +832,17 @@ class Monitor:
             return None
         self.log(f"report_written path={md}")
         return str(md)
+
+
+def next_step_text(state: RunState, n: int) -> str:
+    """What a nudge types: ``continue`` and the stage's next step, on one line."""
+    from autorun_py.hooks import engine_command, next_step
+
+    try:
+        step = next_step(state, state.stage(n), engine_command(os.environ))
+    except (AutorunError, OSError):
+        return "continue"
+    return " ".join(f"continue: {step.text}".split())
 
 
 def type_continue(tmux: Any, pane: str, text: str = "continue", *, owner: str) -> None:

@@ -234,20 +234,51 @@ def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = No
         return make_context(state, stage)
 
 
-def find_context(cwd: Path, session: Optional[str] = None) -> StageContext:
-    """``autorun context``: the running stage this directory or tmux session belongs to."""
+def _context_from_env(here: Path, include_done: bool) -> Optional[StageContext]:
+    """The stage named by the session's environment (``AUTORUN_ORCH_DIR`` and
+    ``AUTORUN_STAGE``, set by the engine for every stage session), when this
+    directory is its worktree (or that worktree is gone: a merged stage)."""
+    orch = os.environ.get("AUTORUN_ORCH_DIR")
+    number = os.environ.get("AUTORUN_STAGE") or ""
+    if not orch or not number.isdigit():
+        return None
+    try:
+        state = StatusStore(Path(orch)).read()
+        stage = state.stage(int(number))
+    except AutorunError:
+        return None
+    if stage.status != IN_PROGRESS and not (include_done and stage.status == COMPLETED):
+        return None
+    if stage.worktree:
+        wt = Path(stage.worktree)
+        if not (here == wt or wt in here.parents or not wt.exists()):
+            return None
+    return make_context(state, stage)
+
+
+def find_context(
+    cwd: Path, session: Optional[str] = None, *, include_done: bool = False
+) -> StageContext:
+    """``autorun context``: the running stage this directory or tmux session belongs to.
+
+    ``include_done``: a stage already merged counts too (``autorun merge`` says so
+    instead of failing when it is called twice)."""
     here = cwd.resolve()
+    found = _context_from_env(here, include_done)
+    if found is not None:
+        return found
     session = session if session is not None else current_tmux_session()
     best: Optional[tuple[int, StageContext]] = None
+    wanted = (IN_PROGRESS, COMPLETED) if include_done else (IN_PROGRESS,)
     for orch_dir in all_orchestrations():
         try:
             state = StatusStore(orch_dir).read()
         except AutorunError:
             continue
-        if state.status != RUN_RUNNING:
+        if state.status != RUN_RUNNING and not include_done:
             continue
         for stage in state.stages.values():
-            if stage.status != IN_PROGRESS:
+            if stage.status not in wanted:
                 continue
             score = 0
             if stage.worktree:
@@ -256,6 +287,8 @@ def find_context(cwd: Path, session: Optional[str] = None) -> StageContext:
                     score = 2 + len(wt.parts)
             if not score and session and stage.session == session:
                 score = 1
+            if score and stage.status == IN_PROGRESS:
+                score += 1000  # a running stage first
             if score and (best is None or score > best[0]):
                 best = (score, make_context(state, stage))
     if best is None:

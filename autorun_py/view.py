@@ -157,7 +157,10 @@ def monitor_fields(state: RunState, stage: StageState) -> dict[str, Any]:
     """What the monitor knows of a stage: a usage-limit wait, nudges, restarts."""
     rec = (state.monitor.get("stages") or {}).get(str(stage.number)) or {}
     limit = rec.get("limit") if isinstance(rec, dict) else None
+    attention = rec.get("attention") if isinstance(rec, dict) else None
     return {
+        "usage_limit_kind": limit.get("kind") if isinstance(limit, dict) else None,
+        "attention": attention if isinstance(attention, dict) else None,
         "usage_limit_until": limit.get("until") if isinstance(limit, dict) else None,
         "usage_limit_reset_at": limit.get("reset_at") if isinstance(limit, dict) else None,
         "nudges": stage.counters.get("nudges", 0),
@@ -292,7 +295,14 @@ def _monitor_lines(row: dict[str, Any]) -> list[str]:
         left = fmt_duration(
             max(0.0, (until - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
         )
-        out.append(f"        usage limit: waiting until {local} ({left} left), then continue")
+        kind = row.get("usage_limit_kind") or "usage limit"
+        out.append(f"        {kind}: waiting until {local} ({left} left), then continue")
+    att = row.get("attention")
+    if att and row["status"] == IN_PROGRESS:
+        what = str(att.get("tool") or "a tool") + (
+            f" ({att['detail']})" if att.get("detail") else ""
+        )
+        out.append(f"        waits for your permission: {what}; answer in `{att.get('attach')}`")
     if row.get("stalled") and row["status"] == IN_PROGRESS:
         out.append("        stalled at its prompt after the monitor's continues: look at it")
     bits = []

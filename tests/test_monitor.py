@@ -278,7 +278,7 @@ def test_nudges_stop_at_the_limit_and_the_stage_is_reported(
             _wait(lambda i=i: len(_log_lines(log, "got continue")) == i + 1, what="continue")
     assert len(_events(orch, "stall_continue_sent", 1)) == 2
     assert [e["nudge"] for e in _events(orch, "stall_continue_sent", 1)] == [1, 2]
-    reported = _events(orch, "stall_limit_reached", 1)
+    reported = _events(orch, "stall_reported", 1)
     assert len(reported) == 1 and reported[0]["nudges"] == 2
     time.sleep(0.5)
     assert len(_log_lines(log, "got continue")) == 2  # nothing typed after the limit

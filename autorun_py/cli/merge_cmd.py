@@ -38,11 +38,16 @@ def merge(
             raise UsageError(
                 "give both ORCH and STAGE, or neither (to merge this worktree's stage)"
             )
+        import os
         from pathlib import Path
 
         from autorun_py.stage import find_context
 
-        ctx = find_context(Path.cwd())
+        try:
+            here = Path.cwd()
+        except OSError:  # the merged stage's worktree was removed under this shell
+            here = Path(os.environ.get("PWD") or "/")
+        ctx = find_context(here, include_done=True)
         orch, stage = ctx.orch_dir, ctx.stage
     report = do_merge(resolve(orch), stage, action=action)
     if as_json:

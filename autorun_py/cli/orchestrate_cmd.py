@@ -145,4 +145,7 @@ def chain(
     if as_json:
         echo_json(asdict(result))
     else:
-        click.echo(f"opened {command!r} in {result.session}:{result.window} ({result.pane})")
+        if result.already:
+            click.echo(f"{command!r} is already running (or done) for this stage: nothing to do")
+        else:
+            click.echo(f"opened {command!r} in {result.session}:{result.window} ({result.pane})")

@@ -143,14 +143,19 @@ def answers_cmd(file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def list_cmd(include_answered: bool, as_json: bool) -> None:
     """The inbox: every review still waiting for you, across all runs."""
+    from autorun_py.attention import entries
     from autorun_py.review import format_duration, list_reviews
 
     reviews = list_reviews(include_answered=include_answered)
+    others = entries()  # stages waiting at a permission prompt, or stalled
     if as_json:
-        click.echo(json.dumps([r.to_json() for r in reviews], indent=2))
+        click.echo(json.dumps([r.to_json() for r in reviews] + others, indent=2))
         return
+    for entry in others:
+        click.echo(f"! {entry.get('message', '')}")
     if not reviews:
-        click.echo("No reviews waiting." if not include_answered else "No reviews.")
+        if not others:
+            click.echo("No reviews waiting." if not include_answered else "No reviews.")
         return
     rows = [("AGE", "STATE", "RUN", "STAGE", "OPEN", "FILE")]
     for r in reviews:

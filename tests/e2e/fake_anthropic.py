@@ -31,7 +31,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Union
 
 Block = dict[str, Any]
-Reply = Union[None, str, list[Block]]
+
+
+@dataclass(frozen=True)
+class ApiError:
+    """A reply that is an HTTP error instead of a message: e.g. ``ApiError(429,
+    "rate_limit_error", "...", {"retry-after": "0"})`` for a rate limit."""
+
+    status: int
+    error_type: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Reply = Union[None, str, list[Block], ApiError]
 
 
 def text(value: str) -> Block:
@@ -356,11 +369,29 @@ class FakeAnthropic:
         if h.command != "HEAD":
             h.wfile.write(data)
 
-    def _reply_blocks(self, req: MessagesRequest, rec: RecordedRequest) -> list[Block]:
+    def _error(self, h: BaseHTTPRequestHandler, rec: RecordedRequest, err: ApiError) -> None:
+        data = json.dumps(
+            {"type": "error", "error": {"type": err.error_type, "message": err.message}}
+        ).encode()
+        rec.status = err.status
+        h.send_response(err.status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.send_header("request-id", f"req_fake_{next(self._ids)}")
+        for key, value in err.headers.items():
+            h.send_header(key, value)
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _reply_blocks(
+        self, req: MessagesRequest, rec: RecordedRequest
+    ) -> Union[list[Block], ApiError]:
         if req.is_main and len(self.main_requests()) > self.max_main_requests:
             rec.error = f"more than {self.max_main_requests} main requests: runaway script?"
             return [text("fake API: request limit reached")]
         reply = self.script(req)
+        if isinstance(reply, ApiError):
+            return reply
         if reply is None:
             return [text(self.default_text)]
         if isinstance(reply, str):
@@ -372,6 +403,9 @@ class FakeAnthropic:
     ) -> None:
         req = MessagesRequest(body, rec.headers)
         blocks = self._reply_blocks(req, rec)
+        if isinstance(blocks, ApiError):
+            self._error(h, rec, blocks)
+            return
         stop = "tool_use" if any(b.get("type") == "tool_use" for b in blocks) else "end_turn"
         msg_id = f"msg_fake_{next(self._ids)}"
         in_tokens = max(1, len(json.dumps(body)) // 4)

@@ -287,3 +287,28 @@ def check_three_stage_run(watch: RunWatch, initial: str) -> None:
     assert seen == ["stage 1", "stage 2", "stage 3"], watch.model.merges_seen
     assert watch.model.problems == []
     assert watch.claude.fake.errors() == []
+
+
+def turns_per_stage(watch: RunWatch) -> dict[str, int]:
+    """Agent-loop requests the fake API received for each stage, by stage name: its
+    ``/autorun:start`` session, every step it chained to, and its ``/autorun:merge``
+    window (a request is attributed by the stage name its first turn shows)."""
+    from .autorun_model import MERGE, START, command_output
+
+    status = watch.status()
+    names = {st["name"]: n for n, st in status["stages"].items()}
+    counts = dict.fromkeys(names.values(), 0)
+    for req in watch.claude.fake.main_requests():
+        first = req.first_user_text()
+        if START not in first and MERGE not in first:
+            continue
+        out = command_output(first, START if START in first else MERGE)
+        m = re.search(r"^Stage:\s*\d+:\s*(.+?)\s*\([a-z_]+\)\s*$", out, re.M)
+        if m is None:
+            m = re.search(r"stage (\d+) \(", out)
+            if m and m.group(1) in counts:
+                counts[m.group(1)] += 1
+            continue
+        if m.group(1) in names:
+            counts[names[m.group(1)]] += 1
+    return counts

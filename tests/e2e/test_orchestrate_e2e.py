@@ -33,6 +33,7 @@ from .runs import (
     make_project,
     prepare_autorun_home,
     start_three_stage_project,
+    turns_per_stage,
 )
 
 CONFLICT_PLAN = """# Notes master plan
@@ -80,6 +81,7 @@ def test_orchestrate_runs_a_three_stage_plan_to_completion_with_real_sessions(
         watch.orchestrate("plan.md", plugin_dirs=[plugin.root], env=claude.env())
         check_three_stage_run(watch, initial)
         assert watch.wait_orchestrator_exit() == 0, watch.diagnostics()
+        print("TURNS PER STAGE", turns_per_stage(watch))
     finally:
         watch.stop()
 

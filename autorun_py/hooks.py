@@ -1,0 +1,631 @@
+"""Claude Code's hooks as autorun's control plane (``autorun hook <event>``).
+
+The plugin's ``hooks/hooks.json`` runs ``autorun hook <Event>`` with the hook's
+JSON on stdin. Outside an autorun stage (no ``AUTORUN_ORCH_DIR`` /
+``AUTORUN_STAGE`` in the session's environment, set by
+:func:`autorun_py.launch.stage_env`) it does nothing. Inside one:
+
+- ``Stop``: :func:`next_step` computes from ``status.json`` and git whether the
+  stage reached a hand-off (merged, chained to its next step, waiting for a
+  review answer or for the user's uncommitted changes, failed). If not, the stop
+  is refused with the one next step, said concretely. After
+  :data:`MAX_REFUSALS` refusals without progress the stop is let through and the
+  stage is *unstuck* (:func:`unstick`): committed work in a clean worktree is
+  merged by the engine; anything else is reported (a ``stall_reported`` event, a
+  notification, an inbox entry naming the command that would unstick it).
+- ``StopFailure``: an API error ended the turn (``rate_limit``, ...): recorded
+  as the stage's limit wait (the status view shows it); the monitor types the
+  next step once it is over, unless the session went on by itself meanwhile.
+- ``PermissionRequest`` / ``Notification``: the session waits for a person
+  (a permission answer, or input): an inbox entry and a notification naming the
+  stage, the tool and the command to attach.
+- ``SessionStart``: the Claude session id and transcript path, recorded.
+- ``SessionEnd``: the stage's current session ended without a hand-off: it is
+  recovered at once (:func:`autorun_py.resume.recover_dead_stage`, in a
+  detached process). ``tmux-closed <session>`` does the same for a process that
+  died without running hooks (tmux's ``session-closed`` hook, set at launch:
+  :func:`autorun_py.launch.watch_session_close`).
+- every ``Stop``: the session went on (a limit wait and an attention entry end).
+
+A hook never breaks the session: every error is logged
+(``$AUTORUN_HOME/logs/hooks.log``) and the hook exits 0 with no output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from autorun_py import paths
+from autorun_py.errors import AutorunError
+from autorun_py.events import utc_now
+
+MAX_REFUSALS = 3  # Stop refusals without progress, per stage (Claude Code's own cap is 8)
+HOOK_EVENTS = (
+    "Stop",
+    "StopFailure",
+    "Notification",
+    "PermissionRequest",
+    "SessionStart",
+    "SessionEnd",
+)
+
+
+@dataclass(frozen=True)
+class HookOutput:
+    stdout: str = ""
+    exit_code: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the stage must do next: ``kind`` is one of ``handover`` (committed work in a
+    clean worktree: chain to the merge), ``commit``, ``work``, ``resolve``, ``merge``."""
+
+    kind: str
+    text: str
+
+
+# --------------------------------------------------------------------------- context
+
+
+def stage_of(environ: Mapping[str, str]) -> Optional[tuple[Path, int]]:
+    """The stage a session belongs to, from its environment; None outside autorun."""
+    orch = environ.get("AUTORUN_ORCH_DIR")
+    stage = environ.get("AUTORUN_STAGE") or ""
+    if not orch or not stage.isdigit():
+        return None
+    return Path(orch), int(stage)
+
+
+def engine_command(environ: Mapping[str, str]) -> str:
+    """How the model calls the engine (the commands' ``R``), from the hook's environment."""
+    root = environ.get("CLAUDE_PLUGIN_ROOT")
+    if not root:
+        # The engine's own plugin folder: its shim remembers the data directory.
+        shim = Path(__file__).resolve().parent.parent / "scripts" / "autorun"
+        return shlex.quote(str(shim)) if shim.is_file() else "autorun"
+    cmd = shlex.quote(f"{root}/scripts/autorun")
+    data = environ.get("CLAUDE_PLUGIN_DATA")
+    return f"{cmd} --data-dir {shlex.quote(data)}" if data else cmd
+
+
+def attach_command(session: Optional[str]) -> str:
+    sock = os.environ.get("AUTORUN_TMUX_SOCKET")
+    base = f"tmux -L {shlex.quote(sock)}" if sock else "tmux"
+    return f"{base} attach -t {shlex.quote('=' + (session or '?'))}"
+
+
+def _hook_record(st: Any) -> dict[str, Any]:
+    rec = st.extra.get("hooks")
+    if not isinstance(rec, dict):
+        rec = {}
+        st.extra["hooks"] = rec
+    return rec
+
+
+# --------------------------------------------------------------------------- next step
+
+
+def _dirty(worktree: Path) -> list[str]:
+    from autorun_py.gitmerge import worktree_dirty_files
+
+    try:
+        return list(worktree_dirty_files(worktree))
+    except AutorunError:
+        return []
+
+
+def _commits(state: Any, st: Any) -> int:
+    from autorun_py import git
+
+    if not st.branch or not st.start_commit:
+        return 0
+    try:
+        out = git.git_out(
+            ["rev-list", "--count", f"{st.start_commit}..refs/heads/{st.branch}"],
+            Path(state.project_root),
+        )
+        return int(out or "0")
+    except (AutorunError, ValueError):
+        return 0
+
+
+def handed_off(state: Any, st: Any, session_id: Optional[str] = None) -> Optional[str]:
+    """Why the stage (as seen from session ``session_id``) needs nothing more from its
+    model, or None when it does."""
+    from autorun_py.state import IN_PROGRESS, RUN_RUNNING
+
+    if state.status != RUN_RUNNING:
+        return f"the run is {state.status}"
+    if st.status != IN_PROGRESS:
+        return f"stage {st.number} is {st.status}"
+    if st.merge_state == "blocked":
+        return "its merge waits for the user's uncommitted changes"
+    if session_id and st.claude_session_id and session_id != st.claude_session_id:
+        return "this session handed over to a later step"
+    from autorun_py.review import is_stage_waiting
+
+    with contextlib.suppress(Exception):
+        if is_stage_waiting(Path(state.orch_dir), st.number):
+            return "it waits for the user's answers in a review file"
+    if not st.worktree or not Path(st.worktree).is_dir():
+        return "its worktree is gone"
+    return None
+
+
+def next_step(state: Any, st: Any, r: str = "autorun") -> Step:
+    """The one next step of a stage in progress that has not handed off."""
+    orch = state.orch_dir
+    n = st.number
+    chain = f'{r} chain "/autorun:merge" --window merge --close-caller'
+    fail = f'{r} stage fail {shlex.quote(orch)} {n} --reason "<why>"'
+    if st.merge_state == "conflict":
+        files = ", ".join(st.merge_detail.get("files") or []) or "some files"
+        mw = st.merge_detail.get("merge_worktree") or "the merge worktree"
+        return Step(
+            "resolve",
+            f"the merge of stage {n} conflicts in {files}: resolve each file in {mw} "
+            f"keeping both sides' intent, `git add` it, then run "
+            f"`{r} merge {shlex.quote(orch)} {n} --continue`",
+        )
+    wt = Path(st.worktree or ".")
+    dirty = _dirty(wt)
+    if dirty:
+        shown = ", ".join(dirty[:8]) + (" ..." if len(dirty) > 8 else "")
+        return Step(
+            "commit",
+            f"you have uncommitted changes in {wt} ({shown}): commit them "
+            f'(`git add -A && git commit -m "<what you did>"`), then hand over with `{chain}`',
+        )
+    merge_ph = st.phases.get("merge")
+    if merge_ph is not None and merge_ph.started_at and not merge_ph.completed_at:
+        return Step("merge", f"the merge of stage {n} did not finish: run `{r} merge`")
+    commits = _commits(state, st)
+    if commits:
+        return Step(
+            "handover",
+            f"stage {n} has {commits} commit(s) and a clean worktree: if its scope is done, "
+            f"hand over to the merge with `{chain}`; if it cannot be done, `{fail}`",
+        )
+    return Step(
+        "work",
+        f"stage {n} has no commits yet on {st.branch}: do the work its scope asks for "
+        f"({st.context_file}), commit it, then hand over with `{chain}`; "
+        f"if it cannot be done, `{fail}`",
+    )
+
+
+def _fingerprint(state: Any, st: Any) -> str:
+    from autorun_py import git
+
+    head = ""
+    with contextlib.suppress(AutorunError):
+        if st.branch:
+            head = git.rev_parse(f"refs/heads/{st.branch}", Path(state.project_root))
+    dirty = ",".join(sorted(_dirty(Path(st.worktree or "."))))
+    return f"{head}|{dirty}|{st.merge_state}|{st.current_phase()}"
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _max_refusals() -> int:
+    try:
+        return max(0, int(os.environ.get("AUTORUN_STOP_REFUSALS", "") or MAX_REFUSALS))
+    except ValueError:
+        return MAX_REFUSALS
+
+
+def on_stop(
+    orch_dir: Path, number: int, payload: dict[str, Any], environ: Mapping[str, str]
+) -> HookOutput:
+    from autorun_py.state import StatusStore
+
+    store = StatusStore(orch_dir)
+    sid = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
+    r = engine_command(environ)
+    with store.transaction() as txn:
+        state = txn.state
+        st = state.stage(number)
+        rec = _hook_record(st)
+        rec["last_stop_at"] = utc_now()
+        _session_went_on(txn, number)
+        why = handed_off(state, st, sid)
+        if why is not None:
+            if rec.get("refusals") and not (sid and sid != st.claude_session_id):
+                rec["refusals"] = 0  # a hand-off (an older session's stop changes nothing)
+            return HookOutput()
+        step = next_step(state, st, r)
+        fp = _fingerprint(state, st)
+        if rec.get("fingerprint") != fp:
+            rec["fingerprint"] = fp
+            rec["refusals"] = 0
+        count = int(rec.get("refusals", 0) or 0)
+        limit = _max_refusals()
+        if count < limit:
+            rec["refusals"] = count + 1
+            st.counters["stop_refusals"] = st.counters.get("stop_refusals", 0) + 1
+            txn.emit(
+                "stop_refused", stage=number, step=step.kind, refusal=count + 1, reason=step.text
+            )
+            reason = f"autorun: not done yet - {step.text}. (refusal {count + 1} of {limit})"
+            return HookOutput(json.dumps({"decision": "block", "reason": reason}))
+        rec["refusals"] = 0
+    spawn("unstick", orch_dir, number, "stop hook")
+    return HookOutput()
+
+
+def on_stop_failure(orch_dir: Path, number: int, payload: dict[str, Any]) -> HookOutput:
+    """An API error ended the turn: wait (the monitor continues it once the wait is over)."""
+    import datetime
+
+    from autorun_py.monitor import MonitorOptions, _iso
+    from autorun_py.resume import stage_record
+    from autorun_py.state import StatusStore
+
+    kind = str(payload.get("error") or "unknown")
+    message = str(payload.get("last_assistant_message") or payload.get("error_details") or "")
+    opts = MonitorOptions.from_env()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    store = StatusStore(orch_dir)
+    with store.transaction() as txn:
+        st = txn.state.stage(number)
+        rec = stage_record(txn.state.monitor, number)
+        prev = rec.get("limit_backoff")
+        backoff = opts.limit_backoff if not prev else min(float(prev) * 2, opts.limit_backoff_max)
+        until = now + datetime.timedelta(seconds=float(backoff))
+        rec["limit"] = {
+            "line": message[:300],
+            "count": 0,
+            "reset_at": None,
+            "until": _iso(until, ceil=True),
+            "named": False,
+            "source": "hook",
+            "kind": kind,
+            "at": _iso(now),
+        }
+        rec["limit_backoff"] = backoff
+        st.counters["limit_waits"] = st.counters.get("limit_waits", 0) + 1
+        txn.emit(
+            "usage_limit_detected",
+            stage=number,
+            session=st.session,
+            kind=kind,
+            message=message[:300],
+            reset_at=None,
+            wait_until=rec["limit"]["until"],
+            source="hook",
+        )
+    return HookOutput()
+
+
+def on_attention(orch_dir: Path, number: int, event: str, payload: dict[str, Any]) -> HookOutput:
+    """The session waits for a person: a permission answer (PermissionRequest, or a
+    ``permission_prompt`` Notification) or input (``idle_prompt``)."""
+    from autorun_py import attention
+    from autorun_py.resume import stage_record
+    from autorun_py.state import StatusStore
+
+    ntype = str(payload.get("notification_type") or "")
+    if event == "Notification" and ntype not in ("permission_prompt", "idle_prompt"):
+        return HookOutput()
+    store = StatusStore(orch_dir)
+    state = store.read()
+    st = state.stage(number)
+    sid = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
+    if event == "Notification" and ntype == "idle_prompt":
+        if handed_off(state, st, sid) is not None:
+            return HookOutput()
+        # Idle without a hand-off, after the Stop hook let it through: unstick it.
+        spawn("unstick", orch_dir, number, "idle notification")
+        return HookOutput()
+    tool = str(payload.get("tool_name") or "")
+    tool_input = payload.get("tool_input")
+    detail = ""
+    if isinstance(tool_input, dict):
+        detail = str(tool_input.get("command") or tool_input.get("file_path") or "")[:200]
+    rec = stage_record(state.monitor, number)
+    known = rec.get("attention") or {}
+    if event == "Notification" and known.get("kind") == "permission":
+        return HookOutput()  # PermissionRequest already told the user
+    attach = attach_command(st.session)
+    entry = {
+        "kind": "permission",
+        "tool": tool or known.get("tool") or "a tool",
+        "detail": detail or known.get("detail") or "",
+        "since": utc_now(),
+        "attach": attach,
+        "session": st.session,
+    }
+    with store.transaction() as txn:
+        stage_record(txn.state.monitor, number)["attention"] = entry
+        txn.emit(
+            "permission_waiting",
+            stage=number,
+            name=st.name,
+            tool=entry["tool"],
+            detail=entry["detail"],
+            attach=attach,
+        )
+    what = f"{entry['tool']}" + (f": {entry['detail']}" if entry["detail"] else "")
+    message = (
+        f"autorun: {Path(orch_dir).name} stage {number} ({st.name}) waits for your "
+        f"permission to run {what}; answer it in `{attach}`"
+    )
+    attention.add(orch_dir, number, "permission", message, attach)
+    attention.notify(message)
+    return HookOutput()
+
+
+def on_session_start(orch_dir: Path, number: int, payload: dict[str, Any]) -> HookOutput:
+    from autorun_py.launch import record_session_id
+    from autorun_py.state import StatusStore
+
+    sid = payload.get("session_id")
+    path = payload.get("transcript_path")
+    if not isinstance(sid, str):
+        return HookOutput()
+    with StatusStore(orch_dir).transaction() as txn:
+        st = txn.state.stage(number)
+        record_session_id(st, sid)
+        if isinstance(path, str):
+            tr = st.extra.setdefault("claude_transcripts", {})
+            if isinstance(tr, dict):
+                tr[sid] = path
+        txn.emit(
+            "session_started",
+            stage=number,
+            claude_session_id=sid,
+            transcript=path,
+            source=payload.get("source"),
+        )
+    return HookOutput()
+
+
+def _session_went_on(txn: Any, number: int) -> None:
+    """A turn ended normally: a limit wait or a permission wait is over."""
+    from autorun_py import attention
+    from autorun_py.resume import stage_record
+
+    r = stage_record(txn.state.monitor, number)
+    limit = r.get("limit")
+    if isinstance(limit, dict) and limit.get("source") == "hook":
+        r.pop("limit", None)
+        txn.emit("usage_limit_over", stage=number, source="the session went on")
+    if r.pop("attention", None):
+        txn.emit("attention_cleared", stage=number)
+        attention.remove(Path(txn.state.orch_dir), number)
+
+
+def on_session_end(
+    orch_dir: Path, number: int, payload: dict[str, Any], *, source: str
+) -> HookOutput:
+    """The stage's session ended (or its pane exited): recover it unless it handed off."""
+    from autorun_py.state import StatusStore
+
+    state = StatusStore(orch_dir).read()
+    st = state.stage(number)
+    sid = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
+    if handed_off(state, st, sid) is not None and st.merge_state != "blocked":
+        return HookOutput()
+    if st.merge_state == "blocked":
+        return HookOutput()
+    spawn("recover", orch_dir, number, source)
+    return HookOutput()
+
+
+def session_closed(session: str) -> None:
+    """tmux closed ``session``: recover the running stage it was, if any (the one place
+    that looks through the runs: tmux knows only the session's name)."""
+    from autorun_py.orchestration import all_orchestrations
+    from autorun_py.state import IN_PROGRESS, RUN_RUNNING, StatusStore
+
+    for orch_dir in all_orchestrations():
+        try:
+            state = StatusStore(orch_dir).read()
+        except AutorunError:
+            continue
+        if state.status != RUN_RUNNING:
+            continue
+        for st in state.stages.values():
+            if st.status == IN_PROGRESS and st.session == session:
+                on_session_end(Path(orch_dir), st.number, {}, source="tmux session-closed hook")
+
+
+# --------------------------------------------------------------------------- detached work
+
+
+def spawn(action: str, orch_dir: Path, number: int, source: str) -> None:
+    """Run :func:`act` in a detached process (a hook returns at once; a session being
+    killed does not take the work with it)."""
+    log = paths.logs_dir() / "hooks.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.pop("CLAUDECODE", None)  # not a Claude Code shell: merge may clean up at once
+    with open(log, "ab") as out:
+        subprocess.Popen(  # noqa: S603 - argv list, no shell
+            [
+                sys.executable,
+                "-m",
+                "autorun_py",
+                "hook",
+                "act",
+                action,
+                str(orch_dir),
+                str(number),
+                source,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+            cwd=str(paths.autorun_home()) if paths.autorun_home().is_dir() else "/",
+        )
+
+
+def act(action: str, orch_dir: Path, number: int, source: str) -> str:
+    if action == "unstick":
+        return unstick(orch_dir, number, source=source)
+    if action == "recover":
+        return recover(orch_dir, number, source=source)
+    raise AutorunError(f"unknown hook action {action!r}")
+
+
+def recover(orch_dir: Path, number: int, *, source: str, wait: float = 10.0) -> str:
+    """Recover a stage whose session ended: wait until its pane is gone, then
+    :func:`autorun_py.resume.recover_dead_stage` (the monitor's recovery)."""
+    import time
+
+    from autorun_py.resume import recover_dead_stage, session_alive
+    from autorun_py.state import StatusStore
+    from autorun_py.tmux import Tmux
+
+    tmux = Tmux.from_env()
+    store = StatusStore(orch_dir)
+    deadline = time.monotonic() + wait
+    while True:
+        st = store.read().stage(number)
+        if not session_alive(tmux, st.session):
+            break
+        if time.monotonic() > deadline:
+            return "skipped: the session is still alive"
+        time.sleep(0.2)
+    rec = recover_dead_stage(orch_dir, number, tmux=tmux, source=source)
+    return f"{rec.action}: {rec.detail}"
+
+
+def unstick(orch_dir: Path, number: int, *, source: str, **fields: Any) -> str:
+    """A stage that stopped without a hand-off and did not act on the refusals (or the
+    monitor's nudges): committed work in a clean worktree is merged by the engine;
+    anything else is reported to the user with the command that would unstick it."""
+    from autorun_py import attention
+    from autorun_py.state import StatusStore
+
+    store = StatusStore(orch_dir)
+    state = store.read()
+    st = state.stage(number)
+    if handed_off(state, st) is not None:
+        return "skipped: handed off meanwhile"
+    step = next_step(state, st, "autorun")
+    run = Path(orch_dir).name
+    if step.kind in ("handover", "merge"):
+        with store.transaction() as txn:
+            txn.emit(
+                "stall_reported",
+                stage=number,
+                reason=f"stopped without handing over ({source}); merging its committed work",
+                action="merge",
+                command=f"autorun merge {run} {number}",
+                **fields,
+            )
+        from autorun_py.merge import merge
+
+        rep = merge(orch_dir, number)
+        return f"merged: {rep.message}"
+    command = {
+        "commit": f"commit the changes in {st.worktree}, then `autorun merge {run} {number}`",
+        "resolve": f"resolve the conflicts, then `autorun merge {run} {number} --continue`",
+    }.get(step.kind, f"`{attach_command(st.session)}` and tell it what to do")
+    message = (
+        f"autorun: {run} stage {number} ({st.name}) stalled: {step.text}. To unstick it: {command}"
+    )
+    with store.transaction() as txn:
+        from autorun_py.resume import stage_record
+
+        r = stage_record(txn.state.monitor, number)
+        if r.get("stall_reported"):
+            return "already reported"
+        r["stall_reported"] = True
+        txn.emit(
+            "stall_reported",
+            stage=number,
+            reason=f"stopped without handing over ({source}): {step.text}",
+            action="report",
+            command=command,
+            **fields,
+        )
+    attention.add(orch_dir, number, "stalled", message, attach_command(st.session))
+    attention.notify(message)
+    return "reported"
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def _log(text: str) -> None:
+    with contextlib.suppress(OSError):
+        log = paths.logs_dir() / "hooks.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{utc_now()} {text}\n")
+
+
+def run_hook(event: str, stdin_text: str, environ: Mapping[str, str]) -> HookOutput:
+    """``autorun hook <event>``: never raises, never breaks the session."""
+    where = stage_of(environ)
+    if where is None:
+        return HookOutput()
+    orch_dir, number = where
+    try:
+        payload = json.loads(stdin_text) if stdin_text.strip() else {}
+    except ValueError:
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    try:
+        if not (orch_dir / "status.json").is_file():
+            return HookOutput()
+        if event == "Stop":
+            return on_stop(orch_dir, number, payload, environ)
+        if event == "StopFailure":
+            return on_stop_failure(orch_dir, number, payload)
+        if event in ("PermissionRequest", "Notification"):
+            return on_attention(orch_dir, number, event, payload)
+        if event == "SessionStart":
+            return on_session_start(orch_dir, number, payload)
+        if event == "SessionEnd":
+            return on_session_end(orch_dir, number, payload, source="session end hook")
+    except Exception as exc:  # a hook must never break the session
+        _log(f"hook {event} stage {number} of {orch_dir}: {type(exc).__name__}: {exc}")
+    return HookOutput()
+
+
+def main(argv: list[str]) -> int:
+    """``python -m autorun_py hook <event>`` without click (a hook runs on every turn)."""
+    if not argv:
+        sys.stderr.write("usage: autorun hook <event>\n")
+        return 2
+    if argv[0] == "act" and len(argv) == 5:
+        try:
+            out = act(argv[1], Path(argv[2]), int(argv[3]), argv[4])
+        except Exception as exc:
+            _log(f"act {argv[1:]}: {type(exc).__name__}: {exc}")
+            return 1
+        _log(f"act {argv[1:]}: {out}")
+        return 0
+    if argv[0] == "tmux-closed" and len(argv) == 2:
+        try:
+            session_closed(argv[1])
+        except Exception as exc:
+            _log(f"tmux-closed {argv[1]}: {type(exc).__name__}: {exc}")
+        return 0
+    environ: Mapping[str, str] = os.environ
+    if stage_of(environ) is None:
+        return 0
+    stdin_text = sys.stdin.read()
+    result = run_hook(argv[0], stdin_text, environ)
+    if result.stdout:
+        sys.stdout.write(result.stdout + "\n")
+        sys.stdout.flush()
+    return result.exit_code
