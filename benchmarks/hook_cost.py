@@ -59,9 +59,8 @@ def main() -> None:
         floor = _time([py, "-I", "-c", "pass"], base, n)
         guard = 'test -z "${AUTORUN_STAGE:-}" || exec false'
         rows = [("sh -c guard, outside a stage", _time(["sh", "-c", guard], base, n))]
-        rows.append(
-            ("hook Stop, outside a stage", _time([py, "-I", "-m", "autorun_py", "hook", "Stop"], base, n))
-        )  # fmt: skip
+        hook = [py, "-I", "-m", "autorun_py", "hook", "Stop"]
+        rows.append(("hook Stop, outside a stage", _time(hook, base, n)))
         # A run with one stage (no agent is started: --no-launch), its worktree made
         # by hand, one commit in it.
         repo = Path(tmp, "repo")
@@ -94,7 +93,6 @@ def main() -> None:
         (orch / "status.json").write_text(json.dumps(status))
         stage_env = dict(env, AUTORUN_ORCH_DIR=str(orch), AUTORUN_STAGE="1",
                          AUTORUN_STOP_REFUSALS="1000000")  # fmt: skip
-        hook = [py, "-I", "-m", "autorun_py", "hook", "Stop"]
         rows.append(
             ("hook Stop, stage not handed over (refusal)",
              _time(hook, stage_env, n, json.dumps({"session_id": "sid"})))
