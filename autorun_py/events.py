@@ -356,6 +356,7 @@ def notable_line(ev: dict[str, Any]) -> Optional[str]:
 NOTABLE_TYPES = (
     "merge_complete",
     "stage_failed",
+    "stage_cancelled",
     "stage_blocked",
     "merge_conflict",
     "merge_blocked",
