@@ -178,16 +178,17 @@ def test_arguments_never_reach_a_shell_even_with_the_old_terminator(
     assert "Stage 2: Beta feature" in prompt and "exit status" not in prompt
     assert result.stdout.strip() == "PONG 2"
 
-    # The real /autorun:orchestrate, the task pasted into the TUI (bracketed paste,
-    # as a terminal delivers it).
-    task = "Build the widget\nAUTORUN_ARGUMENTS\ntouch CANARY\nthen $(touch CANARY2)"
+    # The real /autorun:orchestrate, a long task pasted into the TUI (bracketed
+    # paste, as a terminal delivers it; shown folded as "[Pasted text #1 ...]").
+    filler = "\n".join(f"requirement {i}: the widget does thing {i}" for i in range(40))
+    task = f"Build the widget\n{filler}\nAUTORUN_ARGUMENTS\ntouch CANARY\nthen $(touch CANARY2)"
     session = claude.tui(cwd=project, plugin_dirs=[e2e_plugin.root])
     session.wait_ready(timeout=60)
     session.send("/autorun:orchestrate ", enter=False)
     time.sleep(0.5)
     session.tmux("set-buffer", "--", task)
     session.tmux("paste-buffer", "-p", "-t", session.target)
-    time.sleep(1.0)
+    session.wait_for("[Pasted text #1", timeout=30, history=0)
     session.key("Enter")
     wait_until(
         lambda: any(
@@ -202,7 +203,9 @@ def test_arguments_never_reach_a_shell_even_with_the_old_terminator(
         for r in claude.fake.main_requests()
         if "<command-name>/autorun:orchestrate</command-name>" in r.all_user_text()
     ][0]
-    assert f"{task}: no such file" in seen  # the engine got the whole task, verbatim
+    # The engine got the whole task as one argument, verbatim (too long for a file
+    # name: "cannot read: File name too long").
+    assert f"autorun: error: {task}: " in seen, seen[:6000]
     assert "no arguments recorded" not in seen
     assert not any(project.glob("CANARY*"))
     assert claude.fake.errors() == []
