@@ -264,9 +264,16 @@ def test_a_deleted_marker_line_is_said_not_guessed(two_questions: Path) -> None:
     assert doc.answers[0].answer == "a\n\n### 2. Which port?\n\n**Your answer**:"
     assert doc.answers[1].answer == "b"
     assert doc.problems == ("the line that ends answer 1 was removed",)
-    doc = parse_review(text.replace(start_marker(2, meta.nonce) + "\n", ""))
+    broken = text.replace(start_marker(2, meta.nonce) + "\n", "")
+    doc = parse_review(broken)
     assert [a.answer for a in doc.answers] == ["a", ""]
     assert doc.problems == ("the line that starts answer 2 was removed",)
+    save_in_place(two_questions, broken)
+    res = run_cli("review", "answers", str(two_questions), "--json")
+    assert res.returncode == 0 and [d["answer"] for d in json.loads(res.stdout)] == ["a", ""]
+    assert res.stderr == (
+        f"autorun: warning: {two_questions}: the line that starts answer 2 was removed\n"
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -133,9 +133,12 @@ def wait_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print the answers as JSON.")
 def answers_cmd(file: Path, as_json: bool) -> None:
     """Print the questions and answers of FILE (an empty answer is an empty string)."""
-    from autorun_py.review import read_answers
+    from autorun_py.review import read_review
 
-    _print_answers(read_answers(file), as_json)
+    doc = read_review(file)
+    for problem in doc.problems:
+        click.echo(f"autorun: warning: {file}: {problem}", err=True)
+    _print_answers(list(doc.answers), as_json)
 
 
 @review.command("list")
