@@ -34,6 +34,37 @@ Merge worktree states (``merge_worktree`` is chosen by the caller):
   :func:`continue_merge` call finishes it.
 
 Callers hold :func:`repo_merge_lock` around every call that changes state.
+
+Crash safety: the merge intent. Every step that changes what the user or the
+model can see is announced first through the caller's ``journal`` (merge.py
+records it in the stage's ``merge_intent`` in ``status.json``, under the status
+lock), so that after a SIGKILL anywhere :func:`recover_merge` (called under the
+merge lock, so the recorded merge is certainly dead) finishes or rolls back
+exactly what was started. The steps, in order:
+
+* ``conflict_setup`` (``old``, and ``resolved``/``summary`` when an earlier
+  resolution is being replayed onto a moved base): before the merge worktree
+  is created or switched. Nobody was told of the conflict yet, so recovery
+  removes a new merge worktree, or puts one holding a resolution back on it.
+* ``resolved`` (``resolved``, ``head``, ``summary``): ``--continue`` committed
+  the model's resolution as ``resolved``, before ``merge --quit`` and moving the
+  merge worktree's HEAD to it. Recovery finishes those two steps; the
+  resolution is never lost and never taken for a stage that "gained commits".
+* ``verifying`` (reserved for the merge gate: ``old``, ``new``, the candidate):
+  a candidate is being checked; nothing of the user's was touched, so recovery
+  drops the step and the merge is simply done again.
+* ``advancing`` (``old``, ``new``, ``checkouts``; ``resolved``/``summary`` when
+  it finishes a resolution): every check passed, about to carry ``checkouts``
+  from ``old`` to ``new`` (``read-tree -m -u``) and move the base
+  (``update-ref`` CAS). Recovery: the base holds ``new`` → MERGED; the base is
+  still at ``old`` and every checkout is at ``new`` → the base is moved
+  (rolled forward); otherwise every checkout at ``new`` is carried back to
+  ``old`` (rolled back) and the merge is done again. The user's index and files
+  are therefore either as before or at the merged result; the base never moves
+  backwards.
+
+The caller clears the intent in the same transaction that records the outcome
+(merged, conflict, blocked).
 """
 
 from __future__ import annotations
@@ -41,7 +72,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +88,16 @@ _NO_HOOKS = ["-c", "core.hooksPath=/dev/null"]
 # Conflict markers with the merge base section help the model resolve.
 _MERGE_CONFIG = [*_NO_HOOKS, "-c", "merge.conflictStyle=diff3", "-c", "rerere.enabled=false"]
 _MAX_ATTEMPTS = 5
+
+# Records a merge's intent before it acts (see the module doc); merge.py writes
+# it into status.json.
+Journal = Callable[[dict[str, Any]], None]
+
+
+def _no_journal(intent: dict[str, Any]) -> None:
+    return None
+
+
 _DIFF_LINES = 40  # per side in a resolution summary
 
 
@@ -210,7 +251,13 @@ def worktree_dirty_files(worktree: Path) -> list[str]:
 
 
 def merge_stage(
-    repo: Path, base_branch: str, stage_branch: str, *, message: str, merge_worktree: Path
+    repo: Path,
+    base_branch: str,
+    stage_branch: str,
+    *,
+    message: str,
+    merge_worktree: Path,
+    journal: Journal | None = None,
 ) -> MergeOutcome:
     """Merge ``stage_branch`` into ``base_branch`` (the caller holds the lock).
 
@@ -229,8 +276,11 @@ def merge_stage(
             f"an earlier merge of {stage_branch} into {base_branch} is waiting for its conflicts "
             f"to be resolved in {merge_worktree}: finish it with --continue or drop it with --abort"
         )
+    journal = journal or _no_journal
     if state == "resolved":
-        return _finish_resolved(repo, base_branch, stage_branch, merge_worktree, message, "")
+        return _finish_resolved(
+            repo, base_branch, stage_branch, merge_worktree, message, "", journal
+        )
     if state == "stale":
         _remove_worktree(repo, merge_worktree)
 
@@ -248,10 +298,19 @@ def merge_stage(
         tree, conflicted = _merge_tree(repo, base_tip, stage_tip)
         if conflicted:
             return _start_conflict(
-                repo, base_branch, stage_branch, base_tip, stage_tip, merge_worktree, message
+                repo,
+                base_branch,
+                stage_branch,
+                base_tip,
+                stage_tip,
+                merge_worktree,
+                message,
+                journal,
             )
         new = _commit_tree(repo, tree, [base_tip, stage_tip], message)
-        outcome = _advance_base(repo, base_branch, stage_branch, base_tip, new, message)
+        outcome = _advance_base(
+            repo, base_branch, stage_branch, base_tip, new, message, journal=journal
+        )
         if outcome is not None:
             return outcome
     raise AutorunError(
@@ -261,7 +320,13 @@ def merge_stage(
 
 
 def continue_merge(
-    repo: Path, base_branch: str, stage_branch: str, *, merge_worktree: Path, message: str
+    repo: Path,
+    base_branch: str,
+    stage_branch: str,
+    *,
+    merge_worktree: Path,
+    message: str,
+    journal: Journal | None = None,
 ) -> MergeOutcome:
     """Commit the model's resolution in ``merge_worktree`` and move the base.
 
@@ -276,8 +341,11 @@ def continue_merge(
     _require_branch(repo, base_branch, "base")
     _require_branch(repo, stage_branch, "stage")
     state = _merge_worktree_state(repo, merge_worktree)
+    journal = journal or _no_journal
     if state == "resolved":
-        return _finish_resolved(repo, base_branch, stage_branch, merge_worktree, message, "")
+        return _finish_resolved(
+            repo, base_branch, stage_branch, merge_worktree, message, "", journal
+        )
     if state != "conflict":
         raise AutorunError(
             f"no conflicted merge of {stage_branch} is waiting in {merge_worktree} "
@@ -309,11 +377,147 @@ def continue_merge(
     summary = conflict_resolution_summary(mw, conflicted)
     tree = g.git_out(["write-tree"], mw)
     resolved = _commit_tree(repo, tree, [head, merge_head], message)
-    # The worktree now holds the committed resolution: if anything below stops,
-    # the next attempt finishes from here.
-    g.run_git(["merge", "--quit"], mw)
-    g.run_git(["update-ref", "--no-deref", "HEAD", resolved, head], mw)
-    return _finish_resolved(repo, base_branch, stage_branch, mw, message, summary)
+    # The intent names the resolution before the worktree is switched to it
+    # (``merge --quit`` drops MERGE_HEAD): a kill in between loses nothing.
+    journal({"step": "resolved", "resolved": resolved, "head": head, "summary": summary})
+    _settle_resolution(mw, resolved, head)
+    return _finish_resolved(repo, base_branch, stage_branch, mw, message, summary, journal)
+
+
+# -- recovery of an interrupted merge -------------------------------------------
+
+
+def recover_merge(
+    repo: Path,
+    base_branch: str,
+    stage_branch: str,
+    intent: dict[str, Any],
+    *,
+    merge_worktree: Path,
+) -> MergeOutcome | None:
+    """Finish or roll back the interrupted merge ``intent`` describes.
+
+    MERGED when the merge is (now) on the base; None when nothing of it is
+    left in a checkout or ref (the caller merges again, continuing from a
+    committed resolution where there is one). Raises AutorunError, changing
+    nothing, when the user changed things since in a way that makes neither
+    safe (the message names the checkout).
+    """
+    repo = Path(repo)
+    mw = Path(merge_worktree)
+    step = intent.get("step")
+    if step == "advancing":
+        return _recover_advancing(repo, base_branch, stage_branch, intent)
+    if step == "resolved":
+        resolved, head = str(intent.get("resolved", "")), str(intent.get("head", ""))
+        if resolved and _registered_worktree(repo, mw) is not None and mw.exists():
+            _settle_resolution(mw, resolved, head)
+        return None
+    if step == "conflict_setup":
+        resolved = str(intent.get("resolved") or "")
+        if _registered_worktree(repo, mw) is None:
+            g.run_git(["worktree", "prune"], repo, check=False)
+        elif resolved and mw.exists():
+            # back to the committed resolution the replay started from
+            if g.run_git(["rev-parse", "--verify", "--quiet", "MERGE_HEAD"], mw, check=False).ok:
+                g.run_git(["merge", "--abort"], mw, check=False)
+            g.run_git([*_NO_HOOKS, "reset", "-q", "--hard", resolved], mw)
+        else:
+            abort_merge(repo, mw)
+        return None
+    return None  # verifying, or a step this version does not know: nothing was touched
+
+
+def _settle_resolution(mw: Path, resolved: str, head: str) -> None:
+    """Make the merge worktree hold the committed resolution: no MERGE_HEAD,
+    HEAD at ``resolved`` (its index already is ``resolved``'s tree)."""
+    current = g.git_out(["rev-parse", "--verify", "HEAD"], mw)
+    if current == resolved:
+        if g.run_git(["rev-parse", "--verify", "--quiet", "MERGE_HEAD"], mw, check=False).ok:
+            g.run_git(["merge", "--quit"], mw)
+        return
+    if g.run_git(["rev-parse", "--verify", "--quiet", "MERGE_HEAD"], mw, check=False).ok:
+        g.run_git(["merge", "--quit"], mw)
+    g.run_git(["update-ref", "--no-deref", "HEAD", resolved, current], mw)
+
+
+def _checkout_side(ck: Path, old: str, new: str, incoming: set[str]) -> str:
+    """'old' / 'new': the checkout's index holds ``old``'s or ``new``'s entries
+    for every path the merge changes (the user's own changes never overlap them:
+    that was checked before); 'mixed' otherwise."""
+    if not incoming:
+        return "new"
+    for side, commit in (("new", new), ("old", old)):
+        out = g.run_git(["diff-index", "--cached", "--name-only", "-z", commit], ck).stdout
+        if not incoming.intersection(_nul_list(out)):
+            return side
+    return "mixed"
+
+
+def _recover_advancing(
+    repo: Path, base_branch: str, stage_branch: str, intent: dict[str, Any]
+) -> MergeOutcome | None:
+    old, new = str(intent["old"]), str(intent["new"])
+    checkouts = [Path(str(p)) for p in intent.get("checkouts") or []]
+    tip = _branch_tip(repo, base_branch)
+    if g.is_ancestor(new, tip, repo):
+        return MergeOutcome(
+            MergeKind.MERGED,
+            base_branch,
+            stage_branch,
+            merge_commit=new,
+            previous_tip=old,
+            updated_checkouts=tuple(checkouts),
+        )
+    incoming = set(
+        _nul_list(g.git_out(["diff", "--name-only", "-z", "--no-renames", old, new], repo))
+    )
+    present = [ck for ck in checkouts if ck.exists()]
+    sides = {ck: _checkout_side(ck, old, new, incoming) for ck in present}
+    now_checked_out = {
+        os.path.realpath(wt.path)
+        for wt in g.list_worktrees(repo)
+        if wt.branch == base_branch and not wt.prunable and wt.path.exists()
+    }
+    if (
+        tip == old
+        and present
+        and all(side == "new" for side in sides.values())
+        and now_checked_out == {os.path.realpath(ck) for ck in present}
+    ):
+        # killed between carrying the checkouts and moving the base: finish
+        reflog = "autorun: finish an interrupted merge"
+        res = g.run_git(
+            ["update-ref", "-m", reflog, f"refs/heads/{base_branch}", new, old], repo, check=False
+        )
+        if res.ok:
+            return MergeOutcome(
+                MergeKind.MERGED,
+                base_branch,
+                stage_branch,
+                merge_commit=new,
+                previous_tip=old,
+                updated_checkouts=tuple(present),
+            )
+    for ck, side in sides.items():
+        if side == "old":
+            continue
+        head = g.run_git(["rev-parse", "--verify", "HEAD"], ck, check=False).stdout.strip()
+        if side == "mixed" or head != old:
+            raise AutorunError(
+                f"an interrupted merge of {stage_branch} left {ck} part-way between "
+                f"{old[:12]} and {new[:12]}, and it changed since; autorun leaves it alone: "
+                f"check `git status` there (`git read-tree -m -u {new[:12]} {old[:12]}` "
+                "puts the files the merge changed back)"
+            )
+        res = g.run_git(["read-tree", "-m", "-u", new, old], ck, check=False)
+        if not res.ok:
+            detail = res.stderr.strip().splitlines()
+            raise AutorunError(
+                f"cannot roll back the interrupted merge of {stage_branch} in {ck}: "
+                f"{detail[-1] if detail else 'git read-tree failed'}"
+            )
+    return None
 
 
 def abort_merge(repo: Path, merge_worktree: Path) -> None:
@@ -513,10 +717,12 @@ def _start_conflict(
     theirs: str,
     mw: Path,
     message: str,
+    journal: Journal,
 ) -> MergeOutcome:
     """Replay the conflicted merge in a fresh merge worktree at ``base_tip``."""
+    journal({"step": "conflict_setup", "base_branch": base_branch, "old": base_tip})
     worktrees.create_detached(repo, mw, base_tip)
-    return _conflict_in(repo, base_branch, stage_branch, base_tip, theirs, mw, message)
+    return _conflict_in(repo, base_branch, stage_branch, base_tip, theirs, mw, message, journal)
 
 
 def _conflict_in(
@@ -527,6 +733,7 @@ def _conflict_in(
     theirs: str,
     mw: Path,
     message: str,
+    journal: Journal,
 ) -> MergeOutcome:
     res = g.run_git(
         [*_MERGE_CONFIG, "merge", "--no-ff", "--no-commit", "-m", message, theirs], mw, check=False
@@ -543,7 +750,9 @@ def _conflict_in(
             raise GitError(list(res.argv), res.returncode, res.stderr)
         # merge-tree saw a conflict that `git merge` resolved on its own:
         # commit it like a resolution.
-        return continue_merge(repo, base_branch, stage_branch, merge_worktree=mw, message=message)
+        return continue_merge(
+            repo, base_branch, stage_branch, merge_worktree=mw, message=message, journal=journal
+        )
     mb_res = g.run_git(["merge-base", base_tip, theirs], repo, check=False)
     mb = mb_res.stdout.strip()
     conflicts = tuple(
@@ -571,6 +780,7 @@ def _finish_resolved(
     mw: Path,
     message: str,
     summary: str,
+    journal: Journal,
 ) -> MergeOutcome:
     """The merge worktree's HEAD is a committed resolution: put it on the base."""
     resolved = g.git_out(["rev-parse", "--verify", "HEAD"], mw)
@@ -600,11 +810,31 @@ def _finish_resolved(
             # The base moved since the conflict: merge the resolution onto it.
             tree, conflicted = _merge_tree(repo, base_tip, resolved)
             if conflicted:
+                journal(
+                    {
+                        "step": "conflict_setup",
+                        "base_branch": base_branch,
+                        "old": base_tip,
+                        "resolved": resolved,
+                        "summary": summary,
+                    }
+                )
                 g.run_git([*_NO_HOOKS, "checkout", "-q", "--detach", base_tip], mw)
-                out = _conflict_in(repo, base_branch, stage_branch, base_tip, resolved, mw, message)
+                out = _conflict_in(
+                    repo, base_branch, stage_branch, base_tip, resolved, mw, message, journal
+                )
                 return _with_summary(out, summary)
             new = _commit_tree(repo, tree, [base_tip, second_parent], message)
-        outcome = _advance_base(repo, base_branch, stage_branch, base_tip, new, message)
+        outcome = _advance_base(
+            repo,
+            base_branch,
+            stage_branch,
+            base_tip,
+            new,
+            message,
+            journal=journal,
+            extra={"resolved": resolved, "summary": summary},
+        )
         if outcome is None:
             continue
         if outcome.kind is MergeKind.MERGED:
@@ -728,10 +958,21 @@ def _holds_untracked(ck: Path, directory: str, tracked: set[str]) -> bool:
 
 
 def _advance_base(
-    repo: Path, base_branch: str, stage_branch: str, old: str, new: str, message: str
+    repo: Path,
+    base_branch: str,
+    stage_branch: str,
+    old: str,
+    new: str,
+    message: str,
+    *,
+    journal: Journal | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> MergeOutcome | None:
     """Move the base from ``old`` to ``new`` (CAS), carrying checked-out work
-    trees along. MERGED, BLOCKED, or None when the base moved meanwhile."""
+    trees along. MERGED, BLOCKED, or None when the base moved meanwhile.
+
+    The ``advancing`` intent is recorded after every check and before the
+    first checkout or ref changes (see :func:`recover_merge`)."""
     blocked = None
     checkouts: list[Path] = []
     for wt in g.list_worktrees(repo):
@@ -787,6 +1028,16 @@ def _advance_base(
     if blocked is not None:
         return _blocked(base_branch, stage_branch, old, *blocked)
 
+    (journal or _no_journal)(
+        {
+            **(extra or {}),
+            "step": "advancing",
+            "base_branch": base_branch,
+            "old": old,
+            "new": new,
+            "checkouts": [str(ck) for ck in checkouts],
+        }
+    )
     moved: list[Path] = []
 
     def rollback() -> None:

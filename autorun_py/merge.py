@@ -43,7 +43,7 @@ class MergeReport:
     orch_dir: str
     stage: int
     name: str
-    result: str  # merged | already_merged | conflict | blocked | aborted
+    result: str  # merged | already_merged | conflict | blocked | aborted | none (recover)
     message: str
     merge_commit: Optional[str] = None
     base_branch: str = ""
@@ -56,6 +56,7 @@ class MergeReport:
     run_complete: bool = False
     summary: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
+    recovered: str = ""  # the step of an interrupted merge this call finished first
 
     @property
     def exit_code(self) -> ExitCode:
@@ -83,6 +84,7 @@ class MergeReport:
             "run_complete": self.run_complete,
             "summary": self.summary,
             "warnings": self.warnings,
+            "recovered": self.recovered or None,
             "exit_code": int(self.exit_code),
         }
 
@@ -193,6 +195,7 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
         st.merge_commit = outcome.merge_commit
         st.merge_state = None
         st.merge_detail = {}
+        st.merge_intent = None
         transition(txn, number, COMPLETED, merge_commit=outcome.merge_commit)
         _wave_events(txn, number, wave_before)
         upcoming = select_ready(state)  # what claim() below starts, for the event
@@ -263,21 +266,70 @@ def _claude_code_shell_inside(worktree: Path) -> bool:
     return here == wt or wt in here.parents
 
 
-def _append_conflicts_md(state: RunState, stage: StageState, outcome: MergeOutcome) -> None:
+def _append_conflicts_md(
+    state: RunState, stage: StageState, outcome: MergeOutcome, summary: str
+) -> None:
+    """One section per merged resolution; written once even when a merge
+    killed after writing it is finished by the next command."""
     path = Path(state.orch_dir) / "conflicts.md"
     new = not path.exists()
+    line = f"Merged {stage.branch} into {state.base_branch} as {outcome.merge_commit}.\n"
+    if not new:
+        try:
+            if line in path.read_text(encoding="utf-8"):
+                return
+        except OSError:
+            pass
     with open(path, "a", encoding="utf-8") as fh:
         if new:
             fh.write(f"# Merge conflicts resolved in {state.plan_name}\n\n")
-        fh.write(
-            f"## Stage {stage.number}: {stage.name} — {utc_now()}\n\n"
-            f"Merged {stage.branch} into {state.base_branch} as {outcome.merge_commit}.\n\n"
-        )
-        fh.write(outcome.resolution_summary.strip() + "\n\n")
+        fh.write(f"## Stage {stage.number}: {stage.name} — {utc_now()}\n\n{line}\n")
+        fh.write(summary.strip() + "\n\n")
 
 
-def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
-    """Merge (or ``continue``/``abort`` a conflicted merge of) stage ``number``."""
+def _journal(store: StatusStore, number: int, action: str) -> gitmerge.Journal:
+    """Record a merge's intent in the stage's ``merge_intent`` (one status
+    transaction, before the step acts; see :mod:`autorun_py.gitmerge`)."""
+    carried: dict[str, Any] = {}
+
+    def record(intent: dict[str, Any]) -> None:
+        if intent.get("summary"):
+            carried["summary"] = intent["summary"]
+        full = {"action": action, "pid": os.getpid(), "at": utc_now(), **carried, **intent}
+        with store.transaction() as txn:
+            txn.state.stage(number).merge_intent = full
+
+    return record
+
+
+def _clear_intent(store: StatusStore, number: int) -> None:
+    with store.transaction() as txn:
+        txn.state.stage(number).merge_intent = None
+
+
+def _finish_abort(store: StatusStore, repo: Path, mw: Path, number: int) -> None:
+    gitmerge.abort_merge(repo, mw)
+    with store.transaction() as txn:
+        st = txn.state.stage(number)
+        st.merge_state, st.merge_detail, st.merge_intent = None, {}, None
+        txn.emit("merge_aborted", stage=number)
+
+
+def merge(
+    orch_dir: Path, number: int, *, action: str = "merge", lock_timeout: Optional[float] = None
+) -> MergeReport:
+    """Merge (or ``continue``/``abort`` a conflicted merge of) stage ``number``.
+
+    Under the repository's merge lock an interrupted merge of the stage (its
+    ``merge_intent``: the process that recorded it is dead, as it no longer
+    holds the lock) is finished or rolled back first
+    (:func:`autorun_py.gitmerge.recover_merge`); ``action="recover"`` then
+    completes what the interrupted command was doing, and does nothing when no
+    merge was interrupted. Merge intent steps: ``conflict_setup``,
+    ``resolved``, ``verifying`` (reserved for a merge gate between building the
+    candidate and moving the base), ``advancing``, and ``aborting`` (recorded
+    here before the merge worktree of ``--abort`` is removed).
+    """
     store = StatusStore(orch_dir)
     state = store.read()
     stage = state.stage(number)
@@ -290,13 +342,17 @@ def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
         base_branch=state.base_branch,
         branch=stage.branch,
     )
-    if stage.status == COMPLETED:
-        report.result, report.merge_commit = "already_merged", stage.merge_commit
+
+    def already(st: StageState) -> MergeReport:
+        report.result, report.merge_commit = "already_merged", st.merge_commit
         report.message = (
-            f"stage {number} ({stage.name}) is already merged into {state.base_branch} "
-            f"({stage.merge_commit}); nothing to do"
+            f"stage {number} ({st.name}) is already merged into {state.base_branch} "
+            f"({st.merge_commit}); nothing to do"
         )
         return report
+
+    if stage.status == COMPLETED:
+        return already(stage)
     if stage.status != IN_PROGRESS:
         raise AutorunError(
             f"stage {number} ({stage.name}) is {stage.status}; only a stage in progress is merged"
@@ -308,13 +364,46 @@ def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
     repo = Path(state.project_root)
     mw = merge_worktree_path(state, number)
     message = _merge_message(state, stage)
-    with gitmerge.repo_merge_lock(repo):
+    lock = (
+        gitmerge.repo_merge_lock(repo)
+        if lock_timeout is None
+        else gitmerge.repo_merge_lock(repo, timeout=lock_timeout)
+    )
+    with lock:
+        stage = store.read().stage(number)  # as it is now that no other merge runs
+        if stage.status == COMPLETED:
+            return already(stage)
+        assert stage.branch
+        carried_summary = ""
+        intent = stage.merge_intent
+        if intent:
+            report.recovered = str(intent.get("step") or "")
+            carried_summary = str(intent.get("summary") or "")
+            if action == "recover":
+                action = str(intent.get("action") or "merge")
+            if intent.get("step") == "aborting":
+                _finish_abort(store, repo, mw, number)
+                if action in ("abort", "continue"):
+                    report.result = "aborted"
+                    report.message = (
+                        f"merge of stage {number} aborted; the base branch is unchanged"
+                    )
+                    return report
+            else:
+                recovered = gitmerge.recover_merge(
+                    repo, state.base_branch, stage.branch, intent, merge_worktree=mw
+                )
+                if recovered is not None:
+                    return _merged(orch_dir, state, stage, recovered, report, carried_summary)
+                _clear_intent(store, number)
+        elif action == "recover":
+            report.result = "none"
+            report.message = f"stage {number} has no interrupted merge"
+            return report
+        journal = _journal(store, number, action)
         if action == "abort":
-            gitmerge.abort_merge(repo, mw)
-            with store.transaction() as txn:
-                st = txn.state.stage(number)
-                st.merge_state, st.merge_detail = None, {}
-                txn.emit("merge_aborted", stage=number)
+            journal({"step": "aborting"})
+            _finish_abort(store, repo, mw, number)
             report.result = "aborted"
             report.message = f"merge of stage {number} aborted; the base branch is unchanged"
             return report
@@ -325,7 +414,12 @@ def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
                     f"(run `autorun merge {orch_dir} {number}`)"
                 )
             outcome = gitmerge.continue_merge(
-                repo, state.base_branch, stage.branch, merge_worktree=mw, message=message
+                repo,
+                state.base_branch,
+                stage.branch,
+                merge_worktree=mw,
+                message=message,
+                journal=journal,
             )
         else:
             if not mw.exists():
@@ -333,18 +427,15 @@ def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
             with store.transaction() as txn:
                 update_phase(txn, number, "merge", "started")
             outcome = gitmerge.merge_stage(
-                repo, state.base_branch, stage.branch, message=message, merge_worktree=mw
+                repo,
+                state.base_branch,
+                stage.branch,
+                message=message,
+                merge_worktree=mw,
+                journal=journal,
             )
         if outcome.kind in (MergeKind.MERGED, MergeKind.ALREADY_MERGED):
-            if outcome.resolution_summary:
-                _append_conflicts_md(state, stage, outcome)
-            _complete(orch_dir, number, outcome, report)
-            if report.result == "merged":
-                report.message = (
-                    f"stage {number} ({stage.name}) merged into {state.base_branch} "
-                    f"as {(outcome.merge_commit or '')[:12]}"
-                )
-            return report
+            return _merged(orch_dir, state, stage, outcome, report, carried_summary)
         if outcome.kind is MergeKind.CONFLICT:
             report.result = "conflict"
             report.merge_worktree = str(outcome.merge_worktree)
@@ -364,6 +455,7 @@ def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
             with store.transaction() as txn:
                 st = txn.state.stage(number)
                 st.merge_state = "conflict"
+                st.merge_intent = None
                 st.merge_detail = {
                     "merge_worktree": report.merge_worktree,
                     "files": [c.path for c in outcome.conflicts],
@@ -390,6 +482,7 @@ def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
             st = txn.state.stage(number)
             first = st.merge_state != "blocked"
             st.merge_state = "blocked"
+            st.merge_intent = None
             st.merge_detail = {
                 "files": report.blocked_files,
                 "checkout": str(outcome.blocked_checkout or ""),
@@ -405,6 +498,28 @@ def merge(orch_dir: Path, number: int, *, action: str = "merge") -> MergeReport:
         if first:
             _notify(f"autorun: stage {number} merge waits for your uncommitted changes")
         return report
+
+
+def _merged(
+    orch_dir: Path,
+    state: RunState,
+    stage: StageState,
+    outcome: MergeOutcome,
+    report: MergeReport,
+    carried_summary: str,
+) -> MergeReport:
+    summary = outcome.resolution_summary or carried_summary
+    if summary:
+        _append_conflicts_md(state, stage, outcome, summary)
+    _complete(orch_dir, stage.number, outcome, report)
+    if report.result == "merged":
+        report.message = (
+            f"stage {stage.number} ({stage.name}) merged into {state.base_branch} "
+            f"as {(outcome.merge_commit or '')[:12]}"
+        )
+        if report.recovered:
+            report.message += f" (finished an interrupted merge: {report.recovered})"
+    return report
 
 
 def _refuse_unmergeable(repo: Path, state: RunState, stage: StageState) -> None:

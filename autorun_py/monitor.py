@@ -430,6 +430,7 @@ class Monitor:
         from autorun_py.config import load_config
         from autorun_py.events import ensure_flushed
         from autorun_py.resume import (
+            finish_interrupted_merges,
             launch_gaps,
             live_pane,
             recover_dead_stage,
@@ -444,6 +445,8 @@ class Monitor:
             result.finished = True
             return result
         config = load_config()
+        for rec in finish_interrupted_merges(self.orch_dir, source="monitor"):
+            self._finding(result, "interrupted_merge", stage=rec.stage, outcome=rec.action)
         for rec in retry_blocked_if_changed(self.orch_dir, source="monitor"):
             self._finding(result, "blocked_merge_retried", stage=rec.stage, outcome=rec.action)
 

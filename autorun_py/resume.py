@@ -14,8 +14,11 @@ recovery of one stage whose tmux session is gone (:func:`recover_dead_stage`):
    (``--resume <id>``), or, when Claude Code has no such conversation, by
    starting the stage afresh.
 
-Merges waiting for the user's uncommitted changes are retried when the base
-checkout changed since the last attempt; ready stages are launched; the
+Before any of that, a merge that a killed process left half done (a stage
+with a ``merge_intent``, see :mod:`autorun_py.gitmerge`) is finished or rolled
+back and done again (:func:`finish_interrupted_merges`; the monitor does the
+same on every check). Merges waiting for the user's uncommitted changes are
+retried when the base checkout changed since the last attempt; ready stages are launched; the
 monitor is started unless one runs. A second ``resume`` right after the first
 finds live sessions and changes nothing.
 """
@@ -400,6 +403,31 @@ def retry_blocked_if_changed(orch_dir: Path, *, source: str) -> list[Recovery]:
     return out
 
 
+def finish_interrupted_merges(orch_dir: Path, *, source: str) -> list[Recovery]:
+    """Finish or roll back (then redo) every merge a killed process left half
+    done (a stage with a ``merge_intent``); a merge still running holds the
+    merge lock and is left to finish."""
+    from autorun_py.errors import ExitCode
+    from autorun_py.merge import merge
+
+    state = StatusStore(orch_dir).read()
+    out: list[Recovery] = []
+    for n, st in sorted(state.stages.items()):
+        if st.status != IN_PROGRESS or not st.merge_intent:
+            continue
+        try:
+            rep = merge(orch_dir, n, action="recover", lock_timeout=0)
+        except AutorunError as exc:
+            if exc.exit_code is ExitCode.TIMEOUT:
+                continue  # a live merge holds the lock
+            out.append(Recovery(n, "merge_error", str(exc)))
+            continue
+        if rep.result != "none":
+            action = "merge_blocked" if rep.result == "blocked" else f"merge_{rep.result}"
+            out.append(Recovery(n, action, f"interrupted merge finished: {rep.message}"))
+    return out
+
+
 def stage_record(monitor: dict[str, Any], number: int) -> dict[str, Any]:
     """The monitor's own per-stage record inside ``status.json``'s ``monitor``."""
     stages = monitor.setdefault("stages", {})
@@ -503,6 +531,7 @@ def resume_run(
         result.finished = True
         return result
     store.clean_stale_temps()  # left by writers killed mid-write
+    result.actions += finish_interrupted_merges(orch_dir, source="resume")
     result.actions += retry_blocked_if_changed(orch_dir, source="resume")
     state = store.read()
     for n in sorted(state.stages):

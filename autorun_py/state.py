@@ -104,6 +104,7 @@ class RawStage(TypedDict, total=False):
     launch_attempts: int
     merge_state: Optional[str]
     merge_detail: dict[str, Any]
+    merge_intent: Optional[dict[str, Any]]
     estimate_hours: Optional[float]
     counters: dict[str, int]
 
@@ -167,7 +168,7 @@ class Phase:
 _STAGE_KEYS = (
     "status name depends_on branch context_file plan_file started_at completed_at phases "
     "worktree session claude_session_id launched_at start_commit merge_commit failure failed_at "
-    "launch_attempts merge_state merge_detail estimate_hours counters"
+    "launch_attempts merge_state merge_detail merge_intent estimate_hours counters"
 ).split()
 
 
@@ -194,6 +195,8 @@ class StageState:
     launch_attempts: int = 0
     merge_state: Optional[str] = None  # None | "conflict" | "blocked"
     merge_detail: dict[str, Any] = field(default_factory=dict)
+    # a merge in flight: what it is about to do (autorun_py.gitmerge module doc)
+    merge_intent: Optional[dict[str, Any]] = None
     estimate_hours: Optional[float] = None
     counters: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -241,6 +244,9 @@ class StageState:
             launch_attempts=int(known.get("launch_attempts", 0) or 0),
             merge_state=known.get("merge_state"),
             merge_detail=dict(known.get("merge_detail") or {}),
+            merge_intent=(
+                dict(known["merge_intent"]) if isinstance(known.get("merge_intent"), dict) else None
+            ),
             estimate_hours=known.get("estimate_hours"),
             counters={str(k): int(v) for k, v in (known.get("counters") or {}).items()},
             phases={
@@ -276,6 +282,7 @@ class StageState:
                 "launch_attempts": self.launch_attempts,
                 "merge_state": self.merge_state,
                 "merge_detail": dict(self.merge_detail),
+                "merge_intent": None if self.merge_intent is None else dict(self.merge_intent),
                 "estimate_hours": self.estimate_hours,
                 "counters": dict(self.counters),
             }

@@ -98,8 +98,10 @@ def test_six_stage_plan_completes_exactly_once(
     # Worktrees and branches are cleaned up (the last merge does it after the run's
     # completion is recorded, so wait for it).
     wait_until(
-        lambda: len(git(repo, "worktree", "list").splitlines()) == 1
-        and git(repo, "branch", "--list", "autorun/*") == "",
+        lambda: (
+            len(git(repo, "worktree", "list").splitlines()) == 1
+            and git(repo, "branch", "--list", "autorun/*") == ""
+        ),
         timeout=30,
         what="the last stage's worktree and branch to be removed",
     )

@@ -135,7 +135,7 @@ def test_prompt_hook_hands_the_arguments_to_the_engine_verbatim(
     """scripts/prompt-hook (the plugin's UserPromptSubmit hook) then the `!` line's
     `--args-of`, through the real shim: the text reaches the engine as one
     argument and no shell runs any of it."""
-    odd = "it's \"my\" plan $(touch pwned) `touch pwned2`\nAUTORUN_ARGUMENTS\ntouch pwned3\n.md"
+    odd = 'it\'s "my" plan $(touch pwned) `touch pwned2`\nAUTORUN_ARGUMENTS\ntouch pwned3\n.md'
     (tmp_path / odd).write_text(PLAN, encoding="utf-8")
     session = "0b7d4c2e-1f3a-4b5c-8d9e-aabbccddeeff"
     # Claude Code exports CLAUDE_PLUGIN_DATA to hooks (not to `!` lines).

@@ -428,9 +428,7 @@ def _retry_in_state(orch: Path, number: int) -> None:
         txn.emit("stage_retry", stage=number, unblocked=unblocked)
 
 
-def test_follow_does_not_stop_at_a_completion_that_a_retry_reopened(
-    repo: Path, orch: Path
-) -> None:
+def test_follow_does_not_stop_at_a_completion_that_a_retry_reopened(repo: Path, orch: Path) -> None:
     with StatusStore(orch).transaction() as txn:
         fail_stage(txn, 1, "boom")  # the run finishes ...
     _retry_in_state(orch, 1)  # ... and is reopened by a retry
