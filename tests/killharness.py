@@ -38,13 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py import worktrees
 from autorun_py.orchestration import create_orchestration
 from autorun_py.plan import load_plan
 from autorun_py.state import IN_PROGRESS, StatusStore, transition
 
 KINDS = ("carried", "elsewhere", "continue")
 STAGE = 1
-BRANCH = "autorun/kill-stage-1"
 
 WRAPPER = """#!/bin/sh
 # git, except that invocation number $KILLGIT_AT kills its caller and itself.
@@ -127,7 +127,6 @@ class Scenario:
         self.kind = kind
         self.in_process = in_process
         self.repo = root / "project"
-        self.stage_wt = root / "stage-1-worktree"
         self.wrapper_dir = root / "gitwrap"
         self.real_git = shutil.which("git") or "git"
         self._build()
@@ -156,15 +155,19 @@ class Scenario:
         state = create_orchestration(load_plan(plan), repo)
         self.orch = Path(state.orch_dir)
         self.base_branch = state.base_branch
+        run = worktrees.run_name(self.orch)
+        self.branch = f"{worktrees.branch_prefix(run)}stage-1-work"
+        self.stage_wt = worktrees.run_root(run) / "stage-1"
+        self.stage_wt.parent.mkdir(parents=True, exist_ok=True)
         start = git(repo, "rev-parse", "HEAD")
-        git(repo, "worktree", "add", "-q", "-b", BRANCH, str(self.stage_wt), start)
+        git(repo, "worktree", "add", "-q", "-b", self.branch, str(self.stage_wt), start)
         (self.stage_wt / "shared.txt").write_text("one\nSTAGE\nthree\n")
         (self.stage_wt / "lib" / "new.txt").write_text("new from the stage\n")
         (self.stage_wt / "docs").mkdir()
         (self.stage_wt / "docs" / "guide.md").write_text("# guide\n")
         git(self.stage_wt, "add", "-A")
         git(self.stage_wt, "commit", "-q", "-m", "stage work")
-        self.stage_tip = git(repo, "rev-parse", BRANCH)
+        self.stage_tip = git(repo, "rev-parse", self.branch)
         if self.kind == "continue":
             (repo / "shared.txt").write_text("one\nBASE\nthree\n")
             git(repo, "commit", "-q", "-am", "the base changes the same line")
@@ -180,7 +183,7 @@ class Scenario:
         self.user0 = git(repo, "rev-parse", "HEAD")
         with StatusStore(self.orch).transaction() as txn:
             st = transition(txn, STAGE, IN_PROGRESS)
-            st.branch = BRANCH
+            st.branch = self.branch
             st.worktree = str(self.stage_wt)
             st.start_commit = start
         self.status0 = (self.orch / "status.json").read_bytes()
@@ -213,8 +216,8 @@ class Scenario:
         git(repo, "update-ref", f"refs/heads/{self.user_branch}", self.user0)
         git(repo, "reset", "-q", "--hard", self.user0)
         git(repo, "clean", "-q", "-fdx")
-        git(repo, "branch", "-q", "-D", BRANCH, check=False)
-        git(repo, "worktree", "add", "-q", "-b", BRANCH, str(self.stage_wt), self.stage_tip)
+        git(repo, "branch", "-q", "-D", self.branch, check=False)
+        git(repo, "worktree", "add", "-q", "-b", self.branch, str(self.stage_wt), self.stage_tip)
         self._user_files()
         (self.orch / "status.json").write_bytes(self.status0)
         (self.orch / "events.jsonl").write_bytes(self.events0)
