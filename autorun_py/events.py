@@ -25,7 +25,6 @@ log), and re-check under it.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import time
@@ -33,12 +32,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py.timeutil import utc_iso
+
 EVENTS_FILE = "events.jsonl"
 
 
 def utc_now() -> str:
     """The seed's timestamp format: ``2026-02-20T14:03:05Z``."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_iso()
 
 
 def events_path(orch_dir: Path) -> Path:
