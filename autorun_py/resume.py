@@ -41,6 +41,7 @@ from autorun_py.errors import AutorunError
 from autorun_py.events import ensure_flushed, utc_now
 from autorun_py.launch import (
     claim,
+    copy_worktree_include,
     log_path,
     record_session_id,
     session_name,
@@ -162,6 +163,10 @@ def restart_agent(
         raise AutorunError(f"stage {number} has no branch recorded; cannot restart it")
     wt = Path(st.worktree) if st.worktree else worktree_path(state, st)
     recreated = _ensure_worktree(repo, wt, st, state.base_branch, state.orch_dir)
+    if recreated or st.start_commit is None:
+        # a new worktree, or a launch killed before it finished: the ignored files
+        # named by .worktreeinclude (only those missing; nothing is overwritten)
+        copy_worktree_include(repo, wt)
     name = st.session or session_name(state, number)
     sid = st.claude_session_id
     phase = st.current_phase() or "start"

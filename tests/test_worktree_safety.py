@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,76 @@ def test_the_delayed_clean_up_refuses_what_autorun_did_not_create(
     assert wt.is_dir()
     killer.main(["-", "0", "--owner", str(orch), "--then-clean", str(repo), str(wt), "", "main"])
     assert not wt.exists()
+
+
+# --------------------------------------------------------------------------- SIGKILL
+
+
+def test_launch_killed_at_every_git_step_is_brought_back_by_resume(
+    tmp_path: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``launch-ready`` SIGKILLed before each of its git calls (a git wrapper first
+    on PATH kills its parent): ``resume`` then brings the stage up in autorun's own
+    worktree on its own branch, and nothing else is touched."""
+    from tests.killharness import WRAPPER
+
+    monkeypatch.setenv("AUTORUN_CLAUDE", sys.executable)
+    monkeypatch.setenv("AUTORUN_AGENT_ARGS", "-c 'import time; time.sleep(600)'")
+    wrap = tmp_path / "gitwrap"
+    wrap.mkdir()
+    (wrap / "git").write_text(WRAPPER)
+    (wrap / "git").chmod(0o755)
+    real_git = shutil.which("git")
+    assert real_git
+    k, finished = 0, False
+    while not finished:
+        k += 1
+        assert k < 60, "launch-ready never ran to the end"
+        d = tmp_path / f"k{k}"
+        project = d / "project"
+        project.mkdir(parents=True)
+        git(project, "init", "-q", "-b", "main")
+        (project / "mine.txt").write_text("the user's\n")
+        # a .worktreeinclude makes launch call git after the worktree exists, too
+        (project / ".gitignore").write_text("local.env\n")
+        (project / ".worktreeinclude").write_text("local.env\n")
+        (project / "local.env").write_text("SECRET=1\n")
+        git(project, "add", "mine.txt", ".gitignore", ".worktreeinclude")
+        git(project, "commit", "-q", "-m", "init")
+        before = _tree_snapshot(project)
+        plan = write_plan(d, [(1, "Only", [])], name=f"plan-k{k}.md")
+        out = run_cli(["orchestrate", str(plan), "--no-launch", "--no-monitor", "--json"], project)
+        orch = Path(json.loads(out.stdout)["orch_dir"])
+        env = {
+            "PATH": f"{wrap}{os.pathsep}{os.environ['PATH']}",
+            "KILLGIT_AT": str(k),
+            "KILLGIT_REAL": real_git,
+            "KILLGIT_COUNT": str(d / "count"),
+            "KILLGIT_LOG": str(d / "log"),
+        }
+        killed = run_cli(["launch-ready", str(orch)], project, env=env)
+        finished = killed.returncode == 0
+        if not finished:
+            assert killed.returncode == -9, killed.stderr
+            run_cli(["resume", str(orch), "--no-monitor"], project, check=True)
+        st = StatusStore(orch).read().stages[1]
+        assert st.status == "in_progress", (k, st.status, st.failure)
+        assert st.worktree and st.branch and st.branch.startswith(f"autorun/{orch.name}/")
+        wt = Path(st.worktree)
+        assert worktrees.is_valid(project, wt), k
+        assert git(wt, "branch", "--show-current") == st.branch
+        assert [w.path for w in worktrees.list_run(project, orch.name)] == [wt.resolve()]
+        assert sorted(p.name for p in worktrees.run_root(orch.name).iterdir()) == ["stage-1"]
+        assert _tree_snapshot(project) == before
+        assert git(project, "branch", "--show-current") == "main"
+        assert session_alive_for(st.session, str(orch)), k
+        assert (wt / "local.env").read_text() == "SECRET=1\n"
+    print(f"launch-ready killed at each of its {k - 1} git calls; resume recovered every one")
+    assert k > 4  # there were git steps to kill at, also after the worktree was made
+
+
+def session_alive_for(name: str | None, orch: str) -> bool:
+    from autorun_py.resume import session_alive
+    from autorun_py.tmux import Tmux
+
+    return session_alive(Tmux.from_env(), name, orch)
