@@ -1,4 +1,6 @@
-"""Stopping a run: ``autorun cancel RUN [--stage N]``.
+"""Stopping a run and cleaning up after it: ``autorun cancel``, ``autorun clean``.
+
+``cancel RUN [--stage N]``:
 
 The intent is recorded first, in one status transaction under the repository's
 merge lock (so no merge of this repository is half-way through its git part):
@@ -168,3 +170,179 @@ def _stop_monitor(orch_dir: Path, monitor: dict[str, Any], wait: float = 10.0) -
     while time.monotonic() < deadline and monitor_pid(orch_dir) is not None:
         time.sleep(0.05)
     return pid
+
+
+# --------------------------------------------------------------------------- clean
+
+
+@dataclass
+class CleanResult:
+    orch_dir: str
+    run: str
+    sessions_killed: list[str] = field(default_factory=list)
+    worktrees_removed: list[str] = field(default_factory=list)
+    branches_deleted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # with the reason, one line each
+    files_removed: list[str] = field(default_factory=list)
+    skipped: str = ""  # the run was not cleaned, and why
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "orch_dir": self.orch_dir,
+            "run": self.run,
+            "sessions_killed": self.sessions_killed,
+            "worktrees_removed": self.worktrees_removed,
+            "branches_deleted": self.branches_deleted,
+            "kept": self.kept,
+            "files_removed": self.files_removed,
+            "skipped": self.skipped or None,
+            "changed": bool(
+                self.sessions_killed
+                or self.worktrees_removed
+                or self.branches_deleted
+                or self.files_removed
+            ),
+        }
+
+    def to_text(self) -> str:
+        if self.skipped:
+            return f"{self.run}: not cleaned: {self.skipped}"
+        done = []
+        for what, items in (
+            ("session(s) ended", self.sessions_killed),
+            ("worktree(s) removed", self.worktrees_removed),
+            ("branch(es) deleted", self.branches_deleted),
+            ("file(s) and folder(s) removed", self.files_removed),
+        ):
+            if items:
+                done.append(f"{len(items)} {what}")
+        lines = [f"{self.run}: " + (", ".join(done) if done else "nothing left to clean")]
+        lines += [f"  kept: {k}" for k in self.kept]
+        return "\n".join(lines)
+
+
+def _stage_of_branch(branch: str, run: str) -> Optional[int]:
+    import re
+
+    m = re.match(re.escape(f"autorun/{run}/") + r"stage-(\d+)(?:-|$)", branch)
+    return int(m.group(1)) if m else None
+
+
+def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanResult:
+    """``autorun clean RUN``: remove what a finished (or cancelled) run left behind.
+
+    Ends the tmux sessions this run started; removes its worktrees (through
+    :mod:`autorun_py.worktrees`; one with uncommitted changes is kept unless
+    ``force``); deletes the branches of merged and cancelled stages, earlier
+    attempts included (a failed stage's branches are kept: they may hold work);
+    removes the demo's scratch repository when the run is a demo's. Keeps
+    ``status.json``, the events and the report unless ``purge``. Never touches what
+    autorun did not create. Idempotent.
+    """
+    from autorun_py import git, worktrees
+    from autorun_py.launch import log_path
+    from autorun_py.monitor import monitor_log_path
+    from autorun_py.paths import reports_dir
+    from autorun_py.state import COMPLETED, FAILED
+
+    orch_dir = Path(orch_dir)
+    state = StatusStore(orch_dir).read()
+    run = orch_dir.name
+    result = CleanResult(orch_dir=str(orch_dir), run=run)
+    if state.status == RUN_RUNNING and not state.is_finished():
+        busy = [n for n, s in sorted(state.stages.items()) if s.status in (PENDING, IN_PROGRESS)]
+        result.skipped = (
+            f"it is still running (stages {', '.join(map(str, busy))} pending or in "
+            f"progress); `autorun cancel {run}` first"
+        )
+        return result
+    from autorun_py.monitor import monitor_pid
+
+    if monitor_pid(orch_dir) is not None:
+        result.skipped = "its monitor is still running (it ends by itself in a moment)"
+        return result
+    tmux = Tmux.from_env()
+    for name in tmux.list_sessions():
+        with contextlib.suppress(AutorunError):
+            if tmux.kill_owned_session(name, str(orch_dir)):
+                result.sessions_killed.append(name)
+    repo = Path(state.project_root)
+    have_repo = (repo / ".git").exists()
+    if have_repo:
+        for wt in worktrees.list_run(repo, run):
+            if not force:
+                dirty = git.run_git(["status", "--porcelain"], wt.path, check=False)
+                if dirty.ok and dirty.stdout.strip():
+                    result.kept.append(
+                        f"{wt.path}: uncommitted changes (commit or discard them, or "
+                        "`autorun clean --force`)"
+                    )
+                    continue
+            warn = worktrees.try_remove(repo, wt.path, run=run)
+            if warn:
+                result.kept.append(warn)
+            else:
+                result.worktrees_removed.append(str(wt.path))
+        refs = git.run_git(
+            ["for-each-ref", "--format=%(refname:short)", f"refs/heads/autorun/{run}/"],
+            repo,
+            check=False,
+        )
+        for branch in refs.stdout.split() if refs.ok else []:
+            if not worktrees.is_own_branch(branch, run):
+                continue
+            n = _stage_of_branch(branch, run)
+            st = state.stages.get(n) if n is not None else None
+            if st is None or st.status not in (COMPLETED, CANCELLED):
+                why = f"stage {n} is {st.status}" if st is not None else "no stage of the run"
+                if st is not None and st.status == FAILED:
+                    why += f"; `autorun retry {run} {n}` or delete it yourself"
+                result.kept.append(f"branch {branch}: {why}")
+                continue
+            if worktrees.try_delete_branch(repo, branch, run=run):
+                result.branches_deleted.append(branch)
+            elif git.branch_exists(branch, repo):
+                result.kept.append(f"branch {branch}: a worktree still has it checked out")
+    scratch = worktrees.demo_scratch(repo)
+    if scratch is not None:
+        with contextlib.suppress(OSError):
+            result.files_removed += worktrees.remove_demo_scratch(scratch, purge=False)
+    if purge:
+        candidates = [
+            reports_dir() / f"{run}.md",
+            reports_dir() / f"{run}.json",
+            monitor_log_path(state),
+            *(log_path(state, n) for n in state.stages),
+        ]
+        for path in candidates:
+            try:
+                if worktrees.remove_home_file(path):
+                    result.files_removed.append(str(path))
+            except (AutorunError, OSError) as exc:
+                result.kept.append(f"{path}: {exc}")
+        if worktrees.remove_run_dir(orch_dir):
+            result.files_removed.append(str(orch_dir))
+        if scratch is not None:
+            with contextlib.suppress(OSError):
+                result.files_removed += worktrees.remove_demo_scratch(scratch, purge=True)
+    return result
+
+
+def clean_all_finished(*, purge: bool = False, force: bool = False) -> list[CleanResult]:
+    """``autorun clean --all-finished``: :func:`clean` every run that is not running."""
+    from autorun_py.orchestration import all_orchestrations
+
+    out = []
+    for d in all_orchestrations():
+        try:
+            state = StatusStore(d).read()
+        except AutorunError as exc:
+            out.append(CleanResult(orch_dir=str(d), run=d.name, skipped=str(exc)))
+            continue
+        if state.status == RUN_RUNNING and not state.is_finished():
+            continue
+        try:
+            out.append(clean(d, purge=purge, force=force))
+        except AutorunError as exc:
+            out.append(CleanResult(orch_dir=str(d), run=d.name, skipped=str(exc)))
+    return out

@@ -110,6 +110,26 @@ def make_repo(root: Path) -> Path:
     return repo
 
 
+def _write_marker(root: Path, home: Path) -> None:
+    """Say what this demo creates in ``root`` (only names not there before), so that
+    ``autorun clean`` removes exactly that (:func:`autorun_py.worktrees.remove_demo_scratch`)."""
+    import json
+
+    from autorun_py.worktrees import DEMO_MARKER
+
+    marker = root / DEMO_MARKER
+    if marker.exists():
+        return  # a second demo in the same directory: the first one's record stands
+    there = set(os.listdir(root))
+    names = ["textstats", home.name, "claude-config", "standin.log"]
+    data = {
+        "root": os.path.realpath(root),
+        "home": home.name,
+        "created": [n for n in names if n not in there],
+    }
+    marker.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
 def run_demo(
     *,
     root: Optional[Path] = None,
@@ -125,6 +145,7 @@ def run_demo(
     root = (root or Path(tempfile.mkdtemp(prefix="autorun-demo-"))).resolve()
     root.mkdir(parents=True, exist_ok=True)
     home = root / "autorun-home"
+    _write_marker(root, home)
     socket = f"autorun-demo-{os.getpid()}"
     saved = {k: os.environ.get(k) for k in _DEMO_ENV}
     os.environ.update(
@@ -217,6 +238,9 @@ def after_commands(result: DemoResult) -> list[str]:
         for args in (["status", run], ["events", run, "--notable"], ["report", run]):
             lines.append(f"{env} {shlex.join([*cli, *args])}")
     lines.append(shlex.join(["git", "-C", str(result.repo), "log", "--oneline", "--graph"]))
+    if result.orch_dir is not None:  # last: it removes what the others look at
+        clean = [*cli, "clean", result.orch_dir.name, "--purge"]
+        lines.append(f"{env} {shlex.join(clean)}")
     return lines
 
 

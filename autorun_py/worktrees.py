@@ -30,6 +30,12 @@ holds no repository of its own (no ``.git`` directory) and its ``.git`` file,
 if any, points at no existing git directory: a worktree of another repository
 placed there is refused like everything else.
 
+``autorun clean`` also removes, through this module only: a run's orchestration
+directory (``--purge``; a real directory directly in ``$AUTORUN_HOME/orchestration``
+with a status.json), its report and log files (directly in ``reports/``, ``logs/``),
+and what ``autorun demo`` created in its scratch directory (the names its marker
+file lists, never anything else there).
+
 Branches: :func:`delete_branch` deletes only ``autorun/<run>/...`` branches
 (the ones :func:`create` made), only when no worktree has them checked out,
 and, with ``merged_into``, only when that branch holds all of it.
@@ -338,3 +344,95 @@ def remove_creating_dir(path: Path) -> None:
     ):
         raise AutorunError(f"{path} is not a half-made orchestration directory of autorun's")
     shutil.rmtree(p)
+
+
+# --------------------------------------------------------------------------- clean
+
+DEMO_MARKER = ".autorun-demo.json"
+
+
+def remove_run_dir(orch_dir: Path) -> bool:
+    """``clean --purge``: delete a run's orchestration directory (status.json, events,
+    stage context files): only a real directory directly in ``$AUTORUN_HOME/orchestration``
+    holding a status.json. False when it is already gone."""
+    p = Path(orch_dir)
+    if not os.path.lexists(p):
+        return False
+    if (
+        _real(p.parent) != _real(paths.orchestration_root())
+        or os.path.islink(p)
+        or not p.is_dir()
+        or not (p / "status.json").is_file()
+        or p.name.startswith(".")
+    ):
+        raise AutorunError(f"{p} is not a run directory of autorun's; left in place")
+    shutil.rmtree(p)
+    return True
+
+
+def remove_home_file(path: Path) -> bool:
+    """Delete one file autorun wrote directly in ``$AUTORUN_HOME/reports`` or ``logs``
+    (the link itself when it is one). False when it is already gone."""
+    p = Path(path)
+    if not os.path.lexists(p):
+        return False
+    allowed = {_real(paths.reports_dir()), _real(paths.logs_dir())}
+    if _real(p.parent) not in allowed or (p.is_dir() and not os.path.islink(p)):
+        raise AutorunError(f"{p} is not a report or log file of autorun's; left in place")
+    p.unlink()
+    return True
+
+
+def demo_scratch(project_root: Path) -> Optional[Path]:
+    """The scratch directory ``autorun demo`` made for a run of ``project_root``, when
+    this ``$AUTORUN_HOME`` is that demo's own (its marker says what it created)."""
+    root = Path(project_root).parent
+    marker = root / DEMO_MARKER
+    if os.path.islink(marker) or not marker.is_file() or os.path.islink(root):
+        return None
+    import json
+
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("root") != str(_real(root)):
+        return None
+    if _real(paths.autorun_home()) != _real(root / str(data.get("home", ""))):
+        return None
+    return root
+
+
+def remove_demo_scratch(root: Path, *, purge: bool) -> list[str]:
+    """Delete what ``autorun demo`` created in its scratch directory ``root`` (the names
+    its marker lists, never anything else); its ``AUTORUN_HOME`` and the marker only
+    with ``purge``, then ``root`` itself when that left it empty. Returns what went."""
+    import json
+
+    marker = Path(root) / DEMO_MARKER
+    if demo_scratch(Path(root) / "x") is None:
+        raise AutorunError(f"{root} is not the scratch directory of this autorun demo")
+    data = json.loads(marker.read_text(encoding="utf-8"))
+    home = str(data.get("home", ""))
+    removed = []
+    for name in [str(n) for n in data.get("created", [])]:
+        if not name or "/" in name or name in (".", "..", DEMO_MARKER):
+            continue
+        if name == home and not purge:
+            continue
+        p = Path(root) / name
+        if not os.path.lexists(p):
+            continue
+        if os.path.islink(p) or not p.is_dir():
+            p.unlink()
+        else:
+            shutil.rmtree(p)
+        removed.append(str(p))
+    if purge:
+        marker.unlink()
+        try:
+            os.rmdir(root)
+            removed.append(str(root))
+        except OSError:
+            pass  # something of the user's is in there too: it stays
+    return removed

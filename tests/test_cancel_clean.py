@@ -146,3 +146,91 @@ def test_cancel_the_run_stops_sessions_and_monitor_and_leaves_foreign_sessions(
     raw = wait_finished(orch)
     assert raw["status"] == "completed"
     wait_until(lambda: monitor_pid(orch) is None, what="the new monitor to finish")
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_clean_removes_only_what_the_run_left_and_keeps_its_record(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autorun_home: Path
+) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    log = tmp_path / "standin.log"
+    standin_env(monkeypatch, gate=str(gates), log=str(log))
+    orch = _orchestrate(
+        repo, [(1, "Retried", []), (2, "After it", [1]), (3, "Cancelled", [])], "--no-monitor"
+    )
+    run = orch.name
+    wait_until(lambda: _at_gate(log, 1) and _at_gate(log, 3), what="stages at their gates")
+    # The user's own things, in and next to autorun's namespace.
+    git(repo, "branch", "feature")
+    git(repo, "worktree", "add", "-q", str(tmp_path / "my-wt"), "feature")
+    git(repo, "branch", f"autorun/{run}/notes")
+    # Refused while running: nothing changes.
+    refused = run_cli(["clean", run], repo)
+    assert refused.returncode == 1 and "still running" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    st = _status(orch)["stages"]
+    first_branch, wt3 = st["1"]["branch"], Path(st["3"]["worktree"])
+    run_cli(["cancel", run, "--stage", "1"], repo, check=True)
+    run_cli(["retry", run, "1"], repo, check=True)  # a new branch: the first is a leftover
+    assert _status(orch)["stages"]["1"]["branch"] != first_branch
+    run_cli(["cancel", run, "--stage", "3"], repo, check=True)
+    (gates / "stage-1").touch()
+    (gates / "stage-2").touch()
+    raw = wait_finished(orch)
+    assert [raw["stages"][k]["status"] for k in "123"] == ["completed", "completed", "cancelled"]
+    branch3 = raw["stages"]["3"]["branch"]
+    run_cli(["report", run], repo, check=True)
+    # An uncommitted file in a kept worktree keeps it (and its branch), unless --force.
+    (wt3 / "draft.txt").write_text("not committed\n")
+    wait_until(lambda: not Tmux.from_env().list_sessions(), what="sessions to close")
+    out = _cli_json(["clean", run], repo)
+    assert str(wt3) not in out["worktrees_removed"] and wt3.is_dir()
+    assert any("uncommitted changes" in k for k in out["kept"])
+    assert first_branch in out["branches_deleted"]
+    assert any(k.startswith(f"branch {branch3}:") for k in out["kept"])
+    assert any(k.startswith(f"branch autorun/{run}/notes:") for k in out["kept"])
+    out = _cli_json(["clean", run, "--force"], repo)
+    assert out["worktrees_removed"] == [str(wt3)] and out["branches_deleted"] == [branch3]
+    assert not wt3.exists()
+    branches = git(repo, "branch", "--list", "--format=%(refname:short)").split()
+    assert sorted(branches) == sorted(["main", "feature", f"autorun/{run}/notes"])
+    assert (tmp_path / "my-wt" / "README.md").is_file()  # the user's worktree
+    assert len(git(repo, "worktree", "list").splitlines()) == 2
+    # The run's record stays; a second clean has nothing to do.
+    assert (orch / "status.json").is_file() and (orch / "events.jsonl").is_file()
+    assert (autorun_home / "reports" / f"{run}.md").is_file()
+    again = _cli_json(["clean", run], repo)
+    assert again["changed"] is False
+    assert run_cli(["status", run], repo).returncode == 0
+    # --purge: the record goes too, and only it.
+    purged = _cli_json(["clean", run, "--purge"], repo)
+    assert str(orch) in purged["files_removed"]
+    assert not orch.exists() and not (autorun_home / "reports" / f"{run}.md").exists()
+    assert not list((autorun_home / "logs").glob("master-plan_stage-*.log"))
+    assert git(repo, "rev-parse", "--verify", "feature")
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_clean_of_a_demo_run_removes_its_scratch_repo_and_nothing_else(
+    tmp_path: Path, repo: Path
+) -> None:
+    import sys
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "mine.txt").write_text("the user's\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "autorun_py", "demo", "--dir", str(demo)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    env = {"AUTORUN_HOME": str(demo / "autorun-home")}
+    out = json.loads(run_cli(["clean", "master-plan", "--json"], repo, env=env, check=True).stdout)
+    assert str(demo / "textstats") in out["files_removed"]
+    assert not (demo / "textstats").exists() and not (demo / "claude-config").exists()
+    assert (demo / "autorun-home" / "orchestration" / "master-plan" / "status.json").is_file()
+    run_cli(["clean", "master-plan", "--purge"], repo, env=env, check=True)
+    assert sorted(p.name for p in demo.iterdir()) == ["mine.txt"]

@@ -32,8 +32,10 @@ def test_every_command_the_demo_prints_works_afterwards_and_claude_is_untouched(
     # No hint that cannot work after the demo: its tmux server and monitor are gone.
     for gone in ("Monitor log:", "Sessions:", "Attach:", "tmux -L"):
         assert gone not in proc.stdout
+    # The stand-in's transcripts went to the demo's own config dir.
+    assert list((tmp_path / "demo" / "claude-config" / "projects").glob("*/*.jsonl"))
     commands = _after_lines(proc.stdout)
-    assert len(commands) == 4, commands
+    assert len(commands) == 5, commands
     # Run each from elsewhere, without the demo's AUTORUN_HOME or tmux socket: each
     # line carries what it needs.
     base = {k: v for k, v in os.environ.items() if k not in ("AUTORUN_HOME",)}
@@ -54,11 +56,12 @@ def test_every_command_the_demo_prints_works_afterwards_and_claude_is_untouched(
         )
         assert run.returncode == 0, f"{line}\n{run.stdout}\n{run.stderr}"
         outputs.append(run.stdout)
-    status, events, report, log = outputs
+    status, events, report, log, _clean = outputs
     assert "6/6 merged" in status and "[completed]" in status
     assert "finished (completed)" in events
     assert "Report:" in report
     assert len([ln for ln in log.splitlines() if "Merge" in ln or "merge" in ln]) >= 6
     # The stand-in's transcripts went to the demo's own config dir, not ~/.claude.
     assert not (isolated_home / ".claude").exists()
-    assert list((tmp_path / "demo" / "claude-config" / "projects").glob("*/*.jsonl"))
+    # The last command cleaned the demo away.
+    assert not (tmp_path / "demo").exists()

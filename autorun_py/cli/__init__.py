@@ -40,6 +40,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "autorun_py.cli.cancel_cmd:cancel",
         "Stop a run or one stage (sessions, monitor); keeps branches and worktrees.",
     ),
+    "clean": (
+        "autorun_py.cli.cancel_cmd:clean",
+        "Remove a finished run's worktrees, branches and sessions (only autorun's own).",
+    ),
     "status": ("autorun_py.cli.state_cmd:status", "Show one run's status (or --watch it)."),
     "list": ("autorun_py.cli.state_cmd:list_cmd", "List every orchestration."),
     "doctor": ("autorun_py.cli.doctor_cmd:doctor", "Check that what autorun needs is installed."),
