@@ -485,6 +485,23 @@ def test_file_replaced_by_a_directory_while_waiting_is_a_clear_error(two_questio
     assert not list((two_questions.parent / ".waiting").iterdir())
 
 
+def test_file_replaced_by_a_fifo_while_waiting_is_a_clear_error(two_questions: Path) -> None:
+    proc = start_wait(two_questions, "--timeout", "20")
+    two_questions.unlink()
+    os.mkfifo(two_questions)  # reading it would block forever
+    rc, out, err = finish(proc)
+    assert rc == 1 and out == "" and "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"autorun: error: {two_questions}: the review file was replaced by something that "
+        "is not a file while waiting for answers"
+    )
+    res = run_cli("review", "answers", str(two_questions))
+    assert res.returncode == 1
+    assert (
+        res.stderr == f"autorun: error: {two_questions}: is not a regular file, not a review file\n"
+    )
+
+
 def test_polling_fallback_sees_saves(two_questions: Path) -> None:
     proc = start_wait(two_questions, "--timeout", "20", *FAST, env={"AUTORUN_REVIEW_POLL": "1"})
     save_by_rename(two_questions, answer_all(two_questions.read_text(), ["x", "y"]))

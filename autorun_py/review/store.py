@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,8 @@ def read_text(path: Path) -> str:
     """A review file's text; a missing, unreadable or replaced file is one
     AutorunError naming it."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir():
+            raise AutorunError("is not a regular file, not a review file", path=path)
         return path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raise AutorunError("no such review file", path=path) from None

@@ -10,6 +10,7 @@ half-written file) only updates the progress line on stderr.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -108,9 +109,21 @@ def _read_now(path: Path, watcher: Any) -> Optional[str]:
         if not os.path.lexists(path):
             raise AutorunError("the review file was deleted while waiting for answers", path=path)
         watcher.settle()
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None  # gone again: the next wake-up decides
+    except OSError as exc:
+        raise AutorunError(f"cannot read review file: {exc.strerror}", path=path) from None
+    if stat.S_ISDIR(mode):
         raise AutorunError(
             "the review file was replaced by a directory while waiting for answers", path=path
+        )
+    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+        raise AutorunError(
+            "the review file was replaced by something that is not a file "
+            "while waiting for answers",
+            path=path,
         )
     try:
         return read_text(path)
