@@ -392,6 +392,14 @@ class Monitor:
         self.echo = echo
         self._log_file: Optional[Path] = None
 
+    def _config(self) -> Any:
+        from autorun_py.config import load_config
+
+        try:
+            return load_config()
+        except AutorunError:
+            return None  # recover_dead_stage loads it itself (and reports what is wrong)
+
     # -- logging ---------------------------------------------------------------------
     def log(self, text: str) -> None:
         line = f"{utc_now()} {text}"
@@ -433,9 +441,7 @@ class Monitor:
             finish_interrupted_merges,
             launch_gaps,
             live_pane,
-            recover_dead_stage,
             retry_blocked_if_changed,
-            session_alive,
         )
 
         result = CheckResult()
@@ -466,37 +472,13 @@ class Monitor:
                 first[n] = (pane, self.tmux.capture_pane(pane))
             except AutorunError:
                 missing.append(n)
-        if first or missing:
-            time.sleep(self.opts.gap)
+        for n in missing:  # at once: a session that died early is reported now
+            self._recover_missing(result, n, config)
+        if first:
+            gone = self._sleep_watching(self.opts.gap, result, config)
+            first = {n: v for n, v in first.items() if n not in gone}
         state = self.store.read()
         now = datetime.datetime.now().astimezone()
-
-        for n in missing:
-            st = state.stages[n]
-            if st.status != IN_PROGRESS or st.merge_state == "blocked":
-                continue
-            if session_alive(self.tmux, st.session, state.orch_dir):
-                continue
-            if st.start_commit is None:
-                claimed_at = _parse_iso(st.launched_at)
-                age = (now - claimed_at).total_seconds() if claimed_at else self.opts.dead_grace
-                if age < self.opts.dead_grace:
-                    continue  # its launcher may still be starting it
-            try:
-                rec = recover_dead_stage(
-                    self.orch_dir,
-                    n,
-                    config=config,
-                    tmux=self.tmux,
-                    source="monitor",
-                    max_restarts=self.opts.max_restarts,
-                    early_death=self.opts.early_death or None,
-                )
-            except AutorunError as exc:
-                self._finding(result, "recovery_error", stage=n, error=str(exc))
-                continue
-            if rec.action != "skipped":
-                self._finding(result, f"stage_{rec.action}", stage=n, detail=rec.detail)
 
         for n, (pane, before) in sorted(first.items()):
             st = state.stages[n]
@@ -518,6 +500,72 @@ class Monitor:
             self._finding(result, "wave_gap_detected", stages=launched)
         result.finished = self.store.read().is_finished()
         return result
+
+    def _recover_missing(self, result: CheckResult, n: int, config: Any) -> bool:
+        """Bring back (or fail) a stage in progress whose session is gone; True when
+        something was done."""
+        from autorun_py.resume import recover_dead_stage, session_alive
+
+        state = self.store.read()
+        st = state.stages[n]
+        if st.status != IN_PROGRESS or st.merge_state == "blocked":
+            return False
+        if session_alive(self.tmux, st.session, state.orch_dir):
+            return False
+        if st.start_commit is None:
+            now = datetime.datetime.now().astimezone()
+            claimed_at = _parse_iso(st.launched_at)
+            age = (now - claimed_at).total_seconds() if claimed_at else self.opts.dead_grace
+            if age < self.opts.dead_grace:
+                return False  # its launcher may still be starting it
+        try:
+            rec = recover_dead_stage(
+                self.orch_dir,
+                n,
+                config=config,
+                tmux=self.tmux,
+                source="monitor",
+                max_restarts=self.opts.max_restarts,
+                early_death=self.opts.early_death or None,
+            )
+        except AutorunError as exc:
+            self._finding(result, "recovery_error", stage=n, error=str(exc))
+            return True
+        if rec.action != "skipped":
+            self._finding(result, f"stage_{rec.action}", stage=n, detail=rec.detail)
+        return rec.action != "skipped"
+
+    def _sleep_watching(self, seconds: float, result: CheckResult, config: Any) -> set[int]:
+        """Sleep ``seconds``, looking every second for a running stage whose session
+        ended: it is handled at once (an agent that cannot start is reported within
+        seconds, not after the next check). Returns the stages handled."""
+        handled: set[int] = set()
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return handled
+            time.sleep(min(1.0, left))
+            try:
+                state = self.store.read()
+                running = [
+                    n
+                    for n, st in sorted(state.stages.items())
+                    if st.status == IN_PROGRESS
+                    and st.merge_state != "blocked"
+                    and st.session
+                    and st.start_commit
+                    and n not in handled
+                ]
+                if not running:
+                    continue
+                names = set(self.tmux.list_sessions())
+                for n in running:
+                    if state.stages[n].session not in names:
+                        handled.add(n)
+                        self._recover_missing(result, n, config)
+            except AutorunError as exc:
+                self.log(f"watch_error {exc}")
 
     def _check_pane(
         self,
@@ -807,7 +855,9 @@ class Monitor:
                 if self.opts.once:
                     reason = "--once"
                     break
-                time.sleep(self.opts.interval)
+                between = CheckResult()
+                self._sleep_watching(self.opts.interval, between, self._config())
+                outcome.findings += between.findings
         except SystemExit:
             reason = "terminated"
             raise

@@ -180,3 +180,28 @@ def test_status_shows_whether_each_session_is_alive_and_its_last_activity(
     summary = json.loads(run_cli(["status", str(orch), "--json"], repo, check=True).stdout)
     rows = {r["number"]: r for r in summary["stages"]}
     assert rows[1]["session_alive"] is True and rows[2]["session_alive"] is False
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_the_background_monitor_reports_an_early_death_within_seconds(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default pace (a check a minute, snapshots a minute apart) must not delay it.
+    monkeypatch.setenv("AUTORUN_MONITOR_INTERVAL", "60")
+    monkeypatch.setenv("AUTORUN_MONITOR_GAP", "60")
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    log = tmp_path / "standin.log"
+    standin_env(monkeypatch, crash="2", gate=str(gates), log=str(log))
+    orch = _orchestrate(repo, [(1, "Held", []), (2, "Crashes", [])])
+    try:
+        wait_until(
+            lambda: _status(orch)["stages"]["2"]["status"] == "failed",
+            timeout=20,
+            what="the crash to be reported",
+        )
+        st = _status(orch)["stages"]
+        assert "stage 2 crashing" in st["2"]["failure"]
+        assert st["1"]["status"] == "in_progress"  # the other stage goes on
+    finally:
+        _kill_monitor(orch)
