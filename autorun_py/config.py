@@ -7,7 +7,11 @@
   "permission_mode": "dontAsk",
   "models": {"research": "opus", "create_plan": "opus", "implement": "sonnet"},
   "keep_sessions": false,
-  "max_launch_attempts": 3
+  "max_launch_attempts": 3,
+  "verify": "pytest -q",
+  "verify_timeout": 900,
+  "verify_attempts": 3,
+  "verify_parallel": 4
 }
 ```
 
@@ -50,6 +54,11 @@ class Config:
     agent_source: str = "the default"  # where ``agent`` came from, for messages
     max_parallel: Optional[int] = None  # None: from the machine (autorun_py/capacity.py)
     launch_stagger: float = LAUNCH_STAGGER  # seconds between two session starts
+    # the merge gate's defaults (a plan's front matter and --verify take precedence)
+    verify: Optional[str] = None
+    verify_timeout: Optional[float] = None
+    verify_attempts: Optional[int] = None
+    verify_parallel: Optional[int] = None
 
     def model_for(self, phase: str) -> Optional[str]:
         return self.models.get(phase) or self.models.get("default")
@@ -114,7 +123,22 @@ def load_config() -> Config:
             f"launch_stagger must be a number of seconds from 0 to 600, not {stagger_raw!r}",
             path=where,
         ) from None
+    verify = raw.get("verify")
+    if verify is not None and not isinstance(verify, str):
+        raise AutorunError("verify must be a shell command (a string)", path=path)
+    try:
+        v_timeout = None if raw.get("verify_timeout") is None else float(raw["verify_timeout"])
+        v_attempts = None if raw.get("verify_attempts") is None else int(raw["verify_attempts"])
+        v_parallel = None if raw.get("verify_parallel") is None else int(raw["verify_parallel"])
+    except (TypeError, ValueError):
+        raise AutorunError(
+            "verify_timeout, verify_attempts and verify_parallel must be numbers", path=path
+        ) from None
     return Config(
+        verify=verify or None,
+        verify_timeout=v_timeout,
+        verify_attempts=v_attempts,
+        verify_parallel=v_parallel,
         agent=agent,
         agent_args=tuple(str(a) for a in args),
         permission_mode=env.get("AUTORUN_PERMISSION_MODE") or raw.get("permission_mode"),

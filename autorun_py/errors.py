@@ -20,6 +20,10 @@ class ExitCode(enum.IntEnum):
     MERGE_CONFLICT = 3  # `autorun merge`: conflicted; the model must resolve
     MERGE_BLOCKED = 4  # `autorun merge`: the user's uncommitted changes block the base update
     TIMEOUT = 5  # a wait (review, lock) ran out of time
+    # `autorun merge`: the candidate failed the verify command (the merge gate); the base
+    # did not move. (Exit codes are per command: `autorun merge` never exits 5 for a
+    # timeout, see autorun_py/cli/merge_cmd.py.)
+    VERIFY_FAILED = 5
     INTERRUPTED = 130
 
 

@@ -75,7 +75,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from autorun_py import git as g
 from autorun_py import worktrees
@@ -106,6 +106,12 @@ class MergeKind(str, enum.Enum):
     ALREADY_MERGED = "already_merged"
     CONFLICT = "conflict"
     BLOCKED = "blocked"
+    VERIFY_FAILED = "verify_failed"  # the candidate failed the merge gate; the base did not move
+
+
+# The merge gate (autorun_py/gate.py): called with the exact candidate commit and
+# the base tip it was built on; True lets the base move to that commit.
+Verify = Callable[[str, str], bool]
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,7 @@ class MergeOutcome:
     updated_checkouts: tuple[Path, ...] = ()  # work trees that moved to the new tip
     blocked_reason: str = ""  # BLOCKED: one line for people
     resolution_summary: str = ""  # continue_merge: Markdown for conflicts.md
+    candidate: str | None = None  # VERIFY_FAILED: the commit that failed
 
     @property
     def exit_code(self) -> ExitCode:
@@ -137,6 +144,8 @@ class MergeOutcome:
             return ExitCode.MERGE_CONFLICT
         if self.kind is MergeKind.BLOCKED:
             return ExitCode.MERGE_BLOCKED
+        if self.kind is MergeKind.VERIFY_FAILED:
+            return ExitCode.VERIFY_FAILED
         return ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,6 +167,7 @@ class MergeOutcome:
             ),
             "blocked_reason": self.blocked_reason,
             "updated_checkouts": [str(p) for p in self.updated_checkouts],
+            "candidate": self.candidate,
         }
 
 
@@ -258,6 +268,7 @@ def merge_stage(
     message: str,
     merge_worktree: Path,
     journal: Journal | None = None,
+    verify: Optional[Verify] = None,
 ) -> MergeOutcome:
     """Merge ``stage_branch`` into ``base_branch`` (the caller holds the lock).
 
@@ -265,6 +276,11 @@ def merge_stage(
     leaves the conflicted merge in ``merge_worktree``. An earlier attempt still
     waiting there is an error (``--continue`` or ``--abort`` it); one whose
     resolution is committed but was blocked is finished instead.
+
+    With ``verify`` (the merge gate), the base moves only to a candidate that
+    passed it, by the same compare-and-swap; if the base moved meanwhile the
+    candidate is rebuilt on the new tip and verified again. A red candidate is
+    VERIFY_FAILED and the base does not move.
     """
     repo = Path(repo)
     merge_worktree = Path(merge_worktree)
@@ -279,7 +295,7 @@ def merge_stage(
     journal = journal or _no_journal
     if state == "resolved":
         return _finish_resolved(
-            repo, base_branch, stage_branch, merge_worktree, message, "", journal
+            repo, base_branch, stage_branch, merge_worktree, message, "", journal, verify
         )
     if state == "stale":
         _remove_worktree(repo, merge_worktree)
@@ -306,8 +322,13 @@ def merge_stage(
                 merge_worktree,
                 message,
                 journal,
+                verify,
             )
         new = _commit_tree(repo, tree, [base_tip, stage_tip], message)
+        if verify is not None:
+            journal({"step": "verifying", "candidate": new, "old": base_tip})
+            if not verify(new, base_tip):
+                return _verify_failed(base_branch, stage_branch, base_tip, new)
         outcome = _advance_base(
             repo, base_branch, stage_branch, base_tip, new, message, journal=journal
         )
@@ -327,6 +348,7 @@ def continue_merge(
     merge_worktree: Path,
     message: str,
     journal: Journal | None = None,
+    verify: Optional[Verify] = None,
 ) -> MergeOutcome:
     """Commit the model's resolution in ``merge_worktree`` and move the base.
 
@@ -344,7 +366,7 @@ def continue_merge(
     journal = journal or _no_journal
     if state == "resolved":
         return _finish_resolved(
-            repo, base_branch, stage_branch, merge_worktree, message, "", journal
+            repo, base_branch, stage_branch, merge_worktree, message, "", journal, verify
         )
     if state != "conflict":
         raise AutorunError(
@@ -381,7 +403,9 @@ def continue_merge(
     # (``merge --quit`` drops MERGE_HEAD): a kill in between loses nothing.
     journal({"step": "resolved", "resolved": resolved, "head": head, "summary": summary})
     _settle_resolution(mw, resolved, head)
-    return _finish_resolved(repo, base_branch, stage_branch, mw, message, summary, journal)
+    return _finish_resolved(
+        repo, base_branch, stage_branch, mw, message, summary, journal, verify
+    )
 
 
 # -- recovery of an interrupted merge -------------------------------------------
@@ -718,11 +742,14 @@ def _start_conflict(
     mw: Path,
     message: str,
     journal: Journal,
+    verify: Optional[Verify] = None,
 ) -> MergeOutcome:
     """Replay the conflicted merge in a fresh merge worktree at ``base_tip``."""
     journal({"step": "conflict_setup", "base_branch": base_branch, "old": base_tip})
     worktrees.create_detached(repo, mw, base_tip)
-    return _conflict_in(repo, base_branch, stage_branch, base_tip, theirs, mw, message, journal)
+    return _conflict_in(
+        repo, base_branch, stage_branch, base_tip, theirs, mw, message, journal, verify
+    )
 
 
 def _conflict_in(
@@ -734,6 +761,7 @@ def _conflict_in(
     mw: Path,
     message: str,
     journal: Journal,
+    verify: Optional[Verify] = None,
 ) -> MergeOutcome:
     res = g.run_git(
         [*_MERGE_CONFIG, "merge", "--no-ff", "--no-commit", "-m", message, theirs], mw, check=False
@@ -751,7 +779,13 @@ def _conflict_in(
         # merge-tree saw a conflict that `git merge` resolved on its own:
         # commit it like a resolution.
         return continue_merge(
-            repo, base_branch, stage_branch, merge_worktree=mw, message=message, journal=journal
+            repo,
+            base_branch,
+            stage_branch,
+            merge_worktree=mw,
+            message=message,
+            journal=journal,
+            verify=verify,
         )
     mb_res = g.run_git(["merge-base", base_tip, theirs], repo, check=False)
     mb = mb_res.stdout.strip()
@@ -781,8 +815,11 @@ def _finish_resolved(
     message: str,
     summary: str,
     journal: Journal,
+    verify: Optional[Verify] = None,
 ) -> MergeOutcome:
-    """The merge worktree's HEAD is a committed resolution: put it on the base."""
+    """The merge worktree's HEAD is a committed resolution: put it on the base
+    (through the gate; a red resolution is dropped with its merge worktree, so
+    the stage fixes its branch and merges again)."""
     resolved = g.git_out(["rev-parse", "--verify", "HEAD"], mw)
     stage_tip = _branch_tip(repo, stage_branch)
     if not g.is_ancestor(stage_tip, resolved, repo):
@@ -821,10 +858,25 @@ def _finish_resolved(
                 )
                 g.run_git([*_NO_HOOKS, "checkout", "-q", "--detach", base_tip], mw)
                 out = _conflict_in(
-                    repo, base_branch, stage_branch, base_tip, resolved, mw, message, journal
+                    repo,
+                    base_branch,
+                    stage_branch,
+                    base_tip,
+                    resolved,
+                    mw,
+                    message,
+                    journal,
+                    verify,
                 )
                 return _with_summary(out, summary)
             new = _commit_tree(repo, tree, [base_tip, second_parent], message)
+        if verify is not None:
+            journal({"step": "verifying", "candidate": new, "old": base_tip})
+            if not verify(new, base_tip):
+                _remove_worktree(repo, mw)
+                return _with_summary(
+                    _verify_failed(base_branch, stage_branch, base_tip, new), summary
+                )
         outcome = _advance_base(
             repo,
             base_branch,
@@ -846,6 +898,16 @@ def _finish_resolved(
     )
 
 
+def _verify_failed(base_branch: str, stage_branch: str, base_tip: str, new: str) -> MergeOutcome:
+    return MergeOutcome(
+        MergeKind.VERIFY_FAILED,
+        base_branch,
+        stage_branch,
+        previous_tip=base_tip,
+        candidate=new,
+    )
+
+
 def _with_summary(outcome: MergeOutcome, summary: str) -> MergeOutcome:
     if not summary:
         return outcome
@@ -859,7 +921,10 @@ def _with_summary(outcome: MergeOutcome, summary: str) -> MergeOutcome:
 
 def _in_progress_on(repo: Path, wt: g.Worktree, branch: str) -> str | None:
     """'rebased' / 'bisected' when a work tree is rebasing or bisecting ``branch``."""
-    git_dir = Path(g.git_out(["rev-parse", "--path-format=absolute", "--git-dir"], wt.path))
+    res = g.run_git(["rev-parse", "--path-format=absolute", "--git-dir"], wt.path, check=False)
+    if not res.ok:
+        return None  # removed meanwhile (e.g. a verification worktree that just finished)
+    git_dir = Path(res.stdout.strip())
     ref = f"refs/heads/{branch}"
     for name, what in (
         ("rebase-merge/head-name", "rebased"),

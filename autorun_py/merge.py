@@ -15,9 +15,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from autorun_py import git, gitmerge, paths, worktrees
+from autorun_py import gate, git, gitmerge, paths, worktrees
 from autorun_py.config import load_config
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
@@ -43,7 +43,7 @@ class MergeReport:
     orch_dir: str
     stage: int
     name: str
-    result: str  # merged | already_merged | conflict | blocked | aborted | none (recover)
+    result: str  # merged | already_merged | conflict | blocked | aborted | none | verify_failed
     message: str
     merge_commit: Optional[str] = None
     base_branch: str = ""
@@ -57,6 +57,7 @@ class MergeReport:
     summary: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     recovered: str = ""  # the step of an interrupted merge this call finished first
+    verify: Optional[dict[str, Any]] = None  # the merge gate's last verdict on this merge
 
     @property
     def exit_code(self) -> ExitCode:
@@ -64,6 +65,8 @@ class MergeReport:
             return ExitCode.MERGE_CONFLICT
         if self.result == "blocked":
             return ExitCode.MERGE_BLOCKED
+        if self.result == "verify_failed":
+            return ExitCode.VERIFY_FAILED
         return ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
@@ -85,11 +88,14 @@ class MergeReport:
             "summary": self.summary,
             "warnings": self.warnings,
             "recovered": self.recovered or None,
+            "verify": self.verify,
             "exit_code": int(self.exit_code),
         }
 
     def to_text(self) -> str:
         lines = [self.message]
+        if self.result == "verify_failed" and self.verify:
+            lines += gate.red_text(self)
         if self.result == "conflict":
             lines.append(f"Resolve in: {self.merge_worktree}")
             for c in self.conflicts:
@@ -316,7 +322,12 @@ def _finish_abort(store: StatusStore, repo: Path, mw: Path, number: int) -> None
 
 
 def merge(
-    orch_dir: Path, number: int, *, action: str = "merge", lock_timeout: Optional[float] = None
+    orch_dir: Path,
+    number: int,
+    *,
+    action: str = "merge",
+    lock_timeout: Optional[float] = None,
+    progress: Optional[Callable[[str], None]] = None,
 ) -> MergeReport:
     """Merge (or ``continue``/``abort`` a conflicted merge of) stage ``number``.
 
@@ -329,6 +340,11 @@ def merge(
     ``resolved``, ``verifying`` (reserved for a merge gate between building the
     candidate and moving the base), ``advancing``, and ``aborting`` (recorded
     here before the merge worktree of ``--abort`` is removed).
+
+    With a verify command in the run (:mod:`autorun_py.gate`), the base moves only
+    to a candidate that passed it (through the merge queue,
+    :mod:`autorun_py.merge_queue`); ``progress`` gets a line now and then while
+    the gate runs or waits.
     """
     store = StatusStore(orch_dir)
     state = store.read()
@@ -364,12 +380,23 @@ def merge(
     repo = Path(state.project_root)
     mw = merge_worktree_path(state, number)
     message = _merge_message(state, stage)
-    lock = (
-        gitmerge.repo_merge_lock(repo)
-        if lock_timeout is None
-        else gitmerge.repo_merge_lock(repo, timeout=lock_timeout)
-    )
-    with lock:
+    spec = gate.spec_of(state)
+    verify = gate.StageGate(orch_dir, number, spec, repo, progress) if spec.gated else None
+    entry = None
+    if spec.gated and action == "merge" and not mw.exists() and not stage.merge_intent:
+        from autorun_py.merge_queue import Entry
+
+        entry = Entry(
+            orch_dir=str(orch_dir),
+            stage=number,
+            branch=stage.branch,
+            base_branch=state.base_branch,
+            command=spec.command or "",
+            message=message,
+        )
+    with gate.merge_lock(repo, spec, progress, entry, lock_timeout=lock_timeout) as queued:
+        if queued is not None:  # settled by the merge queue's leader
+            return _queued(orch_dir, state, number, spec, queued, report)
         stage = store.read().stage(number)  # as it is now that no other merge runs
         if stage.status == COMPLETED:
             return already(stage)
@@ -420,6 +447,7 @@ def merge(
                 merge_worktree=mw,
                 message=message,
                 journal=journal,
+                verify=verify,
             )
         else:
             if not mw.exists():
@@ -433,7 +461,12 @@ def merge(
                 message=message,
                 merge_worktree=mw,
                 journal=journal,
+                verify=verify,
             )
+        if outcome.kind is MergeKind.VERIFY_FAILED:
+            assert verify is not None and verify.verdicts
+            gate.red(orch_dir, number, verify.spec, verify.verdicts[-1], report)
+            return report
         if outcome.kind in (MergeKind.MERGED, MergeKind.ALREADY_MERGED):
             return _merged(orch_dir, state, stage, outcome, report, carried_summary)
         if outcome.kind is MergeKind.CONFLICT:
@@ -520,6 +553,32 @@ def _merged(
         if report.recovered:
             report.message += f" (finished an interrupted merge: {report.recovered})"
     return report
+
+
+def _queued(
+    orch_dir: Path,
+    state: RunState,
+    number: int,
+    spec: gate.VerifySpec,
+    result: dict[str, Any],
+    report: MergeReport,
+) -> MergeReport:
+    """A merge the queue's leader settled: red (exit 5), or on the base already."""
+    if result.get("kind") == "red":
+        gate.red(orch_dir, number, spec, gate.Verdict.from_json(result["verdict"]), report)
+        return report
+    stage = StatusStore(orch_dir).read().stage(number)
+    outcome = MergeOutcome(
+        MergeKind.MERGED,
+        state.base_branch,
+        stage.branch or "",
+        merge_commit=str(result["merge_commit"]),
+        previous_tip=str(result.get("previous_tip") or ""),
+    )
+    with StatusStore(orch_dir).transaction() as txn:
+        if txn.state.stage(number).status == IN_PROGRESS:
+            update_phase(txn, number, "merge", "started")
+    return _merged(orch_dir, state, stage, outcome, report, "")
 
 
 def _refuse_unmergeable(repo: Path, state: RunState, stage: StageState) -> None:

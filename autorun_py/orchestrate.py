@@ -25,6 +25,7 @@ class OrchestrateOutcome:
     max_parallel: Optional[int] = None
     max_parallel_reason: str = ""
     plan_warnings: list[str] = field(default_factory=list)  # "path: line N: ..." each
+    verify: Optional[dict[str, Any]] = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -33,6 +34,7 @@ class OrchestrateOutcome:
             "launched": self.launched,
             "pending": self.pending,
             "max_parallel": self.max_parallel,
+            "verify": self.verify,
         }
         if self.max_parallel_reason:
             out["max_parallel_reason"] = self.max_parallel_reason
@@ -55,11 +57,20 @@ def run_orchestrate(
     dry_run: bool = False,
     launch: bool = True,
     monitor: bool = True,
+    verify: Optional[str] = None,
+    verify_timeout: Optional[float] = None,
 ) -> OrchestrateOutcome:
+    from autorun_py.gate import resolve_spec
     from autorun_py.orchestration import unique_slug
     from autorun_py.plan import load_plan
 
     plan = load_plan(plan_path)
+    gate = resolve_spec(
+        command_line=verify,
+        command_line_timeout=verify_timeout,
+        front_matter=plan.front_matter,
+        plan_path=plan.path,
+    ).to_raw()
     if dry_run:
         repo = repo_info(cwd)
         target = target_dir(plan.name, repo.root)
@@ -70,6 +81,7 @@ def run_orchestrate(
             unique_slug(plan.slug),
             schedule=schedule,
             max_parallel=max_parallel,
+            verify=gate,
         )
         txn = Transaction(state)
         would = claim(txn) if launch else []
@@ -86,10 +98,13 @@ def run_orchestrate(
             max_parallel=max_parallel,
             max_parallel_reason=max_parallel_reason,
             plan_warnings=[f"{plan.path}: {w}" for w in plan.warnings],
+            verify=gate,
         )
     if launch:
         _check_agent()
-    state = create_orchestration(plan, cwd, schedule=schedule, max_parallel=max_parallel)
+    state = create_orchestration(
+        plan, cwd, schedule=schedule, max_parallel=max_parallel, verify=gate
+    )
     orch_dir = Path(state.orch_dir)
     launched: list[int] = []
     failed: list[tuple[int, str]] = []
@@ -119,6 +134,7 @@ def run_orchestrate(
         max_parallel=max_parallel,
         max_parallel_reason=max_parallel_reason,
         plan_warnings=[f"{plan.path}: {w}" for w in plan.warnings],
+        verify=gate,
     )
 
 

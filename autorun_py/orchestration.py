@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from autorun_py import git, paths, worktrees
 from autorun_py.errors import AutorunError, UsageError
@@ -174,6 +174,7 @@ def initial_state(
     *,
     schedule: str,
     max_parallel: Optional[int],
+    verify: Optional[dict[str, Any]] = None,
 ) -> RunState:
     stages = {
         s.number: StageState(
@@ -185,7 +186,7 @@ def initial_state(
         )
         for s in plan.stages
     }
-    return RunState(
+    state = RunState(
         plan_path=str(plan.path),
         plan_name=plan.name,
         project_slug=slug,
@@ -201,6 +202,9 @@ def initial_state(
         max_parallel=max_parallel,
         critical_path=list(plan.critical_path),
     )
+    if verify is not None:
+        state.extra["verify"] = dict(verify)  # the merge gate (autorun_py/gate.py)
+    return state
 
 
 def target_dir(plan_name: str, project_root: Path) -> Path:
@@ -236,6 +240,7 @@ def create_orchestration(
     *,
     schedule: str = "dataflow",
     max_parallel: Optional[int] = None,
+    verify: Optional[dict[str, Any]] = None,
 ) -> RunState:
     """Create ``$AUTORUN_HOME/orchestration/<plan-name>[-N]/`` for ``plan``; return its state."""
     if max_parallel is not None and max_parallel < 1:
@@ -246,11 +251,19 @@ def create_orchestration(
     root.mkdir(parents=True, exist_ok=True)
     with creation_lock():
         _sweep_creating()
-        return _create_locked(plan, repo, root, schedule=schedule, max_parallel=max_parallel)
+        return _create_locked(
+            plan, repo, root, schedule=schedule, max_parallel=max_parallel, verify=verify
+        )
 
 
 def _create_locked(
-    plan: Plan, repo: RepoInfo, root: Path, *, schedule: str, max_parallel: Optional[int]
+    plan: Plan,
+    repo: RepoInfo,
+    root: Path,
+    *,
+    schedule: str,
+    max_parallel: Optional[int],
+    verify: Optional[dict[str, Any]] = None,
 ) -> RunState:
     slug = unique_slug(plan.slug)
     for _attempt in range(20):
@@ -260,7 +273,13 @@ def _create_locked(
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=str(root)))
         try:
             state = initial_state(
-                plan, repo, target, slug, schedule=schedule, max_parallel=max_parallel
+                plan,
+                repo,
+                target,
+                slug,
+                schedule=schedule,
+                max_parallel=max_parallel,
+                verify=verify,
             )
             (tmp / "stages").mkdir()
             for s in plan.stages:
@@ -282,6 +301,7 @@ def _create_locked(
                 base_branch=state.base_branch,
                 schedule=schedule,
                 max_parallel=max_parallel,
+                verify=verify,
             )
             try:
                 os.rename(tmp, target)  # atomic; fails if another run took the name

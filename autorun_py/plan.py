@@ -87,6 +87,8 @@ class Plan:
     waves: tuple[tuple[int, ...], ...]
     critical_path: tuple[int, ...]
     warnings: tuple[str, ...]
+    # ``key: value`` lines of a YAML front matter block (e.g. ``verify: pytest -q``)
+    front_matter: dict[str, str] = field(default_factory=dict, compare=False)
     _index: dict[int, Stage] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +142,22 @@ class Plan:
             "critical_path": list(self.critical_path),
             "warnings": list(self.warnings),
         }
+
+
+def front_matter_values(lines: Sequence[str]) -> dict[str, str]:
+    """Top-level ``key: value`` scalars of a front matter block (quotes removed)."""
+    out: dict[str, str] = {}
+    for ln in lines:
+        m = re.match(r"^([\w.-]+)\s*:\s*(.*?)\s*$", ln)
+        if not m:
+            continue
+        value = m.group(2)
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        out[m.group(1)] = value
+    return out
 
 
 def _median(values: Sequence[float]) -> float:
@@ -539,6 +557,7 @@ class _Parser:
         self.warnings: list[tuple[int, str]] = []
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         self.lines = text.split("\n")
+        self.front_matter: dict[str, str] = {}
         self._blank_front_matter()
         self.text = "\n".join(self.lines)
         self.name_refs: list[tuple[_Raw, _DepInfo]] = []
@@ -558,6 +577,7 @@ class _Parser:
         for k in range(1, min(len(self.lines), 200)):
             stripped = self.lines[k].strip()
             if stripped in ("---", "..."):
+                self.front_matter = front_matter_values(self.lines[1:k])
                 for j in range(k + 1):
                     self.lines[j] = ""
                 return
@@ -1130,6 +1150,7 @@ class _Parser:
             waves=tuple(tuple(w) for w in waves),
             critical_path=(),
             warnings=warnings,
+            front_matter=dict(self.front_matter),
         )
         weights = plan.weights() if plan.has_estimates() else None
         return dataclasses.replace(plan, critical_path=tuple(graph.critical_path(deps, weights)))

@@ -27,6 +27,7 @@ from typing import Any, Optional
 from autorun_py import git, paths, transcripts
 from autorun_py.errors import AutorunError
 from autorun_py.events import read_events
+from autorun_py.gate import spec_of
 from autorun_py.state import (
     BLOCKED,
     CANCELLED,
@@ -125,6 +126,8 @@ class StageReport:
     critical: bool = False
     failure: Optional[str] = None
     blocked_by: Optional[int] = None
+    # the merge gate: verify runs, red ones, seconds spent verifying this stage's candidates
+    gate: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,6 +150,7 @@ class StageReport:
             "critical": self.critical,
             "failure": self.failure,
             "blocked_by": self.blocked_by,
+            "gate": self.gate,
         }
 
 
@@ -177,6 +181,7 @@ class RunReport:
     unpriced_models: list[str]
     events: dict[str, int]
     generated_at: str = field(default_factory=lambda: _now().strftime(_TS))
+    verify_command: Optional[str] = None  # the merge gate's command (None: not gated)
 
     @property
     def efficiency(self) -> float:
@@ -212,6 +217,7 @@ class RunReport:
             "price_source": transcripts.PRICE_SOURCE,
             "events": self.events,
             "generated_at": self.generated_at,
+            "verify_command": self.verify_command,
             "gantt": gantt(self),
             "graph": dependency_graph(self),
         }
@@ -377,6 +383,7 @@ def build_report(orch_dir: Path) -> RunReport:
                 if st.status == FAILED
                 else st.failure,
                 blocked_by=_blocked_by(events, n) if st.status == BLOCKED else None,
+                gate=_gate_figures(events, n),
             )
         )
     durations = {s.number: s.seconds for s in stages if s.seconds is not None}
@@ -422,7 +429,24 @@ def build_report(orch_dir: Path) -> RunReport:
         by_model=by_model,
         unpriced_models=sorted(m for m, u in by_model.items() if u.unpriced_responses),
         events=dict(sorted(counts.items())),
+        verify_command=spec_of(state).command,
     )
+
+
+def _gate_figures(events: Sequence[Mapping[str, Any]], number: int) -> dict[str, Any]:
+    """The merge gate's work on one stage, from verify_passed / verify_failed events."""
+    runs = [
+        e
+        for e in events
+        if e.get("type") in ("verify_passed", "verify_failed") and e.get("stage") == number
+    ]
+    red = [e for e in runs if e.get("type") == "verify_failed"]
+    return {
+        "runs": len(runs),
+        "failures": len(red),
+        "timeouts": sum(1 for e in red if e.get("timed_out")),
+        "seconds": round(sum(float(e.get("seconds") or 0) for e in runs), 3),
+    }
 
 
 # --------------------------------------------------------------------------- Mermaid
@@ -643,6 +667,24 @@ def render_markdown(report: RunReport) -> str:
             lines.append(f"- Stage {s.number} ({_cell(s.name)}): {s.conflicts} time(s): {files}")
     else:
         lines.append("None.")
+    lines += ["", "## Merge gate", ""]
+    if report.verify_command:
+        lines += [
+            f"Verify command: `{report.verify_command}`; the base branch only moved to "
+            "candidates that passed it.",
+            "",
+            "| # | Stage | Verify runs | Failures | Timeouts | Gate time |",
+            "|---|---|---|---|---|---|",
+        ]
+        for s in report.stages:
+            gf = s.gate or {}
+            lines.append(
+                f"| {s.number} | {_cell(s.name)} | {gf.get('runs', 0)} | "
+                f"{gf.get('failures', 0)} | {gf.get('timeouts', 0)} | "
+                f"{fmt_duration(gf.get('seconds', 0.0))} |"
+            )
+    else:
+        lines.append("Not gated: no verify command; merges were not checked.")
     lines += [
         "",
         "## Tokens and cost by model",

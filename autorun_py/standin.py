@@ -28,6 +28,12 @@ per stage through ``AUTORUN_STANDIN_*`` variables:
 - ``AUTORUN_STANDIN_GATE``: a directory; before its work, stage N waits until
   ``<dir>/stage-N`` exists (a test holds stages mid-run with it)
 - ``AUTORUN_STANDIN_MERGE_GATE``: the same, after the commit and before the merge
+- ``AUTORUN_STANDIN_TREE``: a directory; stage N's work is the files under
+  ``<dir>/stage-N/`` (copied over its worktree) instead of ``stages/stage-N.md``.
+  When the merge gate sends the stage back (``autorun merge`` exit 5), the
+  stand-in merges the base branch into its branch, copies ``<dir>/stage-N-fix/``
+  over the worktree, commits and merges again; without a fix it merges again
+  unchanged until the gate marks the stage failed (its ``verify_attempts``)
 
 Like Claude Code, it appends its conversation to
 ``~/.claude/projects/<project key>/<session id>.jsonl`` (an assistant line with
@@ -225,7 +231,10 @@ def run_stage(context_file: str) -> int:
         _log(f"stage {n} reported failure")
         return 0
     wt = Path(ctx["worktree"])
-    if os.environ.get("AUTORUN_STANDIN_FILE") == "shared":
+    tree = os.environ.get("AUTORUN_STANDIN_TREE")
+    if tree and (Path(tree) / f"stage-{n}").is_dir():
+        _copy_tree(Path(tree) / f"stage-{n}", wt)
+    elif os.environ.get("AUTORUN_STANDIN_FILE") == "shared":
         target = wt / "shared.txt"
         target.write_text(f"stage {n} was here\n", encoding="utf-8")
     else:
@@ -242,9 +251,49 @@ def run_stage(context_file: str) -> int:
     _log(f"stage {n} committed; merging")
     merged = _autorun("merge", orch, str(n), "--json")
     _log(f"stage {n} merge exit {merged.returncode}")
-    if merged.returncode not in (0, 3, 4):
+    for _ in range(10):
+        if merged.returncode != 5:
+            break
+        merged = _after_red_gate(orch, n, ctx, wt, merged)
+    if merged.returncode not in (0, 3, 4, 5):
         _log(merged.stderr.strip())
     return 0 if merged.returncode in (0, 4) else merged.returncode
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    for path in sorted(src.rglob("*")):
+        if path.is_file():
+            target = dst / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+
+
+def _after_red_gate(
+    orch: str, n: int, ctx: dict[str, Any], wt: Path, red: subprocess.CompletedProcess[str]
+) -> subprocess.CompletedProcess[str]:
+    """What the model does on exit 5: read the failure, fix the branch, merge again."""
+    try:
+        verdict = json.loads(red.stdout).get("verify") or {}
+    except ValueError:
+        verdict = {}
+    tail = (verdict.get("tail") or "").strip().splitlines()
+    _log(f"stage {n} sent back by the merge gate: {tail[-1] if tail else '?'}")
+    print(red.stdout, flush=True)
+    if verdict.get("stage_failed"):
+        _log(f"stage {n} failed by the merge gate")
+        return red
+    tree = os.environ.get("AUTORUN_STANDIN_TREE")
+    fix = Path(tree) / f"stage-{n}-fix" if tree else None
+    if fix is not None and fix.is_dir():
+        base = ctx.get("base_branch") or "main"
+        _git(wt, "-c", "core.hooksPath=/dev/null", "merge", "-q", "--no-edit", base)
+        _copy_tree(fix, wt)
+        _git(wt, "add", "-A")
+        _git(wt, "commit", "-q", "-m", f"Stage {n}: fix what the merge gate found")
+        _log(f"stage {n} merged {base} in and fixed its code")
+    merged = _autorun("merge", orch, str(n), "--json")
+    _log(f"stage {n} merge exit {merged.returncode}")
+    return merged
 
 
 def main(argv: Optional[list[str]] = None) -> int:

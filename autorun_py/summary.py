@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autorun_py import paths
+from autorun_py.gate import spec_of
 from autorun_py.state import COMPLETED, PENDING, RunState
 from autorun_py.view import elapsed_seconds, fmt_duration
 
@@ -44,6 +45,7 @@ def launch_summary(
         f"  Schedule:      {state.schedule}"
         + (f", at most {state.max_parallel} at once" if state.max_parallel else ", no cap")
         + (f" ({cap_reason})" if cap_reason and state.max_parallel else ""),
+        f"  Merge gate:    {spec_of(state).describe()}",
         "",
     ]
     first_wave = state.waves[0] if state.waves else []

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py.errors import AutorunError
+from autorun_py.gate import spec_of
 from autorun_py.orchestration import all_orchestrations
 from autorun_py.state import (
     BLOCKED,
@@ -147,6 +148,7 @@ def stage_row(
         "waiting_on": waiting_on,
         "merge_state": stage.merge_state,
         "merge_commit": stage.merge_commit,
+        "verify_failures": stage.counters.get("verify_failures", 0),
         "failure": stage.failure,
         **monitor_fields(state, stage),
         **liveness(state, stage, sessions),
@@ -195,6 +197,7 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
         "current_wave": state.current_wave,
         "waves": state.waves,
         "critical_path": state.critical_path,
+        "verify": spec_of(state).to_raw(),
         "counts": counts,
         "progress": {"completed": counts[COMPLETED], "total": total},
         "ready": state.ready(),
@@ -229,7 +232,9 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
     for row in summary["stages"]:
         name = row["name"] if len(row["name"]) <= 28 else row["name"][:27] + "…"
         status = row["status"]
-        if row["merge_state"]:
+        if row["merge_state"] == "verifying":
+            status = "verifying"  # the merge gate runs the verify command on its candidate
+        elif row["merge_state"]:
             status = f"merge:{row['merge_state']}"
         phase = row["phase"] or (
             "waiting" if row["status"] == PENDING and row["waiting_on"] else ""
@@ -254,6 +259,11 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
         lines += _session_lines(row, summary)
         lines += _monitor_lines(row)
     lines.append("")
+    gate = summary.get("verify") or {}
+    if gate.get("command"):
+        lines.append(f"merge gate: {gate['command']} (timeout {gate.get('timeout', 0):g}s)")
+    else:
+        lines.append("merge gate: none (not gated)")
     waves = "  ".join(f"{i}:{w}" for i, w in enumerate(summary["waves"], start=1))
     lines.append(f"waves: {waves}")
     if summary["critical_path"]:

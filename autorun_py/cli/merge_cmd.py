@@ -25,8 +25,11 @@ def merge(
 
     Exit 3: conflicts to resolve in the merge worktree, then --continue.
     Exit 4: blocked by your uncommitted changes in the base checkout.
+    Exit 5: the candidate failed the run's verify command (the merge gate); the
+    base did not move; the output shows the command, its result, the end of its
+    output and its log.
     """
-    from autorun_py.errors import UsageError
+    from autorun_py.errors import AutorunError, ExitCode, UsageError
     from autorun_py.merge import merge as do_merge
     from autorun_py.orchestration import resolve
 
@@ -49,7 +52,14 @@ def merge(
             here = Path(os.environ.get("PWD") or "/")
         ctx = find_context(here, include_done=True)
         orch, stage = ctx.orch_dir, ctx.stage
-    report = do_merge(resolve(orch), stage, action=action)
+    try:
+        report = do_merge(
+            resolve(orch), stage, action=action, progress=lambda line: click.echo(line, err=True)
+        )
+    except AutorunError as exc:
+        if exc.exit_code is ExitCode.TIMEOUT:  # exit 5 of `autorun merge` means a red gate
+            exc.exit_code = ExitCode.FAILURE
+        raise
     if as_json:
         echo_json(report.to_json())
     else:

@@ -30,6 +30,19 @@ from autorun_py.cli._out import echo_err, echo_json
 @click.option("--dry-run", is_flag=True, help="Print what would happen; touch nothing.")
 @click.option("--no-launch", is_flag=True, help="Create the orchestration but start no stage.")
 @click.option("--no-monitor", is_flag=True, help="Do not start the background monitor.")
+@click.option(
+    "--verify",
+    "verify",
+    metavar="CMD",
+    help="Shell command a merge candidate must pass before the base branch moves to it "
+    "(over the plan's `verify:` front matter and config.json; '' turns the gate off).",
+)
+@click.option(
+    "--verify-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Kill the verify command after SECONDS (default 900); counts as a failure.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def orchestrate(
     plan_path: Path,
@@ -38,6 +51,8 @@ def orchestrate(
     dry_run: bool,
     no_launch: bool,
     no_monitor: bool,
+    verify: Optional[str],
+    verify_timeout: Optional[float],
     as_json: bool,
 ) -> None:
     """Create an orchestration for PLAN and launch every stage that is ready."""
@@ -66,6 +81,8 @@ def orchestrate(
             dry_run=dry_run,
             launch=not no_launch,
             monitor=not no_monitor,
+            verify=verify,
+            verify_timeout=verify_timeout,
         )
     except PlanError as exc:
         if as_json:
