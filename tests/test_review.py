@@ -255,6 +255,21 @@ def test_user_edits_outside_the_answers_change_nothing(two_questions: Path) -> N
     ]
 
 
+def test_an_answer_typed_on_a_marker_line_is_kept(two_questions: Path) -> None:
+    text = two_questions.read_text()
+    meta = read_meta(text)
+    assert meta is not None
+    start1, end2 = start_marker(1, meta.nonce), end_marker(2, meta.nonce)
+    text = text.replace(start1, start1 + " Postgres, typed right after the comment")
+    text = text.replace(f"\n{end2}", f"\n5432 typed before the end {end2}")
+    doc = parse_review(text)
+    assert [a.answer for a in doc.answers] == [
+        "Postgres, typed right after the comment",
+        "5432 typed before the end",
+    ]
+    assert doc.problems == ()
+
+
 def test_a_deleted_marker_line_is_said_not_guessed(two_questions: Path) -> None:
     text = answer_all(two_questions.read_text(), ["a", "b"])
     meta = read_meta(text)

@@ -46,6 +46,7 @@ import json
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -183,20 +184,34 @@ def read_meta(text: str) -> Optional[ReviewMeta]:
     return None
 
 
-def _marker_kind(line: str, nonce: str) -> Optional[tuple[str, int]]:
-    """("start"|"end", n) or ("done", 0) for a marker line of this file, else None."""
-    s = line.strip()
-    if not (s.startswith("<!--") and s.endswith("-->") and f"({nonce})" in s):
+@dataclass(frozen=True)
+class _Marker:
+    line: int
+    kind: str  # "start", "end" or "done"
+    number: int  # 0 for the done box
+    before: str  # text on the same line before the comment
+    after: str  # ... and after it
+
+
+def _marker_re(nonce: str) -> re.Pattern[str]:
+    return re.compile(r"<!--((?:(?!-->).)*?)\(" + re.escape(nonce) + r"\)\s*-->")
+
+
+def _marker(idx: int, line: str, pattern: re.Pattern[str]) -> Optional[_Marker]:
+    """The marker comment of this file on ``line``, if any. Text typed on the same
+    line before or after it (``<!-- answer 1 starts ... --> Postgres``) is kept."""
+    m = pattern.search(line)
+    if m is None:
         return None
-    inner = s[4:-3]
-    m = _START_RE.search(inner)
-    if m:
-        return ("start", int(m.group(1)))
-    m = _END_RE.search(inner)
-    if m:
-        return ("end", int(m.group(1)))
+    inner, before, after = m.group(1), line[: m.start()].rstrip(), line[m.end() :].lstrip()
+    found = _START_RE.search(inner)
+    if found:
+        return _Marker(idx, "start", int(found.group(1)), before, after)
+    found = _END_RE.search(inner)
+    if found:
+        return _Marker(idx, "end", int(found.group(1)), before, after)
     if _DONE_RE.search(inner):
-        return ("done", 0)
+        return _Marker(idx, "done", 0, before, after)
     return None
 
 
@@ -221,11 +236,8 @@ def parse_review(text: str) -> ReviewDoc:
 
 def _parse_v2(text: str, meta: ReviewMeta) -> ReviewDoc:
     lines = text.split("\n")
-    markers: list[tuple[int, str, int]] = []  # (line index, kind, number)
-    for idx, line in enumerate(lines):
-        kind = _marker_kind(line, meta.nonce)
-        if kind is not None:
-            markers.append((idx, kind[0], kind[1]))
+    pattern = _marker_re(meta.nonce)
+    markers = [m for idx, line in enumerate(lines) if (m := _marker(idx, line, pattern))]
 
     answers: list[Answer] = []
     problems: list[str] = []
@@ -233,28 +245,38 @@ def _parse_v2(text: str, meta: ReviewMeta) -> ReviewDoc:
     consumed_until = -1  # answers never overlap: a region ends before the next starts
     for number, question in enumerate(meta.questions, 1):
         start = next(
-            (i for i, k, n in markers if k == "start" and n == number and i > consumed_until),
+            (
+                m
+                for m in markers
+                if m.kind == "start" and m.number == number and m.line > consumed_until
+            ),
             None,
         )
         if start is None:
             problems.append(f"the line that starts answer {number} was removed")
             answers.append(Answer(number, question, ""))
             continue
-        end = next((i for i, k, n in markers if i > start and k == "end" and n == number), None)
         # Never past another marker of this file: a lost end line ends at the next one.
-        stop = next((i for i, _k, _n in markers if i > start), len(lines))
-        lost_end = end is None or end > stop
-        if lost_end:
+        stop = next((m for m in markers if m.line > start.line), None)
+        if stop is not None and stop.kind == "end" and stop.number == number:
+            body = [start.after, *lines[start.line + 1 : stop.line], stop.before]
+            end_line = stop.line
+        else:
             problems.append(f"the line that ends answer {number} was removed")
-            end = stop
-        assert end is not None
-        answers.append(Answer(number, question, _trim_blank_edges(lines[start + 1 : end])))
-        regions.append((start, end))
-        consumed_until = end - 1 if lost_end else end  # the next marker may start an answer
+            end_line = len(lines) if stop is None else stop.line
+            body = [start.after, *lines[start.line + 1 : end_line]]
+        answers.append(Answer(number, question, _trim_blank_edges(body)))
+        regions.append((start.line, end_line))
+        # A lost end: the next marker (on end_line) may start the next answer.
+        consumed_until = end_line if stop is not None and stop.kind == "end" else end_line - 1
 
     done = False
     done_at = next(
-        (i for i, k, _n in markers if k == "done" and not any(a < i < b for a, b in regions)),
+        (
+            m.line
+            for m in markers
+            if m.kind == "done" and not any(a < m.line < b for a, b in regions)
+        ),
         None,
     )
     if done_at is not None:
