@@ -25,6 +25,9 @@ from typing import Callable, Optional
 from autorun_py.errors import AutorunError
 
 SAMPLE_PLAN = """\
+---
+verify: python3 check.py
+---
 # Master plan: textstats
 
 A tiny text-statistics library grows a parser, storage, an API, and docs.
@@ -76,6 +79,48 @@ SAMPLE_FILES = {
     "README.md": "# textstats\n\nA tiny text-statistics library (autorun demo project).\n",
     "textstats/__init__.py": '"""textstats: count words and sentences."""\n',
     ".gitignore": ".env\n",
+    # the merge gate's check (the plan's `verify:`): every module of the package imports
+    "check.py": (
+        '"""The sample project\'s check: every module of textstats imports."""\n'
+        "import importlib\nimport pkgutil\n\nimport textstats\n\n"
+        "for m in pkgutil.iter_modules(textstats.__path__):\n"
+        '    importlib.import_module("textstats." + m.name)\n'
+        'print("textstats: every module imports")\n'
+    ),
+}
+
+# What the stand-in agent writes per stage (AUTORUN_STANDIN_TREE); the other stages
+# write a note under stages/. Stage 4 first imports a name the parser does not
+# have: the merge gate sends it back, and it fixes the import and merges again.
+_PARSER = (
+    '"""Split text into words and sentences."""\n\nimport re\n\n\n'
+    "def words(text):\n    return re.findall(r\"[\\w']+\", text)\n\n\n"
+    "def sentences(text):\n"
+    '    return [s.strip() for s in re.split(r"[.!?]+", text) if s.strip()]\n'
+)
+_API = (
+    '"""analyse(path): parse a file and return its statistics."""\n\n'
+    "from pathlib import Path\n\n"
+    "from textstats.parser import sentences, {name}\n\n\n"
+    "def analyse(path):\n"
+    '    text = Path(path).read_text(encoding="utf-8")\n'
+    '    return {{"words": len({name}(text)), "sentences": len(sentences(text))}}\n'
+)
+STANDIN_TREE = {
+    "stage-1/textstats/model.py": (
+        '"""The core types."""\n\nfrom dataclasses import dataclass\n\n\n'
+        "@dataclass\nclass Document:\n    text: str\n\n\n"
+        "@dataclass\nclass Stats:\n    words: int\n    sentences: int\n"
+    ),
+    "stage-2/textstats/parser.py": _PARSER,
+    "stage-3/textstats/storage.py": (
+        '"""Documents and their statistics as JSON files."""\n\nimport json\n\n\n'
+        "def save(path, stats):\n"
+        '    with open(path, "w", encoding="utf-8") as fh:\n'
+        "        json.dump(stats, fh)\n"
+    ),
+    "stage-4/textstats/api.py": _API.format(name="split_words"),
+    "stage-4-fix/textstats/api.py": _API.format(name="words"),
 }
 
 
@@ -121,7 +166,7 @@ def _write_marker(root: Path, home: Path) -> None:
     if marker.exists():
         return  # a second demo in the same directory: the first one's record stands
     there = set(os.listdir(root))
-    names = ["textstats", home.name, "claude-config", "standin.log"]
+    names = ["textstats", home.name, "claude-config", "standin.log", "standin-tree"]
     data = {
         "root": os.path.realpath(root),
         "home": home.name,
@@ -156,6 +201,7 @@ def run_demo(
             "AUTORUN_AGENT_ARGS": shlex.join(["-m", "autorun_py.standin"]),
             "AUTORUN_STANDIN_DELAY": delay,
             "AUTORUN_STANDIN_LOG": str(root / "standin.log"),
+            "AUTORUN_STANDIN_TREE": str(root / "standin-tree"),
             "AUTORUN_LAUNCH_STAGGER": "0",  # the stand-in shares no service limit
             # The stand-in writes transcripts as Claude Code does: into the demo's
             # own config dir (the sessions inherit it), never the user's ~/.claude.
@@ -172,6 +218,10 @@ def run_demo(
     orch_dir: Optional[Path] = None
     try:
         repo = make_repo(root)
+        for rel, text in STANDIN_TREE.items():
+            p = root / "standin-tree" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text, encoding="utf-8")
         outcome = run_orchestrate(
             repo / "master_plan.md", repo, max_parallel=max_parallel, monitor=False
         )
@@ -221,6 +271,7 @@ _DEMO_ENV = (
     "AUTORUN_AGENT_ARGS",
     "AUTORUN_STANDIN_DELAY",
     "AUTORUN_STANDIN_LOG",
+    "AUTORUN_STANDIN_TREE",
     "AUTORUN_LAUNCH_STAGGER",
     "CLAUDE_CONFIG_DIR",
 )
@@ -241,6 +292,27 @@ def after_commands(result: DemoResult) -> list[str]:
     if result.orch_dir is not None:  # last: it removes what the others look at
         clean = [*cli, "clean", result.orch_dir.name, "--purge"]
         lines.append(f"{env} {shlex.join(clean)}")
+    return lines
+
+
+def gate_lines(result: DemoResult) -> list[str]:
+    """What the merge gate did in the demo, from its events."""
+    from autorun_py.events import read_events
+
+    if result.orch_dir is None:
+        return []
+    events = read_events(result.orch_dir)
+    passed = [e for e in events if e.get("type") == "verify_passed"]
+    failed = [e for e in events if e.get("type") == "verify_failed"]
+    lines = [
+        f"Merge gate (`verify:` in the plan): {len(passed)} candidate(s) passed, "
+        f"{len(failed)} sent back"
+    ]
+    for e in failed:
+        lines.append(
+            f"  stage {e.get('stage')} was sent back (exit status {e.get('exit_status')}), "
+            f"fixed its branch and merged again; log: {e.get('log')}"
+        )
     return lines
 
 

@@ -276,7 +276,7 @@ def _after_red_gate(
         verdict = json.loads(red.stdout).get("verify") or {}
     except ValueError:
         verdict = {}
-    tail = (verdict.get("tail") or "").strip().splitlines()
+    tail = [ln for ln in (verdict.get("tail") or "").splitlines() if ln and not ln.startswith("# ")]
     _log(f"stage {n} sent back by the merge gate: {tail[-1] if tail else '?'}")
     print(red.stdout, flush=True)
     if verdict.get("stage_failed"):

@@ -4,6 +4,7 @@ simultaneous merges, failure and retry, and the demo."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -212,6 +213,12 @@ def test_demo_completes(tmp_path: Path) -> None:
     assert "Demo completed" in out and "Merged:        6/6 stages" in out
     repo = tmp_path / "demo" / "textstats"
     assert len(git(repo, "log", "--merges", "--oneline").splitlines()) == 6
+    # the merge gate sent stage 4 back once; it fixed itself; main imports
+    assert re.search(r"Merge gate .*: [6-9] candidate\(s\) passed, 1 sent back", out)
+    assert "stage 4 was sent back (exit status 1)" in out
+    check = subprocess.run([sys.executable, "check.py"], cwd=repo, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert "words(text)" in (repo / "textstats" / "api.py").read_text()
     # The demo's private tmux server is gone.
     sockets = subprocess.run(["tmux", "-L", f"autorun-demo-{proc.pid}", "ls"], capture_output=True)
     assert sockets.returncode != 0

@@ -26,7 +26,7 @@ import click
 @click.option("--delay", default="0.5-2.5", show_default=True, help="Stand-in work, seconds.")
 def demo(root: Optional[Path], timeout: float, max_parallel: Optional[int], delay: str) -> None:
     """Run a 6-stage sample plan on a scratch repo with a stand-in agent."""
-    from autorun_py.demo import after_commands, check_demo, run_demo
+    from autorun_py.demo import after_commands, check_demo, gate_lines, run_demo
     from autorun_py.summary import final_summary
 
     tty = sys.stdout.isatty()
@@ -49,6 +49,7 @@ def demo(root: Optional[Path], timeout: float, max_parallel: Optional[int], dela
     if result.orch_dir is not None:
         state = StatusStore(result.orch_dir).read()
         click.echo("\n" + final_summary(state))
+        click.echo("\n" + "\n".join(gate_lines(result)))
     click.echo(
         f"\nDemo {'completed' if result.ok else 'did NOT complete'} in {result.seconds:.1f}s.\n"
         f"  Repository: {result.repo}\n"
