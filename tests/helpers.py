@@ -93,8 +93,7 @@ def wait_finished(orch: Path, timeout: float = 60) -> dict[str, Any]:
             raw = {}
         stages = raw.get("stages", {})
         if stages and all(
-            s["status"] in ("completed", "failed", "blocked", "cancelled")
-            for s in stages.values()
+            s["status"] in ("completed", "failed", "blocked", "cancelled") for s in stages.values()
         ):
             return raw
         time.sleep(0.2)

@@ -285,7 +285,10 @@ class Scenario:
         """Run the merge once unkilled: its git steps ('subcommand#occurrence')
         and the user's checkout at the merged result."""
         self.reset()
-        proc = self.cli(self.merge_argv(), env=self.wrapped_env(0))
+        env = self.wrapped_env(0)
+        t0 = time.monotonic()
+        proc = self.cli(self.merge_argv(), env=env)
+        self.merge_seconds = time.monotonic() - t0
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert json.loads(proc.stdout)["result"] == "merged", proc.stdout
         seen: dict[str, int] = {}
@@ -304,11 +307,13 @@ class Scenario:
         proc = self.cli(self.merge_argv(), env=self.wrapped_env(n))
         return proc.returncode
 
-    def kill_after(self, delay: float) -> tuple[bool, int]:
-        """Start the merge and SIGKILL it after ``delay`` seconds; (killed, git
+    def kill_after(self, delay: float, *, from_first_git: bool = True) -> tuple[bool, int]:
+        """Start the merge and SIGKILL it ``delay`` seconds after its first git
+        call (after its start with ``from_first_git=False``); (killed, git
         invocations it started). Waits for its orphaned children to end."""
         env = dict(os.environ)
         env.update(self.wrapped_env(0))
+        count = Path(env["KILLGIT_COUNT"])
         proc = subprocess.Popen(
             [sys.executable, "-m", "autorun_py", *self.merge_argv()],
             cwd=self.repo,
@@ -317,6 +322,9 @@ class Scenario:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        if from_first_git:
+            while not count.exists() and proc.poll() is None:
+                time.sleep(0.001)
         time.sleep(delay)
         killed = proc.poll() is None
         if killed:
