@@ -279,7 +279,7 @@ class Scenario:
             raw = (self.root / "git.log").read_bytes().decode("utf-8", "replace")
         except FileNotFoundError:
             return []
-        return [ln.split("\0")[:-1] for ln in raw.split("\0\n") if ln]
+        return [ln.split("\0") for ln in raw.split("\0\n") if ln]
 
     def record_steps(self) -> list[str]:
         """Run the merge once unkilled: its git steps ('subcommand#occurrence')

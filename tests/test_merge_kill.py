@@ -78,3 +78,15 @@ def test_the_two_reported_kills(tmp_path: Path, quiet_agent: None) -> None:
     assert "gained commits" not in proc.stdout + proc.stderr
     assert cont.check() == []
     assert "BASE\nSTAGE" in (cont.repo / "shared.txt").read_text()  # the resolution kept
+
+
+def test_a_monitor_check_finishes_an_interrupted_merge(tmp_path: Path, quiet_agent: None) -> None:
+    sc = Scenario(tmp_path / "carried", "carried")
+    steps = sc.record_steps()
+    sc.reset()
+    # killed after carrying the checkout, before moving the base
+    assert sc.kill_at(steps.index("update-ref#1") + 1) == -signal.SIGKILL
+    assert sc.check() != []  # not merged yet: the checkout holds the stage's files
+    proc = sc.cli(["monitor", str(sc.orch), "--once", "--quiet", "--gap", "0"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sc.check() == []
