@@ -240,3 +240,58 @@ def test_merge_exits_5_with_the_failing_import_then_lands_after_a_fix(
     verified = [e["candidate"] for e in read_events(orch) if e["type"] == "verify_passed"]
     assert merged in verified  # the base moved to exactly the commit that passed
     assert StatusStore(orch).read().stages[2].merge_state is None
+
+
+def test_status_shows_verifying_and_a_base_that_moved_meanwhile_is_verified_again(
+    project: Path, quiet_agent: None, tmp_path: Path
+) -> None:
+    flag = tmp_path / "flags"
+    flag.mkdir()
+    wait_go = f"touch {flag}/started; while [ ! -f {flag}/go ]; do sleep 0.05; done"
+    plan = _plan(project, f'"{wait_go}"')
+    orch = Path(run_orchestrate(plan, project, monitor=False).orch_dir)
+    wt = Path(StatusStore(orch).read().stages[3].worktree or "")
+    _commit_files(wt, {"notes.md": "# notes\n"}, "notes")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autorun_py", "merge", str(orch), "3", "--json"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: (flag / "started").exists(), timeout=60, what="verify started")
+    status = run_cli(["status", str(orch)], project)
+    assert "verifying" in status.stdout, status.stdout
+    row = json.loads(run_cli(["status", str(orch), "--json"], project).stdout)["stages"][2]
+    assert row["merge_state"] == "verifying"
+    # the user commits on main while the candidate is being verified
+    (project / "user.txt").write_text("mine\n")
+    git(project, "add", "user.txt")
+    git(project, "commit", "-q", "-m", "the user's own commit")
+    user_tip = git(project, "rev-parse", "main")
+    (flag / "go").touch()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    merged = json.loads(out)["merge_commit"]
+    assert git(project, "rev-parse", "main") == merged
+    assert git(project, "rev-parse", f"{merged}^1") == user_tip  # rebuilt on the new tip
+    events = read_events(orch)
+    started = [e["candidate"] for e in events if e["type"] == "verify_started"]
+    passed = [e["candidate"] for e in events if e["type"] == "verify_passed"]
+    assert len(started) == 2 and started[-1] == merged and merged in passed
+    assert (project / "notes.md").is_file() and (project / "user.txt").is_file()
+
+
+def test_a_hanging_verify_is_red_at_its_timeout(project: Path, quiet_agent: None) -> None:
+    plan = _plan(project, "sleep 300")
+    plan.write_text(plan.read_text().replace("verify_timeout: 60", "verify_timeout: 1"))
+    orch = Path(run_orchestrate(plan, project, monitor=False).orch_dir)
+    wt = Path(StatusStore(orch).read().stages[3].worktree or "")
+    _commit_files(wt, {"notes.md": "# notes\n"}, "notes")
+    tip = git(project, "rev-parse", "main")
+    red = run_cli(["merge", str(orch), "3"], project)
+    assert red.returncode == 5, red.stdout + red.stderr
+    assert "killed at its timeout" in red.stdout
+    assert git(project, "rev-parse", "main") == tip
+    ev = [e for e in read_events(orch) if e["type"] == "verify_failed"]
+    assert ev and ev[0]["timed_out"] is True and ev[0]["exit_status"] is None
