@@ -17,6 +17,14 @@ def _run() -> None:
         from autorun_py.hooks import main as hook_main
 
         sys.exit(hook_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] in ("phase", "context"):
+        # The bookkeeping calls of every stage step: no click when the call is
+        # plainly well formed (anything else falls through, nothing done).
+        from autorun_py.fastcli import try_run
+
+        code = try_run(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
     from autorun_py.cli import main
 
     main()

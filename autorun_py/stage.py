@@ -11,14 +11,12 @@ import contextlib
 import os
 import re
 import shlex
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py import paths
 from autorun_py.errors import AutorunError
-from autorun_py.orchestration import all_orchestrations
 from autorun_py.state import (
     COMPLETED,
     IN_PROGRESS,
@@ -31,8 +29,9 @@ from autorun_py.state import (
     transition,
     update_phase,
 )
-from autorun_py.tmux import Tmux
 
+# orchestration (git, worktrees) and tmux are imported where they are used: the
+# lean `phase` / `context` path (autorun_py/fastcli.py) needs neither.
 _CONTEXT_NAME = re.compile(r"^stage-([0-9]+)-context\.md$")
 
 
@@ -120,6 +119,10 @@ def current_tmux_session() -> Optional[str]:
     """The tmux session this process runs in, if any."""
     if not os.environ.get("TMUX"):
         return None
+    import subprocess
+
+    from autorun_py.tmux import Tmux
+
     pane = os.environ.get("TMUX_PANE")
     args = ["display-message", "-p"]
     if pane:
@@ -187,6 +190,8 @@ def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = No
     store = StatusStore(orch_dir)
     here = Path(os.path.realpath(cwd))
     session = session or current_tmux_session()
+    from autorun_py.tmux import Tmux
+
     with store.transaction() as txn:
         state = txn.state
         stage = state.stage(number)
@@ -234,7 +239,7 @@ def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = No
         return make_context(state, stage)
 
 
-def _context_from_env(here: Path, include_done: bool) -> Optional[StageContext]:
+def context_from_env(here: Path, include_done: bool) -> Optional[StageContext]:
     """The stage named by the session's environment (``AUTORUN_ORCH_DIR`` and
     ``AUTORUN_STAGE``, set by the engine for every stage session), when this
     directory is its worktree (or that worktree is gone: a merged stage)."""
@@ -264,9 +269,11 @@ def find_context(
     ``include_done``: a stage already merged counts too (``autorun merge`` says so
     instead of failing when it is called twice)."""
     here = cwd.resolve()
-    found = _context_from_env(here, include_done)
+    found = context_from_env(here, include_done)
     if found is not None:
         return found
+    from autorun_py.orchestration import all_orchestrations
+
     session = session if session is not None else current_tmux_session()
     best: Optional[tuple[int, StageContext]] = None
     wanted = (IN_PROGRESS, COMPLETED) if include_done else (IN_PROGRESS,)

@@ -1,10 +1,11 @@
 """The run's state: ``<orch_dir>/status.json``, one file lock, atomic writes.
 
 Every read-modify-write goes through :meth:`StatusStore.transaction`, which
-holds one :class:`filelock.FileLock` beside the file, re-reads the file, lets
-the caller change the typed model, writes a temp file in the same directory
-(flushed and fsynced) and ``os.replace``-s it over ``status.json``, then appends
-the transaction's events to ``events.jsonl`` while still holding the lock.
+holds one lock file beside it (:class:`autorun_py.flock.FlockLock`, a blocking
+flock), re-reads the file, lets the caller change the typed model, writes a
+temp file in the same directory (flushed and fsynced) and ``os.replace``-s it
+over ``status.json``, then appends the transaction's events to ``events.jsonl``
+while still holding the lock.
 Readers never lock: ``os.replace`` means they see the old or the new file,
 never a part of one.
 
@@ -499,17 +500,21 @@ class StatusStore:
         return cast(RawStatus, raw)
 
     def _lock(self) -> Any:
-        from filelock import FileLock, Timeout
+        from autorun_py.flock import FlockLock, LockTimeout
 
-        lock = FileLock(str(self.lock_path), timeout=self.lock_timeout)
+        lock = FlockLock(self.lock_path, timeout=self.lock_timeout)
         try:
-            # filelock polls a non-blocking flock; its 50 ms default interval
-            # dominates under contention, so poll briskly.
-            lock.acquire(poll_interval=0.002)
-        except Timeout:
+            # Blocks in flock and wakes as the holder lets go (no polls); the
+            # same kernel lock as filelock's on this path.
+            lock.acquire()
+        except LockTimeout:
             raise AutorunError(
                 f"timed out after {self.lock_timeout:.0f}s waiting for the status lock",
                 path=self.lock_path,
+            ) from None
+        except OSError as exc:
+            raise AutorunError(
+                f"cannot take the status lock: {exc.strerror or exc}", path=self.lock_path
             ) from None
         return lock
 
