@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from autorun_py.errors import AutorunError
+from autorun_py.git import run_git
 
 SAMPLE_PLAN = """\
 ---
@@ -151,7 +151,7 @@ def make_repo(root: Path) -> Path:
         ["add", "-A"],
         ["commit", "-q", "-m", "textstats: initial project and master plan"],
     ):
-        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+        run_git(args, repo)
     return repo
 
 

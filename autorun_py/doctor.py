@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -167,12 +166,14 @@ def _version_check(
 
 
 def _run_version(argv: list[str], timeout: float = 30) -> Optional[str]:
+    from autorun_py.proc import run
+
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        res = run(argv, timeout=timeout)
+    except AutorunError:
         return None
-    out = (proc.stdout or proc.stderr).strip()
-    return out.splitlines()[0] if proc.returncode == 0 and out else None
+    out = (res.stdout or res.stderr).strip()
+    return out.splitlines()[0] if res.returncode == 0 and out else None
 
 
 def check_python(which: Which) -> list[Check]:

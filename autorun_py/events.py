@@ -48,11 +48,17 @@ def events_path(orch_dir: Path) -> Path:
 
 def _identity(orch_dir: Path) -> tuple[str, str]:
     """plan_name and project_slug from status.json (for writers that lack them)."""
-    try:
-        raw = json.loads((Path(orch_dir) / "status.json").read_text(encoding="utf-8"))
-        return str(raw.get("plan_name", "")), str(raw.get("project_slug", ""))
-    except (OSError, ValueError):
+    from autorun_py.errors import AutorunError
+    from autorun_py.fsutil import read_text_bounded
+
+    try:  # bounded, no symlink, never blocks on a FIFO
+        text = read_text_bounded(Path(orch_dir) / "status.json", 64 << 20, follow_symlinks=False)
+        raw = json.loads(text)
+    except (OSError, ValueError, RecursionError, AutorunError):
         return "", ""
+    if not isinstance(raw, dict):
+        return "", ""
+    return str(raw.get("plan_name", "")), str(raw.get("project_slug", ""))
 
 
 def event_line(event: dict[str, Any]) -> bytes:
@@ -92,15 +98,15 @@ def write_lines(orch_dir: Path, lines: list[bytes], kill_point: Optional[Any] = 
     """Append whole lines (one ``write`` each) and fsync once."""
     if not lines:
         return
-    fd = os.open(events_path(orch_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        for i, data in enumerate(lines):
-            if i and kill_point is not None:
-                kill_point("events:between-lines")
-            os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    from autorun_py.fsutil import append_lines
+
+    # never through a symlink placed at events.jsonl (O_NOFOLLOW), one clear error
+    # naming the file for a full or read-only disk
+    append_lines(
+        events_path(orch_dir),
+        lines,
+        between_lines=None if kill_point is None else lambda: kill_point("events:between-lines"),
+    )
 
 
 def journal_missing(orch_dir: Path, journal: Any) -> list[bytes]:
@@ -143,9 +149,13 @@ def flush_journal(orch_dir: Path, journal: Any) -> int:
 
 
 def _read_journal(orch_dir: Path) -> Any:
-    try:
-        raw = json.loads((Path(orch_dir) / "status.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from autorun_py.errors import AutorunError
+    from autorun_py.fsutil import read_text_bounded
+
+    try:  # bounded, no symlink, never blocks on a FIFO
+        text = read_text_bounded(Path(orch_dir) / "status.json", 64 << 20, follow_symlinks=False)
+        raw = json.loads(text)
+    except (OSError, ValueError, RecursionError, AutorunError):
         return None
     return raw.get("event_journal") if isinstance(raw, dict) else None
 

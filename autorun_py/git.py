@@ -1,19 +1,25 @@
 """The one wrapper for git subprocess calls.
 
 Every git invocation goes through :func:`run_git`: an argv list (never a shell
-string), a fixed environment that keeps git from prompting or paging, and a
-:class:`~autorun_py.errors.GitError` carrying the command and its stderr.
+string) run by :mod:`autorun_py.proc`, a fixed environment that keeps git from
+prompting or paging, and a :class:`~autorun_py.errors.GitError` carrying the
+command and its stderr.
+
+The environment cannot redirect git: the variables that locate a repository
+(``GIT_DIR``, ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``, ... which git exports into
+the hooks it runs) are dropped, by pre-commit's rule (:func:`no_git_env`), so
+``git -C <dir>`` always means the repository at ``<dir>``.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from autorun_py import proc
 from autorun_py.errors import AutorunError, GitError
 
 PathLike = Union[str, Path]
@@ -31,8 +37,47 @@ class GitResult:
         return self.returncode == 0
 
 
+# pre-commit's no_git_env (pre_commit/git.py): every GIT_* variable goes, except
+# these, which do not name a repository (transport, auth, ad-hoc config).
+_KEEP_GIT_VARS = frozenset(
+    {
+        "GIT_EXEC_PATH",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_CONFIG_COUNT",
+        "GIT_HTTP_PROXY_AUTHMETHOD",
+        "GIT_ALLOW_PROTOCOL",
+        "GIT_ASKPASS",
+        # autorun's additions: it commits (merges) as the user, so the user's
+        # identity and user-level configuration stay; they locate no repository.
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_CONFIG_NOSYSTEM",
+    }
+)
+_KEEP_GIT_PREFIXES = ("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
+
+
+def no_git_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """``environ`` (default ``os.environ``) without the variables that redirect git:
+    ``GIT_DIR``, ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``, ``GIT_OBJECT_DIRECTORY``,
+    ``GIT_COMMON_DIR``, ``GIT_NAMESPACE``, ``GIT_CEILING_DIRECTORIES``, ..."""
+    env = os.environ if environ is None else environ
+    return {
+        k: v
+        for k, v in env.items()
+        if not k.startswith("GIT_") or k in _KEEP_GIT_VARS or k.startswith(_KEEP_GIT_PREFIXES)
+    }
+
+
 def _git_env(extra: Optional[Mapping[str, str]]) -> dict[str, str]:
-    env = dict(os.environ)
+    env = no_git_env()
     env.update(
         {
             "GIT_TERMINAL_PROMPT": "0",
@@ -58,19 +103,12 @@ def run_git(
     """Run ``git -C cwd <args>``; raise GitError on a non-zero exit when ``check``."""
     argv = ["git", "-C", str(cwd), *args]
     try:
-        proc = subprocess.run(
-            argv,
-            input=input,
-            capture_output=True,
-            text=True,
-            env=_git_env(env),
-            check=False,
-        )
-    except FileNotFoundError as exc:
+        res = proc.run(argv, input=input, env=_git_env(env))
+    except proc.CommandNotFound as exc:
         raise AutorunError("git is not installed or not on PATH") from exc
-    result = GitResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
-    if check and proc.returncode != 0:
-        raise GitError(argv, proc.returncode, proc.stderr, stdout=proc.stdout)
+    result = GitResult(res.argv, res.returncode, res.stdout, res.stderr)
+    if check and res.returncode != 0:
+        raise GitError(argv, res.returncode, res.stderr, stdout=res.stdout)
     return result
 
 

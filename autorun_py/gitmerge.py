@@ -175,33 +175,27 @@ class MergeOutcome:
 
 
 class MergeLock:
-    """A ``filelock.FileLock`` on one repository's merge lock file; a timeout
-    becomes an :class:`AutorunError` with exit code ``TIMEOUT``."""
+    """An :class:`autorun_py.fsutil.Lock` on one repository's merge lock file; a
+    timeout becomes an :class:`AutorunError` with exit code ``TIMEOUT``."""
 
     def __init__(self, path: Path, repo: Path, timeout: float) -> None:
-        import filelock
+        from autorun_py.fsutil import Lock
 
         self.lock_file = path
         self.repo = repo
         self.timeout = timeout
-        self._lock = filelock.FileLock(str(path), timeout=timeout)
+        self._lock = Lock(path, timeout=timeout)
 
     @property
     def is_locked(self) -> bool:
-        return bool(self._lock.is_locked)
+        return self._lock.is_locked
 
     def acquire(self, timeout: float | None = None) -> MergeLock:
-        import filelock
-
         wait = self.timeout if timeout is None else timeout
-        try:
-            self._lock.acquire(timeout=wait)
-        except filelock.Timeout:
-            raise AutorunError(
-                f"another merge into {self.repo} still holds the merge lock after {wait:g}s",
-                path=self.lock_file,
-                exit_code=ExitCode.TIMEOUT,
-            ) from None
+        self._lock.message = (
+            f"another merge into {self.repo} still holds the merge lock after {wait:g}s"
+        )
+        self._lock.acquire(wait)
         return self
 
     def release(self) -> None:

@@ -21,7 +21,6 @@ import contextlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -369,13 +368,9 @@ def kill_later(
         cmd += ["--owner", owner]
     if then_clean:
         cmd += ["--then-clean", *then_clean]
-    subprocess.Popen(  # noqa: S603 - argv list, no shell
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    from autorun_py.proc import spawn
+
+    spawn(cmd)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ import datetime
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -233,14 +232,10 @@ def lock_path(orch_dir: Path) -> Path:
 
 def try_lock(orch_dir: Path) -> Optional[Any]:
     """The run's monitor lock, or None when another monitor holds it."""
-    from filelock import FileLock, Timeout
+    from autorun_py.fsutil import Lock
 
-    lock = FileLock(str(lock_path(orch_dir)), timeout=0)
-    try:
-        lock.acquire(blocking=False)
-    except Timeout:
-        return None
-    return lock
+    lock = Lock(lock_path(orch_dir), timeout=0)
+    return lock if lock.try_acquire() else None
 
 
 def monitor_pid(orch_dir: Path) -> Optional[int]:
@@ -271,13 +266,11 @@ def spawn_monitor(orch_dir: Path, extra_args: tuple[str, ...] = ()) -> Optional[
     log = monitor_log_path(state)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        from autorun_py.proc import spawn
+
+        child = spawn(
             [sys.executable, "-m", "autorun_py", "monitor", str(orch_dir), "--quiet", *extra_args],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
+            output=out,
         )
     # Until the new monitor has recorded itself (or exited: another one held the
     # lock), a second caller would see no monitor and start another; wait a moment.
@@ -285,16 +278,16 @@ def spawn_monitor(orch_dir: Path, extra_args: tuple[str, ...] = ()) -> Optional[
     # monitor runs.
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if child.poll() is not None:
             return None
         try:
             mon = StatusStore(orch_dir).read().monitor
         except AutorunError:
             mon = {}
-        if mon.get("pid") == proc.pid and not mon.get("exited_at"):
+        if mon.get("pid") == child.pid and not mon.get("exited_at"):
             break
         time.sleep(0.02)
-    return proc.pid
+    return child.pid
 
 
 def ensure_monitor(orch_dir: Path) -> Optional[int]:
@@ -825,6 +818,8 @@ class Monitor:
                 try:
                     res = self.check()
                 except AutorunError as exc:
+                    if self.opts.once:
+                        raise  # one check asked for: its error is the answer
                     if not self.store.exists():
                         reason = "the run's status.json is gone"
                         self.log(f"monitor_error {exc}")

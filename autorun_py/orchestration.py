@@ -103,7 +103,8 @@ def all_orchestrations() -> list[Path]:
     root = paths.orchestration_root()
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if (p / STATUS_FILE).is_file())
+    # lexists: a run whose status.json is broken is still listed (as unreadable)
+    return sorted(p for p in root.iterdir() if os.path.lexists(p / STATUS_FILE))
 
 
 def _tmux_sessions() -> list[str]:
@@ -322,15 +323,20 @@ def _create_locked(
 def creation_lock(timeout: float = 120.0) -> Iterator[None]:
     """One ``orchestrate`` at a time picks a slug and a directory: two runs started
     together never get the same slug (their tmux session names)."""
-    from filelock import FileLock, Timeout
+    from autorun_py.errors import ExitCode
+    from autorun_py.fsutil import Lock
 
     path = paths.locks_dir() / CREATE_LOCK
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=timeout)
     try:
-        lock.acquire(poll_interval=0.05)
-    except Timeout:
-        raise AutorunError("another `autorun orchestrate` is creating a run", path=path) from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AutorunError(f"cannot create: {exc.strerror}", path=path.parent) from None
+    lock = Lock(
+        path,
+        timeout=timeout,
+        message="another `autorun orchestrate` is creating a run",
+        exit_code=ExitCode.FAILURE,
+    ).acquire()
     try:
         yield
     finally:
@@ -386,13 +392,15 @@ def resolve(ref: Optional[str], cwd: Optional[Path] = None) -> Path:
     """Find an orchestration directory from a name, a path, or (None) the current place."""
     if ref:
         p = Path(ref).expanduser()
-        if (p / STATUS_FILE).is_file():
+        # lexists: a status.json that is a symlink, a FIFO or corrupt is still
+        # this run's; reading it gives the precise error.
+        if os.path.lexists(p / STATUS_FILE):
             return p.resolve()
-        if p.name == STATUS_FILE and p.is_file():
+        if p.name == STATUS_FILE and os.path.lexists(p):
             return p.parent.resolve()
         if "/" not in ref and ref not in (".", ".."):
             cand = paths.orchestration_root() / ref
-            if (cand / STATUS_FILE).is_file():
+            if os.path.lexists(cand / STATUS_FILE):
                 return cand
         known = ", ".join(d.name for d in all_orchestrations()) or "none"
         raise AutorunError(f"no orchestration {ref!r} (known: {known})")

@@ -169,23 +169,27 @@ def _median(values: Sequence[float]) -> float:
 # --------------------------------------------------------------------------- loading
 
 
+PLAN_SIZE_LIMIT = 4 << 20  # 4 MiB: far beyond any plan a person writes
+
+
 def load_plan(path: Path) -> Plan:
     """Read and parse the master plan at ``path``.
 
     Raises :class:`PlanError` for an invalid plan (including a file that is not
     UTF-8 text) and :class:`AutorunError` naming the path when it cannot be read.
     """
+    from autorun_py.fsutil import read_bytes_bounded
+
     path = Path(path)
     try:
-        data = path.read_bytes()
+        # Bounded and non-blocking: a FIFO, /dev/zero or a huge file is refused.
+        data = read_bytes_bounded(path, PLAN_SIZE_LIMIT)
     except FileNotFoundError:
         raise AutorunError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise AutorunError("is a directory, not a master plan file", path=path) from None
-    except PermissionError:
-        raise AutorunError("permission denied", path=path) from None
-    except OSError as exc:
-        raise AutorunError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    except AutorunError as exc:
+        if "is a directory" in exc.message:
+            raise AutorunError("is a directory, not a master plan file", path=path) from None
+        raise
     return parse_plan(decode_plan_bytes(data, path), path)
 
 

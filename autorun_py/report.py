@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from autorun_py import git, paths, transcripts
+from autorun_py import fsutil, git, paths, transcripts
 from autorun_py.errors import AutorunError
 from autorun_py.events import read_events
 from autorun_py.gate import spec_of
@@ -733,9 +733,7 @@ def write_report(orch_dir: Path) -> tuple[Path, Path]:
     report = build_report(orch_dir)
     md, js = report_paths(orch_dir)
     md.parent.mkdir(parents=True, exist_ok=True)
-    tmp = md.with_name(f".{md.name}.tmp")
-    tmp.write_text(render_markdown(report), encoding="utf-8")
-    tmp.replace(md)
+    fsutil.write_text_atomic(md, render_markdown(report), mode=0o644)
     write_json_atomic(js, report.to_json())
     return md, js
 

@@ -37,7 +37,7 @@ from typing import Any, Optional
 
 from autorun_py import git, transcripts, worktrees
 from autorun_py.config import Config, agent_argv, find_agent, load_config
-from autorun_py.errors import AutorunError
+from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import ensure_flushed, utc_now
 from autorun_py.launch import (
     claim,
@@ -110,17 +110,15 @@ def live_pane(tmux: Tmux, name: str, owner: Optional[str] = None) -> Optional[st
 
 def recover_lock(orch_dir: Path, timeout: float = 120.0) -> Any:
     """One recoverer at a time per run (the monitor and ``resume`` may overlap)."""
-    from filelock import FileLock, Timeout
+    from autorun_py.fsutil import Lock
 
-    lock = FileLock(str(Path(orch_dir) / RECOVER_LOCK), timeout=timeout)
-    try:
-        lock.acquire(poll_interval=0.05)
-    except Timeout:
-        raise AutorunError(
-            "another process is recovering this run's stages",
-            path=Path(orch_dir) / RECOVER_LOCK,
-        ) from None
-    return lock
+    lock = Lock(
+        Path(orch_dir) / RECOVER_LOCK,
+        timeout=timeout,
+        message="another process is recovering this run's stages",
+        exit_code=ExitCode.FAILURE,
+    )
+    return lock.acquire()
 
 
 def _branch_merged(repo: Path, base: str, st: StageState) -> bool:

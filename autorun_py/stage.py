@@ -127,7 +127,7 @@ def current_tmux_session() -> Optional[str]:
     args = ["display-message", "-p"]
     if pane:
         args += ["-t", pane]
-    with contextlib.suppress(AutorunError, OSError, subprocess.SubprocessError):
+    with contextlib.suppress(AutorunError, OSError):
         proc = Tmux.from_env().run([*args, "#{session_name}"], check=False)
         if proc.returncode == 0 and proc.stdout.strip():
             return proc.stdout.strip()

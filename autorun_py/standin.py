@@ -46,17 +46,17 @@ import datetime
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py import proc as _proc
+from autorun_py.git import run_git
 
-def _autorun(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "autorun_py", *args], capture_output=True, text=True, check=False
-    )
+
+def _autorun(*args: str) -> _proc.Result:
+    return _proc.run([sys.executable, "-m", "autorun_py", *args])
 
 
 def _log(message: str) -> None:
@@ -171,11 +171,7 @@ def _review(orch: str, n: int) -> None:
     )
     path = proc.stdout.strip()
     _log(f"stage {n} waiting for review {path}")
-    waiter = subprocess.Popen(
-        [sys.executable, "-m", "autorun_py", "review", "wait", path, "--no-open"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    waiter = _proc.start([sys.executable, "-m", "autorun_py", "review", "wait", path, "--no-open"])
     from autorun_py.review import is_stage_waiting
 
     while waiter.poll() is None and not is_stage_waiting(Path(orch), n):
@@ -188,7 +184,7 @@ def _review(orch: str, n: int) -> None:
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True)
+    run_git(args, cwd)
 
 
 def run_stage(context_file: str) -> int:
@@ -242,7 +238,7 @@ def run_stage(context_file: str) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(f"# {ctx['name']}\n\nDone by stage {n}.\n", encoding="utf-8")
     _git(wt, "add", "-A")
-    staged = subprocess.run(["git", "-C", str(wt), "diff", "--cached", "--quiet"], check=False)
+    staged = run_git(["diff", "--cached", "--quiet"], wt, check=False)
     if staged.returncode != 0:  # a resumed stage may have committed already
         _git(wt, "commit", "-q", "-m", f"Stage {n}: {ctx['name']}")
     _autorun("phase", orch, str(n), "implement", "completed", "--current", "1", "--total", "1")

@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, TypedDict, TypeVar, cast
 
-from autorun_py.errors import AutorunError
+from autorun_py import fsutil
+from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import event_line, flush_journal, log_size, make_event, utc_now, write_lines
 
 SCHEMA_VERSION = 1
@@ -362,7 +362,12 @@ class RunState:
     # -- (de)serialisation --------------------------------------------------------
     @classmethod
     def from_raw(cls, raw: RawStatus, path: Optional[Path] = None) -> RunState:
-        data: dict[str, Any] = dict(migrate(dict(raw)))
+        try:
+            validate_raw(raw)
+        except _Bad as exc:
+            # "<orch>/status.json: stages.3.depends_on: expected a list of stage numbers"
+            raise AutorunError(str(exc), path=path or STATUS_FILE) from None
+        data: dict[str, Any] = dict(migrate(dict(raw), path))
         try:
             stages_raw = data.pop("stages")
             known = {k: data.pop(k) for k in list(data) if k in _RUN_KEYS}
@@ -423,17 +428,200 @@ class RunState:
         return raw
 
 
-def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+# --------------------------------------------------------------------------- validation
+
+# A status file is ours, but a person (or a crash of another tool) may have
+# edited it. Every field is checked on read, so that a bad one is one error
+# naming the file and the field, never a traceback somewhere later.
+
+MAX_STATUS_BYTES = 64 << 20
+_MAX_STAGE = 100_000
+_MAX_INT = (1 << 53) - 1  # what every JSON reader agrees on
+
+
+class _Bad(Exception):
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where}: {what}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _want_str(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -> None:
+    if key not in obj:
+        if required:
+            raise _Bad(f"{where}{key}", "missing")
+        return
+    v = obj[key]
+    if required and not (isinstance(v, str) and v):
+        raise _Bad(f"{where}{key}", "expected a non-empty string")
+    if v is not None and not isinstance(v, str):
+        raise _Bad(f"{where}{key}", f"expected a string, not {_kind(v)}")
+
+
+def _want_int(obj: dict[str, Any], key: str, where: str, *, minimum: int = 0) -> None:
+    v = obj.get(key)
+    if v is None:
+        return
+    if not _is_int(v) or not minimum <= v <= _MAX_INT:
+        raise _Bad(f"{where}{key}", f"expected a whole number >= {minimum}, not {_short(v)}")
+
+
+def _want_dict(obj: dict[str, Any], key: str, where: str) -> None:
+    v = obj.get(key)
+    if v is not None and not isinstance(v, dict):
+        raise _Bad(f"{where}{key}", f"expected an object, not {_kind(v)}")
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    return "an object"
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v) if not isinstance(v, (dict, list)) else _kind(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _stage_numbers(
+    v: Any, where: str, known: Optional[set[int]], *, what: str = "a list of stage numbers"
+) -> None:
+    if not isinstance(v, list) or not all(_is_int(n) for n in v):
+        raise _Bad(where, f"expected {what}")
+    if known is not None:
+        for n in v:
+            if n not in known:
+                raise _Bad(where, f"stage {n} does not exist")
+
+
+_STAGE_STR_FIELDS = (
+    "name context_file branch plan_file started_at completed_at worktree session "
+    "claude_session_id launched_at start_commit merge_commit failure failed_at merge_state"
+).split()
+_RUN_STR_FIELDS = "created_at orch_dir completed_at base_commit".split()
+_RUN_STATUSES = (RUN_RUNNING, RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES)
+
+
+def _validate_stage(number: int, st: Any, known: set[int]) -> None:
+    where = f"stages.{number}."
+    if not isinstance(st, dict):
+        raise _Bad(f"stages.{number}", f"expected an object, not {_kind(st)}")
+    status = st.get("status", PENDING)
+    if status not in STAGE_STATUSES:
+        raise _Bad(
+            f"{where}status",
+            f"unknown stage status {_short(status)} (one of: {', '.join(STAGE_STATUSES)})",
+        )
+    for key in _STAGE_STR_FIELDS:
+        _want_str(st, key, where)
+    if st.get("depends_on") is not None:
+        _stage_numbers(st["depends_on"], f"{where}depends_on", known)
+        if number in st["depends_on"]:
+            raise _Bad(f"{where}depends_on", "a stage cannot depend on itself")
+    _want_int(st, "launch_attempts", where)
+    _want_dict(st, "merge_detail", where)
+    est = st.get("estimate_hours")
+    if est is not None and (
+        isinstance(est, bool) or not isinstance(est, (int, float)) or not 0 <= est < 1e9
+    ):
+        raise _Bad(f"{where}estimate_hours", f"expected a number of hours, not {_short(est)}")
+    counters = st.get("counters")
+    if counters is not None:
+        if not isinstance(counters, dict):
+            raise _Bad(f"{where}counters", f"expected an object, not {_kind(counters)}")
+        for key in counters:
+            _want_int(counters, key, f"{where}counters.")
+    phases = st.get("phases")
+    if phases is not None:
+        if not isinstance(phases, dict):
+            raise _Bad(f"{where}phases", f"expected an object, not {_kind(phases)}")
+        for name, ph in phases.items():
+            pw = f"{where}phases.{name}"
+            if not isinstance(ph, dict):
+                raise _Bad(pw, f"expected an object, not {_kind(ph)}")
+            for key in ("started_at", "completed_at"):
+                _want_str(ph, key, pw + ".")
+            for key in ("current_phase", "total_phases"):
+                _want_int(ph, key, pw + ".")
+
+
+def validate_raw(raw: Any) -> None:
+    """Raise ``_Bad(field, problem)`` for the first field that is not what autorun writes."""
+    if not isinstance(raw, dict):
+        raise _Bad("(top level)", f"expected an object, not {_kind(raw)}")
+    version = raw.get("schema_version", 0)
+    if not _is_int(version) or version < 0:
+        raise _Bad("schema_version", f"expected a whole number, not {_short(version)}")
+    for key in ("plan_path", "plan_name", "project_slug", "project_root", "base_branch"):
+        _want_str(raw, key, "", required=True)
+    for key in _RUN_STR_FIELDS:
+        _want_str(raw, key, "")
+    status = raw.get("status", RUN_RUNNING)
+    if status not in _RUN_STATUSES:
+        raise _Bad("status", f"unknown run status {_short(status)}")
+    schedule = raw.get("schedule", "dataflow")
+    if schedule not in ("dataflow", "waves"):
+        raise _Bad("schedule", f'expected "dataflow" or "waves", not {_short(schedule)}')
+    for key in ("revision", "current_wave"):
+        _want_int(raw, key, "")
+    _want_int(raw, "max_parallel", "", minimum=1)
+    _want_dict(raw, "monitor", "")
+    stages = raw.get("stages")
+    if not isinstance(stages, dict):
+        raise _Bad("stages", f"expected an object of stages, not {_kind(stages)}")
+    known: set[int] = set()
+    for key in stages:
+        if not (isinstance(key, str) and key.isdigit() and key.isascii()):
+            raise _Bad(f"stages.{key}", "a stage key must be a stage number")
+        n = int(key)
+        if not 1 <= n <= _MAX_STAGE or str(n) != key:
+            raise _Bad(f"stages.{key}", "a stage key must be a stage number")
+        known.add(n)
+    for key, st in stages.items():
+        _validate_stage(int(key), st, known)
+    waves = raw.get("waves")
+    if waves is not None:
+        if not isinstance(waves, list):
+            raise _Bad("waves", f"expected a list of waves, not {_kind(waves)}")
+        for i, wave in enumerate(waves):
+            _stage_numbers(wave, f"waves.{i}", known)
+    if raw.get("critical_path") is not None:
+        _stage_numbers(raw["critical_path"], "critical_path", known)
+    from autorun_py.graph import find_cycle
+
+    deps = {int(k): tuple(v.get("depends_on") or ()) for k, v in stages.items()}
+    cycle = find_cycle(deps)
+    if cycle:
+        raise _Bad("stages", "dependency cycle: " + " -> ".join(map(str, cycle)))
+
+
+def migrate(raw: dict[str, Any], path: Optional[Path] = None) -> dict[str, Any]:
     """Bring a raw status dict from any older schema up to :data:`SCHEMA_VERSION`.
 
     Version 0 is the seed's own format (no ``schema_version``): it gains the
     fields autorun adds, with neutral values. Each future version adds one step.
     """
-    version = int(raw.get("schema_version", 0))
+    version = raw.get("schema_version", 0)
+    if not _is_int(version) or version < 0:
+        raise AutorunError(
+            f"schema_version: expected a whole number, not {_short(version)}",
+            path=path or STATUS_FILE,
+        )
     if version > SCHEMA_VERSION:
         raise AutorunError(
             f"status.json has schema version {version}, newer than this autorun "
-            f"understands ({SCHEMA_VERSION}); upgrade autorun"
+            f"understands ({SCHEMA_VERSION}); upgrade autorun",
+            path=path,
         )
     if version == 0:
         raw.setdefault("revision", 0)
@@ -484,39 +672,32 @@ class StatusStore:
 
     def read_raw(self) -> RawStatus:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            # never a symlink, a FIFO or a device; bounded
+            text = fsutil.read_text_bounded(self.path, MAX_STATUS_BYTES, follow_symlinks=False)
         except FileNotFoundError:
             raise AutorunError(
                 "no status.json here: not an orchestration directory", path=self.orch_dir
             ) from None
-        except OSError as exc:
-            raise AutorunError(f"cannot read status file: {exc.strerror}", path=self.path) from None
         try:
             raw = json.loads(text)
         except ValueError as exc:
             raise AutorunError(f"status file is not valid JSON: {exc}", path=self.path) from None
+        except RecursionError:
+            raise AutorunError("status file is nested too deeply", path=self.path) from None
         if not isinstance(raw, dict):
             raise AutorunError("status file does not hold a JSON object", path=self.path)
         return cast(RawStatus, raw)
 
-    def _lock(self) -> Any:
-        from autorun_py.flock import FlockLock, LockTimeout
-
-        lock = FlockLock(self.lock_path, timeout=self.lock_timeout)
-        try:
-            # Blocks in flock and wakes as the holder lets go (no polls); the
-            # same kernel lock as filelock's on this path.
-            lock.acquire()
-        except LockTimeout:
-            raise AutorunError(
-                f"timed out after {self.lock_timeout:.0f}s waiting for the status lock",
-                path=self.lock_path,
-            ) from None
-        except OSError as exc:
-            raise AutorunError(
-                f"cannot take the status lock: {exc.strerror or exc}", path=self.lock_path
-            ) from None
-        return lock
+    def _lock(self) -> fsutil.Lock:
+        # Blocks in flock and wakes as the holder lets go (no polls); the same
+        # kernel lock as filelock's on this path (autorun_py/flock.py).
+        lock = fsutil.Lock(
+            self.lock_path,
+            timeout=self.lock_timeout,
+            message=f"timed out after {self.lock_timeout:.0f}s waiting for the status lock",
+            exit_code=ExitCode.FAILURE,
+        )
+        return lock.acquire()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -529,6 +710,9 @@ class StatusStore:
         """
         lock = self._lock()
         try:
+            # the events go where status.json is, never through a symlink placed
+            # there: refused before anything changes
+            fsutil.refuse_symlink(self.orch_dir / "events.jsonl")
             txn = Transaction(self.read())
             state = txn.state
             flush_journal(self.orch_dir, state.extra.pop(JOURNAL_KEY, None))
@@ -608,34 +792,9 @@ def dumps_readable(data: Any) -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file in the same directory, fsync, and rename over ``path``."""
-    path = Path(path)
-    text = dumps_readable(data)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        dfd = os.open(str(directory), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    """Write JSON to a temp file in the same directory, fsync, and rename over ``path``
+    (:func:`autorun_py.fsutil.write_text_atomic`: never through a symlink)."""
+    fsutil.write_text_atomic(Path(path), dumps_readable(data))
 
 
 # --------------------------------------------------------------------------- transitions

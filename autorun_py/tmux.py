@@ -2,19 +2,19 @@
 
 Argv lists only, never a shell string. When ``AUTORUN_TMUX_SOCKET`` is set every
 call is ``tmux -L <socket> ...`` (tests and the demo run on a private server).
+Processes run through :mod:`autorun_py.proc`; the tmux binary is looked up once.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from autorun_py import proc
 from autorun_py.errors import AutorunError, TmuxError
 
 # Variables the agent needs inside a stage session, even when the tmux server
@@ -84,17 +84,21 @@ class Tmux:
             base += ["-L", self.socket]
         return base + list(args)
 
-    def run(self, args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(self, args: Sequence[str], *, check: bool = True) -> proc.Result:
         argv = self.argv(args)
-        if shutil.which("tmux") is None:
+        exe = proc.which("tmux")
+        if exe is None:
             raise AutorunError(
                 "tmux is not installed "
                 "(Debian/Ubuntu: sudo apt-get install tmux; macOS: brew install tmux)"
             )
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if check and proc.returncode != 0:
-            raise TmuxError(argv, proc.returncode, proc.stderr, stdout=proc.stdout, what="tmux")
-        return proc
+        try:
+            res = proc.run([exe, *argv[1:]])
+        except proc.CommandNotFound as exc:
+            raise AutorunError(f"tmux cannot be run: {exc}") from None
+        if check and res.returncode != 0:
+            raise TmuxError(argv, res.returncode, res.stderr, stdout=res.stdout, what="tmux")
+        return res
 
     def out(self, args: Sequence[str]) -> str:
         return self.run(args).stdout.rstrip("\n")

@@ -2,15 +2,21 @@
 
 Subcommands live in their own modules and are imported only when invoked, so
 ``autorun --help`` and ``autorun plan check`` never pay for watchdog & co.
-Every :class:`~autorun_py.errors.AutorunError` becomes one line on stderr and
-its exit code here, and nowhere else.
+The error boundary is :func:`main`, and nowhere else: an
+:class:`~autorun_py.errors.AutorunError` becomes one line on stderr and its
+exit code; an ``OSError`` (a full or read-only disk, a file that cannot be
+read), a ``UnicodeError`` or a JSON error from a user's file becomes one line
+naming the file; anything unexpected one line and a hint to run with
+``--debug`` (``AUTORUN_DEBUG=1``), which prints the traceback and logs every
+git, tmux and process call.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import click
 
@@ -88,8 +94,24 @@ class LazyGroup(click.Group):
                 formatter.write_dl(sorted(rows))
 
 
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        from autorun_py import proc
+
+        proc.set_debug(True)
+        os.environ["AUTORUN_DEBUG"] = "1"  # for the processes autorun starts
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="autorun")
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Log every git, tmux and process call; print tracebacks (also AUTORUN_DEBUG=1).",
+)
 def cli() -> None:
     """autorun: run a staged master plan as parallel Claude Code sessions.
 
@@ -99,9 +121,42 @@ def cli() -> None:
     """
 
 
+def _debug_from_env() -> bool:
+    return os.environ.get("AUTORUN_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _debugging() -> bool:
+    mod = sys.modules.get("autorun_py.proc")
+    return bool(mod is not None and mod.debug_enabled())
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the file(s) it names and the system's reason."""
+    where = ""
+    if exc.filename is not None:
+        where = f"{os.fsdecode(exc.filename)}: "
+        if exc.filename2 is not None:
+            where = f"{os.fsdecode(exc.filename)} -> {os.fsdecode(exc.filename2)}: "
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"autorun: error: {where}{reason}"
+
+
+def _fail(line: str, code: int) -> NoReturn:
+    if _debugging():
+        import traceback
+
+        traceback.print_exc()
+    click.echo(line, err=True)  # verbatim: a path may hold any character
+    sys.exit(code)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
-    """Console entry point: run the click group, map domain errors to exit codes."""
+    """Console entry point: run the click group; the one place errors become lines."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if _debug_from_env():
+        from autorun_py import proc
+
+        proc.set_debug(True)
     try:
         if args[:1] == ["--args-of"]:
             # A slash command's `!` line: its arguments come from the prompt hook,
@@ -111,8 +166,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             args = expand_argv(args)
         rv: Any = cli.main(args=args, prog_name="autorun", standalone_mode=False)
     except AutorunError as exc:
-        click.echo(f"autorun: error: {exc}", err=True)
-        sys.exit(int(exc.exit_code))
+        _fail(f"autorun: error: {exc}", int(exc.exit_code))
     except click.exceptions.Abort:
         click.echo("autorun: interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
@@ -124,4 +178,22 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
         sys.exit(int(ExitCode.FAILURE))
+    except OSError as exc:
+        _fail(_os_error_line(exc), int(ExitCode.FAILURE))
+    except UnicodeError as exc:
+        _fail(f"autorun: error: text that is not valid UTF-8: {exc}", int(ExitCode.FAILURE))
+    except RecursionError:
+        _fail("autorun: error: input nested too deeply", int(ExitCode.FAILURE))
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        import json
+
+        if isinstance(exc, json.JSONDecodeError):  # from a user's file
+            _fail(f"autorun: error: not valid JSON: {exc}", int(ExitCode.FAILURE))
+        detail = str(exc).strip().splitlines()
+        _fail(
+            f"autorun: internal error: {type(exc).__name__}"
+            + (f": {detail[0]}" if detail else "")
+            + ("" if _debugging() else " (run with --debug for the traceback)"),
+            int(ExitCode.FAILURE),
+        )
     sys.exit(rv if isinstance(rv, int) else 0)

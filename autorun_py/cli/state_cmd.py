@@ -113,8 +113,10 @@ def events(
         notable_line,
         read_events,
     )
+    from autorun_py.state import StatusStore
 
     orch_dir = _wait_for_run() if (wait_run and orch is None) else _orch(orch)
+    StatusStore(orch_dir).read()  # a broken run is one clear error, not a log without a run
 
     def show(ev: dict[str, Any]) -> None:
         if notable:

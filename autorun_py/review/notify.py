@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -39,15 +38,11 @@ def open_for_user(path: Path) -> bool:
     exe = shutil.which(opener)
     if exe is None:
         return False
+    from autorun_py.proc import spawn
+
     try:
-        subprocess.Popen(  # noqa: S603 - argv list, no shell
-            [exe, str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError:
+        spawn([exe, str(path)])
+    except AutorunError:
         return False
     return True
 
@@ -110,17 +105,12 @@ def notify_user(
         elif shutil.which("notify-send"):
             argv = ["notify-send", "--app-name=autorun", "autorun: answers needed", message]
         if argv is not None:
+            from autorun_py.proc import run
+
             try:
-                subprocess.run(  # noqa: S603 - argv list, no shell
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    timeout=3,
-                    check=False,
-                )
+                run(argv, timeout=3, capture=False)
                 used.append("desktop")
-            except (OSError, subprocess.SubprocessError):
+            except AutorunError:
                 pass
 
     if meta is not None and meta.orch_dir is not None and meta.orch_dir.is_dir():

@@ -62,9 +62,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from autorun_py.fsutil import read_text_bounded
+
+    try:  # bounded, never blocks on a FIFO (a run's status.json, a waiter's record)
+        return json.loads(read_text_bounded(path, 64 << 20))
+    except (OSError, ValueError, RecursionError, AutorunError):
         return None
 
 
@@ -73,12 +75,11 @@ class HeldLock:
     holds one while it waits; others ask :func:`lock_is_held`)."""
 
     def __init__(self, path: Path) -> None:
-        from filelock import FileLock
+        from autorun_py.fsutil import Lock
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock: Any = FileLock(str(path))
-        self._lock.acquire(timeout=5)
+        self._lock = Lock(path, timeout=5).acquire()
 
     def release(self) -> None:
         self._lock.release()
@@ -91,14 +92,13 @@ def lock_is_held(path: Path) -> bool:
     so a reused pid never looks alive)."""
     if not path.exists():
         return False
-    from filelock import FileLock, Timeout
+    from autorun_py.fsutil import Lock
 
-    probe: Any = FileLock(str(path))
+    probe = Lock(path, timeout=0)
     try:
-        probe.acquire(blocking=False)
-    except Timeout:
-        return True
-    except OSError:
+        if not probe.try_acquire():
+            return True
+    except AutorunError:
         return False
     probe.release()
     return False
