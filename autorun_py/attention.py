@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -100,14 +99,10 @@ def notify(message: str) -> list[str]:
     elif desktop and shutil.which("notify-send"):
         argv = ["notify-send", "--app-name=autorun", "autorun", message]
     if argv:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(  # noqa: S603 - argv list, no shell
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=3,
-                check=False,
-            )
+        from autorun_py.errors import AutorunError
+        from autorun_py.proc import run
+
+        with contextlib.suppress(AutorunError):
+            run(argv, timeout=3, capture=False)
             used.append("desktop")
     return used

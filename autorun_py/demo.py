@@ -94,7 +94,7 @@ SAMPLE_FILES = {
 # have: the merge gate sends it back, and it fixes the import and merges again.
 _PARSER = (
     '"""Split text into words and sentences."""\n\nimport re\n\n\n'
-    "def words(text):\n    return re.findall(r\"[\\w']+\", text)\n\n\n"
+    'def words(text):\n    return re.findall(r"[\\w\']+", text)\n\n\n'
     "def sentences(text):\n"
     '    return [s.strip() for s in re.split(r"[.!?]+", text) if s.strip()]\n'
 )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from autorun_py import paths
+from autorun_py import proc as _proc
 from autorun_py.errors import AutorunError
 from autorun_py.state import IN_PROGRESS, StatusStore, fail_stage
 
@@ -266,7 +266,7 @@ def _verify_env(commit: str, worktree: Path) -> dict[str, str]:
     return env
 
 
-def _kill_group(pgid: int, proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(pgid: int, proc: _proc.Child[bytes]) -> None:
     """SIGTERM the process group, then SIGKILL what is left of it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGTERM)
@@ -310,26 +310,15 @@ def run_command(
         start = fh.tell()
         try:
             # The user's own shell command: the one shell autorun runs (see module doc).
-            proc = subprocess.Popen(
-                [_SHELL, "-c", command],
-                cwd=str(cwd),
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
+            proc = _proc.spawn([_SHELL, "-c", command], cwd=cwd, env=env, output=fh)
+        except AutorunError as exc:
             fh.write(f"# could not start {_SHELL}: {exc}\n".encode())
             return None, False, time.monotonic() - t0, start
         timed_out = False
         last = t0
         while True:
-            try:
-                proc.wait(timeout=0.1)
+            if _proc.wait(proc, 0.1) is not None:
                 break
-            except subprocess.TimeoutExpired:
-                pass
             now = time.monotonic()
             if now - t0 >= timeout:
                 timed_out = True

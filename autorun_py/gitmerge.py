@@ -397,9 +397,7 @@ def continue_merge(
     # (``merge --quit`` drops MERGE_HEAD): a kill in between loses nothing.
     journal({"step": "resolved", "resolved": resolved, "head": head, "summary": summary})
     _settle_resolution(mw, resolved, head)
-    return _finish_resolved(
-        repo, base_branch, stage_branch, mw, message, summary, journal, verify
-    )
+    return _finish_resolved(repo, base_branch, stage_branch, mw, message, summary, journal, verify)
 
 
 # -- recovery of an interrupted merge -------------------------------------------

@@ -37,7 +37,6 @@ import contextlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -452,7 +451,9 @@ def spawn(action: str, orch_dir: Path, number: int, source: str) -> None:
     env = dict(os.environ)
     env.pop("CLAUDECODE", None)  # not a Claude Code shell: merge may clean up at once
     with open(log, "ab") as out:
-        subprocess.Popen(  # noqa: S603 - argv list, no shell
+        from autorun_py.proc import spawn
+
+        spawn(
             [
                 sys.executable,
                 "-m",
@@ -464,11 +465,7 @@ def spawn(action: str, orch_dir: Path, number: int, source: str) -> None:
                 str(number),
                 source,
             ],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
+            output=out,
             env=env,
             cwd=str(paths.autorun_home()) if paths.autorun_home().is_dir() else "/",
         )

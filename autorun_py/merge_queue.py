@@ -78,13 +78,17 @@ class Queue:
     """One repository's queue file; every read-modify-write under its lock."""
 
     def __init__(self, repo: Path) -> None:
-        import filelock
-
         key = hashlib.sha1(str(g.common_dir(repo)).encode("utf-8")).hexdigest()
         directory = locks_dir()
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"merge-queue-{key}.json"
-        self._lock = filelock.FileLock(str(self.path) + ".lock", timeout=60)
+        from autorun_py.fsutil import Lock
+
+        self._lock = Lock(
+            str(self.path) + ".lock",
+            timeout=60,
+            message="another merge holds the merge queue",
+        )
 
     def _read(self) -> list[Entry]:
         try:

@@ -164,6 +164,17 @@ def spawn(
     return child
 
 
+Child = subprocess.Popen  # a started child: poll(), wait(), pid, returncode
+
+
+def wait(child: subprocess.Popen[bytes], timeout: float) -> Optional[int]:
+    """Wait up to ``timeout`` seconds for ``child``; its exit status, or None."""
+    try:
+        return child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def start(
     argv: Sequence[str],
     *,
@@ -199,5 +210,6 @@ __all__ = [
     "set_debug",
     "spawn",
     "start",
+    "wait",
     "which",
 ]

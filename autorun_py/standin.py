@@ -265,8 +265,8 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 def _after_red_gate(
-    orch: str, n: int, ctx: dict[str, Any], wt: Path, red: subprocess.CompletedProcess[str]
-) -> subprocess.CompletedProcess[str]:
+    orch: str, n: int, ctx: dict[str, Any], wt: Path, red: _proc.Result
+) -> _proc.Result:
     """What the model does on exit 5: read the failure, fix the branch, merge again."""
     try:
         verdict = json.loads(red.stdout).get("verify") or {}
