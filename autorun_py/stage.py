@@ -119,7 +119,6 @@ def current_tmux_session() -> Optional[str]:
     """The tmux session this process runs in, if any."""
     if not os.environ.get("TMUX"):
         return None
-    import subprocess
 
     from autorun_py.tmux import Tmux
 

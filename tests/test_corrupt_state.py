@@ -300,13 +300,19 @@ SUBPROCESS_CASES = [
     ("deep nesting of the file", ["monitor", "--once", "--gap", "0"]),
     ("a FIFO", ["events"]),
     ("a list instead of an object", ["retry", "1"]),
+    ("depends_on a string", ["phase", "1", "triage", "started"]),  # the lean path
+    ("huge integer literal", ["stage", "fail"]),
 ]
 
 
 @pytest.mark.parametrize("corruption,args", SUBPROCESS_CASES)
 def test_a_broken_run_in_a_real_process(corruption: str, args: list[str], world: World) -> None:
     corrupt(world.broken, corruption)
-    argv = [sys.executable, "-m", "autorun_py", args[0], str(world.broken), *args[1:]]
+    if args[:2] == ["stage", "fail"]:
+        argv = [sys.executable, "-m", "autorun_py", "stage", "fail", str(world.broken), "1"]
+        argv += ["--reason", "x"]
+    else:
+        argv = [sys.executable, "-m", "autorun_py", args[0], str(world.broken), *args[1:]]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=world.repo)
     assert res.returncode != 0
     assert "Traceback" not in res.stdout + res.stderr
