@@ -267,9 +267,10 @@ def on_stop_failure(orch_dir: Path, number: int, payload: dict[str, Any]) -> Hoo
     """An API error ended the turn: wait (the monitor continues it once the wait is over)."""
     import datetime
 
-    from autorun_py.monitor import MonitorOptions, _iso
+    from autorun_py.monitor import MonitorOptions
     from autorun_py.resume import stage_record
     from autorun_py.state import StatusStore
+    from autorun_py.timeutil import format_utc
 
     kind = str(payload.get("error") or "unknown")
     message = str(payload.get("last_assistant_message") or payload.get("error_details") or "")
@@ -286,11 +287,11 @@ def on_stop_failure(orch_dir: Path, number: int, payload: dict[str, Any]) -> Hoo
             "line": message[:300],
             "count": 0,
             "reset_at": None,
-            "until": _iso(until, ceil=True),
+            "until": format_utc(until, ceil=True),
             "named": False,
             "source": "hook",
             "kind": kind,
-            "at": _iso(now),
+            "at": format_utc(now),
         }
         rec["limit_backoff"] = backoff
         st.counters["limit_waits"] = st.counters.get("limit_waits", 0) + 1

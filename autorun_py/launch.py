@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import sys
 import time
@@ -33,6 +32,7 @@ from autorun_py.config import Config, agent_argv, load_config, require_agent
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
 from autorun_py.graph import remaining_path
+from autorun_py.names import slug
 from autorun_py.state import (
     IN_PROGRESS,
     PENDING,
@@ -55,11 +55,6 @@ class LaunchResult:
     pending: list[int] = field(default_factory=list)
 
 
-def kebab(text: str, limit: int = 30) -> str:
-    out = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return out[:limit].rstrip("-") or "stage"
-
-
 def session_name(state: RunState, number: int) -> str:
     return f"{state.project_slug}_stage-{number}"
 
@@ -67,7 +62,7 @@ def session_name(state: RunState, number: int) -> str:
 def branch_name(state: RunState, stage: StageState) -> str:
     """Unique per orchestration (the directory name is unique under $AUTORUN_HOME)."""
     run = Path(state.orch_dir).name
-    base = f"autorun/{run}/stage-{stage.number}-{kebab(stage.name)}"
+    base = f"autorun/{run}/stage-{stage.number}-{slug(stage.name, 30, 'stage')}"
     return base if stage.launch_attempts <= 1 else f"{base}-retry{stage.launch_attempts - 1}"
 
 
@@ -467,12 +462,12 @@ def chain(
             txn.emit("chained", stage=ctx.stage, window=window, command=command)
         log_file = paths.logs_dir() / f"{ctx.project_slug}_stage-{ctx.stage}.log"
     else:
-        log_file = paths.logs_dir() / f"chain-{kebab(window)}.log"
+        log_file = paths.logs_dir() / f"chain-{slug(window, 30, 'stage')}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     if session and tmux.has_session(session):
         pane = tmux.new_window(session, argv, cwd=workdir, window=window, env=env)
     else:
-        session = session or f"autorun_{kebab(window, 20)}_{session_id[:6]}"
+        session = session or f"autorun_{slug(window, 20, 'stage')}_{session_id[:6]}"
         pane = tmux.new_session(session, argv, cwd=workdir, window=window, env=env)
     with contextlib.suppress(AutorunError):
         tmux.pipe_pane(pane, log_file)

@@ -46,6 +46,8 @@ from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
 from autorun_py.resume import stage_record
 from autorun_py.state import IN_PROGRESS, RUN_RUNNING, RunState, StatusStore
+from autorun_py.timeutil import format_utc as _iso
+from autorun_py.timeutil import parse_utc as _parse_iso
 
 MONITOR_LOCK = "monitor.lock"
 
@@ -348,24 +350,6 @@ class MonitorOutcome:
             "report": self.report,
             "reason": self.reason,
         }
-
-
-def _iso(dt: datetime.datetime, *, ceil: bool = False) -> str:
-    """``dt`` in the seed's timestamp format (whole seconds; ``ceil``: rounded up)."""
-    if ceil and dt.microsecond:
-        dt = dt.replace(microsecond=0) + datetime.timedelta(seconds=1)
-    return dt.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text: Any) -> Optional[datetime.datetime]:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=datetime.timezone.utc
-        )
-    except ValueError:
-        return None
 
 
 class Monitor:

@@ -46,6 +46,14 @@ def kebab(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
 
 
+def slug(text: str, limit: int, fallback: str) -> str:
+    """``text`` in kebab-case, at most ``limit`` characters; ``fallback`` if empty.
+
+    The one slug function: branch names, review file names, chain logs.
+    """
+    return kebab(text)[:limit].rstrip("-") or fallback
+
+
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:6]
 

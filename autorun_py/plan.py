@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from autorun_py import graph
 from autorun_py.errors import AutorunError
+from autorun_py.mermaid import label as mermaid_label
 from autorun_py.names import plan_name_from_path, project_slug
 
 if TYPE_CHECKING:
@@ -1196,18 +1197,12 @@ class _Parser:
 # --------------------------------------------------------------------------- rendering
 
 
-def _mermaid_label(text: str) -> str:
-    entities = {'"': "#quot;", "#": "#35;", "<": "#lt;", ">": "#gt;", "`": "#96;", "&": "#amp;"}
-    text = _CONTROL.sub(" ", text)
-    return "".join(entities.get(c, c) for c in text)
-
-
 def render_mermaid(plan: Plan) -> str:
     """The dependency graph as a Mermaid flowchart; critical-path edges are thick."""
     crit_edges = set(zip(plan.critical_path, plan.critical_path[1:]))
     out = ["flowchart TD"]
     for s in plan.stages:
-        out.append(f'    s{s.number}["{_mermaid_label(f"Stage {s.number}: {s.name}")}"]')
+        out.append(f'    s{s.number}["{mermaid_label(f"Stage {s.number}: {s.name}")}"]')
     for s in plan.stages:
         for d in s.depends_on:
             arrow = "==>" if (d, s.number) in crit_edges else "-->"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ from autorun_py import fsutil, git, paths, transcripts
 from autorun_py.errors import AutorunError
 from autorun_py.events import read_events
 from autorun_py.gate import spec_of
+from autorun_py.mermaid import gantt_text
+from autorun_py.mermaid import label as mermaid_label
 from autorun_py.state import (
     BLOCKED,
     CANCELLED,
@@ -39,33 +40,17 @@ from autorun_py.state import (
     StatusStore,
     write_json_atomic,
 )
+from autorun_py.timeutil import format_duration, format_utc, parse_utc
 from autorun_py.transcripts import TokenUsage, UsageSummary
-
-_TS = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _ts(text: Optional[str]) -> Optional[datetime.datetime]:
-    if not text:
-        return None
-    try:
-        return datetime.datetime.strptime(text, _TS).replace(tzinfo=datetime.timezone.utc)
-    except ValueError:
-        return transcripts.parse_ts(text)
+    """The seed's format, or any ISO-8601 form a transcript uses."""
+    return parse_utc(text) or transcripts.parse_ts(text)
 
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-
-
-def fmt_duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 # --------------------------------------------------------------------------- model
@@ -180,7 +165,7 @@ class RunReport:
     by_model: dict[str, TokenUsage]
     unpriced_models: list[str]
     events: dict[str, int]
-    generated_at: str = field(default_factory=lambda: _now().strftime(_TS))
+    generated_at: str = field(default_factory=lambda: format_utc(_now()))
     verify_command: Optional[str] = None  # the merge gate's command (None: not gated)
 
     @property
@@ -368,7 +353,7 @@ def build_report(orch_dir: Path) -> RunReport:
                 status=st.status,
                 depends_on=list(st.depends_on),
                 started_at=st.started_at,
-                ended_at=(stop.strftime(_TS) if stop else None),
+                ended_at=(format_utc(stop) if stop else None),
                 seconds=seconds,
                 phases=_phases(st, stop or end),
                 git=git_stats(repo, st),
@@ -414,8 +399,8 @@ def build_report(orch_dir: Path) -> RunReport:
         status=state.status,
         schedule=state.schedule,
         max_parallel=state.max_parallel,
-        started_at=created.strftime(_TS),
-        ended_at=end.strftime(_TS),
+        started_at=format_utc(created),
+        ended_at=format_utc(end),
         finished=finished,
         wall_seconds=wall,
         busy_seconds=busy,
@@ -450,22 +435,6 @@ def _gate_figures(events: Sequence[Mapping[str, Any]], number: int) -> dict[str,
 
 
 # --------------------------------------------------------------------------- Mermaid
-
-_GANTT_UNSAFE = re.compile(r"[:#;%\r\n`]")
-
-
-def gantt_text(text: str) -> str:
-    """A task or section name Mermaid's gantt lexer reads as plain text: no ``:``
-    (ends the name), ``#`` / ``%%`` (comments), ``;`` (ends the statement)."""
-    out = re.sub(r"\s+", " ", _GANTT_UNSAFE.sub(" ", text)).strip()
-    return out or "-"
-
-
-def label_text(text: str) -> str:
-    """A flowchart node label inside double quotes, special characters as entity codes."""
-    out = text.replace("#", "#35;")
-    out = out.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-    return re.sub(r"\s+", " ", out).strip()
 
 
 def _gantt_time(ts: datetime.datetime) -> str:
@@ -523,9 +492,9 @@ def dependency_graph(report: RunReport) -> str:
     lines = ["flowchart TD"]
     for s in report.stages:
         label = (
-            label_text(f"{s.number} · {s.name}")
+            mermaid_label(f"{s.number} · {s.name}")
             + "<br/>"
-            + label_text(f"{s.status}, {fmt_duration(s.seconds)}")
+            + mermaid_label(f"{s.status}, {format_duration(s.seconds)}")
         )
         lines.append(f'    s{s.number}["{label}"]')
     edges: list[tuple[int, int]] = []
@@ -581,12 +550,13 @@ def render_markdown(report: RunReport) -> str:
         f"- **Run**: `{report.orch_dir}` — {report.status}"
         + ("" if report.finished else " (still running: figures up to now)"),
         f"- **Time**: {report.started_at} → {report.ended_at} "
-        f"(wall {fmt_duration(report.wall_seconds)})",
+        f"(wall {format_duration(report.wall_seconds)})",
         f"- **Stages**: {len(report.stages)} ({state_line})",
         f"- **Parallelism**: achieved {report.parallelism:.2f} (stage time "
-        f"{fmt_duration(report.busy_seconds)} over wall {fmt_duration(report.wall_seconds)}); "
+        f"{format_duration(report.busy_seconds)} over wall "
+        f"{format_duration(report.wall_seconds)}); "
         f"the graph allows {report.bound_parallelism:.2f} for these durations "
-        f"(shortest possible run {fmt_duration(report.bound_seconds)}, schedule "
+        f"(shortest possible run {format_duration(report.bound_seconds)}, schedule "
         f"{report.schedule}, {cap}); wall time is {report.efficiency:.0%} efficient",
         "- **Critical path** (measured): "
         + (" → ".join(str(n) for n in report.critical_path) or "-")
@@ -641,7 +611,7 @@ def render_markdown(report: RunReport) -> str:
         g = s.git
         name = _cell(s.name) + (" **(critical)**" if s.critical else "")
         lines.append(
-            f"| {s.number} | {name} | {s.status} | {fmt_duration(s.seconds)} | "
+            f"| {s.number} | {name} | {s.status} | {format_duration(s.seconds)} | "
             + (
                 f"{g.commits} | {g.files_changed} | {g.lines_added} | {g.lines_deleted} | "
                 if g
@@ -657,7 +627,9 @@ def render_markdown(report: RunReport) -> str:
         cells = []
         for name in PHASES:
             p = by.get(name)
-            cells.append("-" if p is None else fmt_duration(p.seconds) + (" …" if p.open else ""))
+            cells.append(
+                "-" if p is None else format_duration(p.seconds) + (" …" if p.open else "")
+            )
         lines.append(f"| {s.number} | {_cell(s.name)} | " + " | ".join(cells) + " |")
     conflicted = [s for s in report.stages if s.conflicts]
     lines += ["", "## Merge conflicts", ""]
@@ -681,7 +653,7 @@ def render_markdown(report: RunReport) -> str:
             lines.append(
                 f"| {s.number} | {_cell(s.name)} | {gf.get('runs', 0)} | "
                 f"{gf.get('failures', 0)} | {gf.get('timeouts', 0)} | "
-                f"{fmt_duration(gf.get('seconds', 0.0))} |"
+                f"{format_duration(gf.get('seconds', 0.0))} |"
             )
     else:
         lines.append("Not gated: no verify command; merges were not checked.")

@@ -25,7 +25,6 @@ finds live sessions and changes nothing.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
 import re
@@ -58,6 +57,7 @@ from autorun_py.state import (
     Transaction,
     fail_stage,
 )
+from autorun_py.timeutil import parse_utc_iso
 from autorun_py.tmux import Tmux
 
 RESUME_PROMPT = "continue"
@@ -333,7 +333,7 @@ def log_tail(log: Path, lines: int = 5, limit: int = 600) -> str:
 def session_lifetime(state: Any, st: StageState) -> Optional[float]:
     """How long the stage's last session showed signs of life: from its start to the
     last write to its pane log (to now when it wrote none). None when unknown."""
-    started = _parse_ts(st.extra.get("session_started_at") or st.launched_at)
+    started = parse_utc_iso(st.extra.get("session_started_at") or st.launched_at)
     if started is None:
         return None
     try:
@@ -341,16 +341,6 @@ def session_lifetime(state: Any, st: StageState) -> Optional[float]:
     except OSError:
         last = time.time()
     return max(0.0, last - started)
-
-
-def _parse_ts(text: Any) -> Optional[float]:
-    if not isinstance(text, str):
-        return None
-    try:
-        dt = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return None
-    return dt.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 # --------------------------------------------------------------------------- blocked merges

@@ -10,7 +10,8 @@ from pathlib import Path
 from autorun_py import paths
 from autorun_py.gate import spec_of
 from autorun_py.state import COMPLETED, PENDING, RunState
-from autorun_py.view import elapsed_seconds, fmt_duration
+from autorun_py.timeutil import format_duration
+from autorun_py.view import elapsed_seconds
 
 
 def _tmux_prefix() -> str:
@@ -110,12 +111,13 @@ def final_summary(state: RunState, base_tip: str = "") -> str:
         + (f" (now at {base_tip[:12]})" if base_tip else ""),
         f"  Merged:        {counts[COMPLETED]}/{len(state.stages)} stages"
         + (f", {others}" if others else ""),
-        f"  Duration:      {fmt_duration(elapsed_seconds(state.created_at, state.completed_at))}",
+        "  Duration:      "
+        + format_duration(elapsed_seconds(state.created_at, state.completed_at)),
         "",
     ]
     for n in sorted(state.stages):
         st = state.stages[n]
-        took = fmt_duration(elapsed_seconds(st.started_at, st.completed_at or st.failed_at))
+        took = format_duration(elapsed_seconds(st.started_at, st.completed_at or st.failed_at))
         if st.status == COMPLETED:
             lines.append(f"  Stage {n}: {st.name} — merged {(st.merge_commit or '')[:12]} ({took})")
         else:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py.timeutil import format_utc
+
 # --------------------------------------------------------------------------- prices
 
 
@@ -444,4 +446,4 @@ def cost_of(price: Price, u: TokenUsage) -> float:
 
 
 def _iso(dt: Optional[datetime.datetime]) -> Optional[str]:
-    return None if dt is None else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if dt is None else format_utc(dt)

@@ -21,6 +21,7 @@ from autorun_py.state import (
     StageState,
     StatusStore,
 )
+from autorun_py.timeutil import format_duration, parse_utc, utc_iso
 
 _ICON = {
     PENDING: "·",
@@ -32,34 +33,12 @@ _ICON = {
 }
 
 
-def _parse_ts(ts: Optional[str]) -> Optional[datetime.datetime]:
-    if not ts:
-        return None
-    try:
-        return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=datetime.timezone.utc
-        )
-    except ValueError:
-        return None
-
-
 def elapsed_seconds(start: Optional[str], end: Optional[str] = None) -> Optional[float]:
-    s = _parse_ts(start)
+    s = parse_utc(start)
     if s is None:
         return None
-    e = _parse_ts(end) or datetime.datetime.now(datetime.timezone.utc)
+    e = parse_utc(end) or datetime.datetime.now(datetime.timezone.utc)
     return max(0.0, (e - s).total_seconds())
-
-
-def fmt_duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 def _waiting_reviews(orch_dir: Path) -> list[dict[str, Any]]:
@@ -115,11 +94,10 @@ def liveness(
     if not stamps:
         return {"session_alive": alive, "last_activity": None, "idle_seconds": None}
     last = max(stamps)
-    when = datetime.datetime.fromtimestamp(last, datetime.timezone.utc)
     idle = max(0.0, datetime.datetime.now(datetime.timezone.utc).timestamp() - last)
     return {
         "session_alive": alive,
-        "last_activity": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "last_activity": utc_iso(last),
         "idle_seconds": round(idle, 1),
     }
 
@@ -221,7 +199,7 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
         f"{summary['plan_name']}  [{summary['status']}]  "
         f"{summary['project_root']} → {summary['base_branch']}",
         f"[{'█' * filled}{'░' * (bar_w - filled)}] {done}/{total} merged   "
-        f"elapsed {fmt_duration(summary['elapsed_seconds'])}   "
+        f"elapsed {format_duration(summary['elapsed_seconds'])}   "
         f"wave {summary['current_wave']}/{len(summary['waves'])}   "
         f"schedule {summary['schedule']}"
         + (f" (max {summary['max_parallel']})" if summary["max_parallel"] else ""),
@@ -245,7 +223,7 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
         lines.append(
             f"{_ICON.get(row['status'], '?')} {row['number']:>3}  {name:<28} {status:<12} "
             f"{phase:<12} {row['implement_progress'] or '':<6} "
-            f"{fmt_duration(row['elapsed_seconds']):>7}  {where}"
+            f"{format_duration(row['elapsed_seconds']):>7}  {where}"
         )
         if row["failure"]:
             # Wrapped, never cut: the reason is what the user acts on.
@@ -291,7 +269,7 @@ def _session_lines(row: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     if row["status"] != IN_PROGRESS or row.get("session_alive") is None:
         return []
     idle = row.get("idle_seconds")
-    last = f"last output {fmt_duration(idle)} ago" if idle is not None else "no output yet"
+    last = f"last output {format_duration(idle)} ago" if idle is not None else "no output yet"
     if row["session_alive"]:
         return [f"        session alive, {last}"]
     return [f"        session GONE ({last})"]
@@ -299,10 +277,10 @@ def _session_lines(row: dict[str, Any], summary: dict[str, Any]) -> list[str]:
 
 def _monitor_lines(row: dict[str, Any]) -> list[str]:
     out = []
-    until = _parse_ts(row.get("usage_limit_until"))
+    until = parse_utc(row.get("usage_limit_until"))
     if until is not None and row["status"] == IN_PROGRESS:
         local = until.astimezone().strftime("%H:%M:%S")
-        left = fmt_duration(
+        left = format_duration(
             max(0.0, (until - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
         )
         kind = row.get("usage_limit_kind") or "usage limit"

@@ -41,7 +41,6 @@ from autorun_py.review.store import (
     read_answers,
     read_review,
     run_name,
-    slugify,
 )
 from autorun_py.review.wait import DEFAULT_SETTLE, wait_for_answers
 from autorun_py.timeutil import format_duration
@@ -70,7 +69,6 @@ __all__ = [
     "render_review",
     "review_info",
     "run_name",
-    "slugify",
     "wait_for_answers",
     "waiting_reviews_for",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py.errors import AutorunError, UsageError
-from autorun_py.names import kebab
+from autorun_py.names import slug
 from autorun_py.paths import orchestration_root, review_dir
 from autorun_py.review.format import new_meta, parse_review, render_review
 from autorun_py.review.model import Answer, ReviewDoc
@@ -44,10 +44,6 @@ def same_path(a: Optional[Path], b: Optional[Path]) -> bool:
     if a is None or b is None:
         return False
     return os.path.normpath(str(a)) == os.path.normpath(str(b))
-
-
-def slugify(text: str, max_len: int = 40) -> str:
-    return kebab(text)[:max_len].rstrip("-") or "review"
 
 
 # --------------------------------------------------------------------------- files
@@ -163,7 +159,7 @@ def new_review(
     text = render_review(title, qs, context, meta)
     folder = review_dir() if directory is None else Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{when.strftime('%Y-%m-%d-%H%M%S')}-{slugify(title)}"
+    stem = f"{when.strftime('%Y-%m-%d-%H%M%S')}-{slug(title, 40, 'review')}"
     fd, tmp = tempfile.mkstemp(prefix=".new-", suffix=".md", dir=str(folder))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
