@@ -316,21 +316,26 @@ def run_command(
             return None, False, time.monotonic() - t0, start
         timed_out = False
         last = t0
-        while True:
-            if _proc.wait(proc, 0.1) is not None:
-                break
-            now = time.monotonic()
-            if now - t0 >= timeout:
-                timed_out = True
-                break
-            if cancel is not None and cancel.is_set():
-                break  # the speculative queue no longer needs this verdict
-            if progress is not None and now - last >= 1.0:
-                last = now
-                progress(now - t0)
+        try:
+            while True:
+                if _proc.wait(proc, 0.1) is not None:
+                    break
+                now = time.monotonic()
+                if now - t0 >= timeout:
+                    timed_out = True
+                    break
+                if cancel is not None and cancel.is_set():
+                    break  # the speculative queue no longer needs this verdict
+                if progress is not None and now - last >= 1.0:
+                    last = now
+                    progress(now - t0)
+        except BaseException:
+            _kill_group(proc.pid, proc)  # interrupted: the whole group goes with us
+            fh.write(b"\n# interrupted\n")
+            raise
         seconds = time.monotonic() - t0
+        cancelled = cancel is not None and cancel.is_set() and proc.poll() is None
         _kill_group(proc.pid, proc)  # on a timeout, and whatever it left running
-        cancelled = cancel is not None and cancel.is_set() and proc.returncode is None
         status = None if timed_out else proc.returncode
         end = "killed at its timeout" if timed_out else f"exit status {status}"
         if cancelled:

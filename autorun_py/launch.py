@@ -204,7 +204,23 @@ def stage_env(state: RunState, stage: StageState) -> dict[str, str]:
             "AUTORUN_STATUS_FILE": str(Path(state.orch_dir) / "status.json"),
         }
     )
+    env.update(gate_session_env(state))
     return env
+
+
+def gate_session_env(state: RunState) -> dict[str, str]:
+    """A gated run's `/autorun:merge` waits for the verify command (and the merge
+    queue): Claude Code's Bash commands get time for that (2 minutes by default),
+    unless the user set their own."""
+    from autorun_py.gate import spec_of
+
+    spec = spec_of(state)
+    if not spec.gated:
+        return {}
+    ms = str(int((4 * spec.timeout + 600) * 1000))  # the gated merge's longest wait
+    return {
+        var: os.environ.get(var) or ms for var in ("BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS")
+    }
 
 
 def _start_stage(state: RunState, number: int, config: Config, tmux: Tmux) -> str:

@@ -295,3 +295,57 @@ def test_a_hanging_verify_is_red_at_its_timeout(project: Path, quiet_agent: None
     assert git(project, "rev-parse", "main") == tip
     ev = [e for e in read_events(orch) if e["type"] == "verify_failed"]
     assert ev and ev[0]["timed_out"] is True and ev[0]["exit_status"] is None
+
+
+def test_a_killed_merge_takes_its_verify_command_and_worktree_along(
+    project: Path, quiet_agent: None, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    pidfile = tmp_path / "verify.pid"
+    plan = _plan(project, f'"sleep 300 & echo $! > {pidfile}; wait"')
+    orch = Path(run_orchestrate(plan, project, monitor=False).orch_dir)
+    wt = Path(StatusStore(orch).read().stages[3].worktree or "")
+    _commit_files(wt, {"notes.md": "# notes\n"}, "notes")
+    before = git(project, "worktree", "list")
+    tip = git(project, "rev-parse", "main")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autorun_py", "merge", str(orch), "3"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=60)
+    child = int(pidfile.read_text())
+    proc.send_signal(signal.SIGTERM)  # e.g. Claude Code ending the command
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+
+    def gone() -> bool:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_until(gone, timeout=10, what="the verify command's child to be killed")
+    assert git(project, "worktree", "list") == before  # the verification worktree went
+    assert git(project, "rev-parse", "main") == tip
+    assert run_cli(["merge", str(orch), "3", "--help"], project).returncode == 0
+
+
+def test_stage_sessions_of_a_gated_run_get_time_for_the_merge(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autorun_py.launch import gate_session_env
+
+    monkeypatch.delenv("BASH_DEFAULT_TIMEOUT_MS", raising=False)
+    monkeypatch.setenv("BASH_MAX_TIMEOUT_MS", "999")
+    gated = run_orchestrate(_plan(project, "true"), project, launch=False, monitor=False)
+    env = gate_session_env(StatusStore(Path(gated.orch_dir)).read())
+    assert env == {
+        "BASH_DEFAULT_TIMEOUT_MS": str((4 * 60 + 600) * 1000),
+        "BASH_MAX_TIMEOUT_MS": "999",
+    }

@@ -52,6 +52,15 @@ def merge(
             here = Path(os.environ.get("PWD") or "/")
         ctx = find_context(here, include_done=True)
         orch, stage = ctx.orch_dir, ctx.stage
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        # Killed from outside (Claude Code ending the command, a closed terminal):
+        # unwind, so the verify command's process group and worktree go too.
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     try:
         report = do_merge(
             resolve(orch), stage, action=action, progress=lambda line: click.echo(line, err=True)
