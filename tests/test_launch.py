@@ -181,7 +181,9 @@ def test_orchestrate_json_and_summary(
         "pending",
         "max_parallel",
         "max_parallel_reason",
+        "verify",  # the merge gate (null command: not gated)
     }
+    assert data["verify"]["command"] is None
     assert data["launched"] == [1] and data["pending"] == [2, 3, 4, 5, 6]
     st = json.loads(Path(data["status_file"]).read_text())["stages"]["1"]
     assert st["status"] == "in_progress" and st["session"] == "master-plan_stage-1"
