@@ -512,47 +512,79 @@ _RUN_STR_FIELDS = "created_at orch_dir completed_at base_commit".split()
 _RUN_STATUSES = (RUN_RUNNING, RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES)
 
 
+_STAGE_STATUS_SET = frozenset(STAGE_STATUSES)
+
+
 def _validate_stage(number: int, st: Any, known: set[int]) -> None:
-    where = f"stages.{number}."
-    if not isinstance(st, dict):
+    # Inline type checks (``type(v) is str``: json gives exact types, and a bool
+    # is not a number here): this runs on every read of every stage.
+    if type(st) is not dict:
         raise _Bad(f"stages.{number}", f"expected an object, not {_kind(st)}")
     status = st.get("status", PENDING)
-    if status not in STAGE_STATUSES:
+    if type(status) is not str or status not in _STAGE_STATUS_SET:
         raise _Bad(
-            f"{where}status",
+            f"stages.{number}.status",
             f"unknown stage status {_short(status)} (one of: {', '.join(STAGE_STATUSES)})",
         )
     for key in _STAGE_STR_FIELDS:
-        _want_str(st, key, where)
-    if st.get("depends_on") is not None:
-        _stage_numbers(st["depends_on"], f"{where}depends_on", known)
-        if number in st["depends_on"]:
-            raise _Bad(f"{where}depends_on", "a stage cannot depend on itself")
-    _want_int(st, "launch_attempts", where)
-    _want_dict(st, "merge_detail", where)
+        v = st.get(key)
+        if v is not None and type(v) is not str:
+            raise _Bad(f"stages.{number}.{key}", f"expected a string, not {_kind(v)}")
+    deps = st.get("depends_on")
+    if deps is not None:
+        where = f"stages.{number}.depends_on"
+        if type(deps) is not list:
+            raise _Bad(where, "expected a list of stage numbers")
+        for d in deps:
+            if type(d) is not int:
+                raise _Bad(where, "expected a list of stage numbers")
+            if d not in known:
+                raise _Bad(where, f"stage {d} does not exist")
+            if d == number:
+                raise _Bad(where, "a stage cannot depend on itself")
+    la = st.get("launch_attempts")
+    if la is not None and (type(la) is not int or not 0 <= la <= _MAX_INT):
+        raise _Bad(
+            f"stages.{number}.launch_attempts", f"expected a whole number >= 0, not {_short(la)}"
+        )
+    md = st.get("merge_detail")
+    if md is not None and type(md) is not dict:
+        raise _Bad(f"stages.{number}.merge_detail", f"expected an object, not {_kind(md)}")
     est = st.get("estimate_hours")
-    if est is not None and (
-        isinstance(est, bool) or not isinstance(est, (int, float)) or not 0 <= est < 1e9
-    ):
-        raise _Bad(f"{where}estimate_hours", f"expected a number of hours, not {_short(est)}")
+    if est is not None and (type(est) not in (int, float) or not 0 <= est < 1e9):
+        raise _Bad(
+            f"stages.{number}.estimate_hours", f"expected a number of hours, not {_short(est)}"
+        )
     counters = st.get("counters")
     if counters is not None:
-        if not isinstance(counters, dict):
-            raise _Bad(f"{where}counters", f"expected an object, not {_kind(counters)}")
-        for key in counters:
-            _want_int(counters, key, f"{where}counters.")
+        if type(counters) is not dict:
+            raise _Bad(f"stages.{number}.counters", f"expected an object, not {_kind(counters)}")
+        for key, v in counters.items():
+            if type(v) is not int or not 0 <= v <= _MAX_INT:
+                raise _Bad(
+                    f"stages.{number}.counters.{key}",
+                    f"expected a whole number >= 0, not {_short(v)}",
+                )
     phases = st.get("phases")
     if phases is not None:
-        if not isinstance(phases, dict):
-            raise _Bad(f"{where}phases", f"expected an object, not {_kind(phases)}")
+        if type(phases) is not dict:
+            raise _Bad(f"stages.{number}.phases", f"expected an object, not {_kind(phases)}")
         for name, ph in phases.items():
-            pw = f"{where}phases.{name}"
-            if not isinstance(ph, dict):
-                raise _Bad(pw, f"expected an object, not {_kind(ph)}")
+            if type(ph) is not dict:
+                raise _Bad(f"stages.{number}.phases.{name}", f"expected an object, not {_kind(ph)}")
             for key in ("started_at", "completed_at"):
-                _want_str(ph, key, pw + ".")
+                v = ph.get(key)
+                if v is not None and type(v) is not str:
+                    raise _Bad(
+                        f"stages.{number}.phases.{name}.{key}", f"expected a string, not {_kind(v)}"
+                    )
             for key in ("current_phase", "total_phases"):
-                _want_int(ph, key, pw + ".")
+                v = ph.get(key)
+                if v is not None and (type(v) is not int or not 0 <= v <= _MAX_INT):
+                    raise _Bad(
+                        f"stages.{number}.phases.{name}.{key}",
+                        f"expected a whole number >= 0, not {_short(v)}",
+                    )
 
 
 def validate_raw(raw: Any) -> None:
