@@ -246,16 +246,43 @@ def test_a_read_only_disk_is_one_line_and_state_unchanged(
     assert str(home) in res.stderr
 
 
-def test_a_forbidden_directory_is_one_line(orch: Path) -> None:
-    """EACCES: the run's directory not writable (root ignores permission bits)."""
-    if os.geteuid() == 0:
-        pytest.skip("root ignores permission bits; the read-only tmpfs tests cover refusal")
-    orch.chmod(0o500)
+def test_a_forbidden_directory_is_one_line(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EACCES: a run whose directory this user may read but not write. Root
+    ignores permission bits, so as root the command runs as nobody (setpriv)."""
+    import shutil
+    import sys
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="autorun-eacces-"))
     try:
-        res = run_cli(["stage", "fail", str(orch), "1", "--reason", "x"], orch)
-        _one_line_error(res, orch, "Permission denied")
+        base.chmod(0o755)
+        monkeypatch.setenv("AUTORUN_HOME", str(base / "home"))
+        plan = write_plan(repo, [(1, "One", []), (2, "Two", [1])])
+        orch = Path(create_orchestration(load_plan(plan), repo).orch_dir)
+        for p in [base, *base.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        before = (orch / "status.json").read_bytes()
+        argv = [sys.executable, "-m", "autorun_py", "stage", "fail", str(orch), "1"]
+        argv += ["--reason", "x"]
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("root ignores permission bits and setpriv is not installed")
+            argv = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+            env = dict(os.environ, HOME=str(base))
+        else:
+            orch.chmod(0o555)
+            env = dict(os.environ)
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=base, timeout=60)
+        assert res.returncode != 0 and "Traceback" not in res.stderr + res.stdout
+        assert len(res.stderr.splitlines()) == 1, res.stderr
+        assert "Permission denied" in res.stderr and str(orch) in res.stderr, res.stderr
+        assert (orch / "status.json").read_bytes() == before
     finally:
-        orch.chmod(0o755)
+        for p in [base, *base.rglob("*")]:
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_status_store_lock_on_a_read_only_disk_is_an_error(
