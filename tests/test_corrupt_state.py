@@ -350,3 +350,26 @@ def test_the_message_names_the_field(world: World, capsys: pytest.CaptureFixture
 def test_corpus_size() -> None:
     assert len(CORRUPTIONS) >= 30
     assert len(CORRUPTIONS) * len(TARGETED) >= 30 * 13
+
+
+@pytest.mark.parametrize("corruption", ["truncated JSON", "a FIFO", "stages null"])
+def test_context_and_a_new_run_of_the_same_plan(
+    corruption: str, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`context` from the project looks across runs (a broken one is skipped), and
+    `orchestrate` of the broken run's own plan makes a new run beside it, leaving
+    the broken file as it is for the user to look at."""
+    corrupt(world.broken, corruption)
+    code, out, err = run_main(["context"], capsys)
+    assert code == 1 and "Traceback" not in out + err and len(err.splitlines()) == 1, err
+    broken_file = world.broken / "status.json"
+    kind = os.lstat(broken_file).st_mode
+    code, out, err = run_main(
+        ["orchestrate", str(world.repo / "broken.md"), "--no-launch", "--no-monitor", "--json"],
+        capsys,
+    )
+    assert code == 0, err
+    new_dir = Path(json.loads(out)["orch_dir"])
+    assert new_dir != world.broken and (new_dir / "status.json").is_file()
+    assert os.lstat(broken_file).st_mode == kind
+    shutil.rmtree(new_dir)  # the module's runs stay as they were for the next test
