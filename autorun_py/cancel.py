@@ -104,6 +104,9 @@ def cancel(orch_dir: Path, stage: Optional[int] = None) -> CancelResult:
     if stage is not None:
         probe.stage(stage)  # an unknown stage: one clear error, nothing changed
     result = CancelResult(orch_dir=str(orch_dir), run=orch_dir.name, stage=stage)
+    from autorun_py.monitor import monitor_pid
+
+    watching = monitor_pid(orch_dir) if stage is None else None  # before it sees the cancel
     with gitmerge.repo_merge_lock(Path(probe.project_root)), store.transaction() as txn:
         state = txn.state
         if stage is None:
@@ -148,7 +151,7 @@ def cancel(orch_dir: Path, stage: Optional[int] = None) -> CancelResult:
             else:
                 result.sessions_left.append(name)
     if stage is None:
-        result.monitor_stopped = _stop_monitor(orch_dir, monitor)
+        result.monitor_stopped = _stop_monitor(orch_dir, monitor, watching)
         if result.cancelled:
             from autorun_py.report import write_report
 
@@ -157,19 +160,28 @@ def cancel(orch_dir: Path, stage: Optional[int] = None) -> CancelResult:
     return result
 
 
-def _stop_monitor(orch_dir: Path, monitor: dict[str, Any], wait: float = 10.0) -> Optional[int]:
-    """SIGTERM the run's monitor when it is alive and holds the run's monitor lock."""
+def _stop_monitor(
+    orch_dir: Path, monitor: dict[str, Any], watching: Optional[int], wait: float = 10.0
+) -> Optional[int]:
+    """End the run's monitor: it sees the run cancelled at its next look and exits; a
+    SIGTERM makes it now (only to the pid it recorded, while it holds the run's monitor
+    lock). Returns the pid of the monitor that was running, once it is gone."""
     from autorun_py.monitor import monitor_pid
 
+    if watching is None and monitor_pid(orch_dir) is None:
+        return None  # none was running
     pid = monitor.get("pid")
-    if not isinstance(pid, int) or pid <= 0 or monitor_pid(orch_dir) != pid:
-        return None  # no monitor, or that pid is not (any more) this run's monitor
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    if isinstance(pid, int) and pid > 0 and monitor_pid(orch_dir) == pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and monitor_pid(orch_dir) is not None:
         time.sleep(0.05)
-    return pid
+    if monitor_pid(orch_dir) is not None:
+        return None  # still there: the status view says so
+    if watching is not None and watching > 0:
+        return watching
+    return pid if isinstance(pid, int) and pid > 0 else None
 
 
 # --------------------------------------------------------------------------- clean

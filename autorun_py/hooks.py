@@ -499,7 +499,19 @@ def recover(orch_dir: Path, number: int, *, source: str, wait: float = 10.0) -> 
         if time.monotonic() > deadline:
             return "skipped: the session is still alive"
         time.sleep(0.2)
-    rec = recover_dead_stage(orch_dir, number, tmux=tmux, source=source)
+    from autorun_py.monitor import MonitorOptions
+
+    # The monitor's policy: a session that died at its start is failed with its log,
+    # and the circuit breaker holds (else an agent that cannot start loops here).
+    opts = MonitorOptions.from_env()
+    rec = recover_dead_stage(
+        orch_dir,
+        number,
+        tmux=tmux,
+        source=source,
+        max_restarts=opts.max_restarts,
+        early_death=opts.early_death or None,
+    )
     return f"{rec.action}: {rec.detail}"
 
 

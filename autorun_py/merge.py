@@ -400,6 +400,11 @@ def merge(
         stage = store.read().stage(number)  # as it is now that no other merge runs
         if stage.status == COMPLETED:
             return already(stage)
+        if stage.status != IN_PROGRESS and not stage.merge_intent:
+            # `autorun cancel` (under this lock) got there while this merge waited.
+            raise AutorunError(
+                f"stage {number} ({stage.name}) is {stage.status}; it is not merged"
+            )
         assert stage.branch
         carried_summary = ""
         intent = stage.merge_intent

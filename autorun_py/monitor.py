@@ -825,6 +825,8 @@ class Monitor:
                     reason = "every stage is completed, failed or blocked"
                     outcome.report = self._write_report()
                     again = self.store.read()
+                    if again.status == "cancelled":
+                        reason = "the run was cancelled"
                     if again.status == RUN_RUNNING and not again.is_finished():
                         # A retry started a stage meanwhile: it would find this
                         # monitor holding the lock and start none. Keep watching.

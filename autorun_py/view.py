@@ -249,7 +249,8 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
     if summary["ready"]:
         lines.append("ready to start: " + ", ".join(map(str, summary["ready"])))
     if summary["blocked"]:
-        lines.append("blocked by a failure: " + ", ".join(map(str, summary["blocked"])))
+        blocked = ", ".join(map(str, summary["blocked"]))
+        lines.append(f"blocked (a stage they need failed or was cancelled): {blocked}")
     mon = summary.get("monitor") or {}
     if summary["status"] == "running" and not summary["finished"]:
         if mon.get("running"):

@@ -172,14 +172,20 @@ def test_status_shows_whether_each_session_is_alive_and_its_last_activity(
     assert rows[1]["session_alive"] is True and rows[2]["session_alive"] is True
     assert rows[1]["last_activity"] and rows[1]["idle_seconds"] < 120
     assert summary["monitor"] == {"running": False, "pid": None, "disabled": True}
-    Tmux.from_env().kill_session(rows[2]["session"])
-    text = run_cli(["status", str(orch)], repo, check=True).stdout
-    assert "session alive, last output" in text
-    assert "session GONE (last output" in text
-    assert "monitor: not running, so nothing restarts a dead session" in text
+    tmux = Tmux.from_env()
+    # tmux's session-closed hook would recover it at once; here nothing recovers it.
+    tmux.run(["set-hook", "-gu", "session-closed"])
+    assert tmux.kill_session(rows[2]["session"])
+    wait_until(lambda: not tmux.has_session(rows[2]["session"]), what="the session to end")
     summary = json.loads(run_cli(["status", str(orch), "--json"], repo, check=True).stdout)
-    rows = {r["number"]: r for r in summary["stages"]}
-    assert rows[1]["session_alive"] is True and rows[2]["session_alive"] is False
+    after = {r["number"]: r for r in summary["stages"]}
+    sessions = tmux.list_sessions()
+    assert after[1]["session_alive"] is True, (after[1], sessions)
+    assert after[2]["session_alive"] is False, (after[2], sessions)
+    text = run_cli(["status", str(orch)], repo, check=True).stdout
+    assert "session alive, last output" in text, text
+    assert "session GONE (last output" in text, text
+    assert "monitor: not running, so nothing restarts a dead session" in text
 
 
 @pytest.mark.usefixtures("tmux_socket")

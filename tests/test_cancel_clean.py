@@ -116,7 +116,10 @@ def test_cancel_the_run_stops_sessions_and_monitor_and_leaves_foreign_sessions(
     session = _status(orch)["stages"]["1"]["session"]
     out = _cli_json(["cancel", orch.name], repo)
     assert out["cancelled"] == [1, 2] and out["was_running"] == [1]
-    assert out["monitor_stopped"] == pid and out["run_status"] == "cancelled"
+    mon_events = [e for e in read_events(orch) if e["type"].startswith("monitor_")]
+    mon_log = "".join(p.read_text() for p in (autorun_home / "logs").glob("*monitor.log"))
+    assert out["monitor_stopped"] == pid, (out, mon_events, mon_log, _status(orch)["monitor"])
+    assert out["run_status"] == "cancelled"
     assert monitor_pid(orch) is None
     tmux = Tmux.from_env()
     assert not tmux.has_session(session)
