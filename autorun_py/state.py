@@ -509,7 +509,7 @@ _STAGE_STR_FIELDS = (
     "claude_session_id launched_at start_commit merge_commit failure failed_at merge_state"
 ).split()
 _RUN_STR_FIELDS = "created_at orch_dir completed_at base_commit".split()
-_RUN_STATUSES = (RUN_RUNNING, RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES)
+_RUN_STATUSES = (RUN_RUNNING, RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES, RUN_CANCELLED)
 
 
 _STAGE_STATUS_SET = frozenset(STAGE_STATUSES)
