@@ -24,7 +24,7 @@ from autorun_py.events import utc_now
 
 
 def inbox_dir() -> Path:
-    return paths.autorun_home() / "inbox"
+    return paths.layout().inbox
 
 
 def _entry_path(orch_dir: Path, number: int) -> Path:

@@ -254,7 +254,7 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
     from autorun_py import git, worktrees
     from autorun_py.launch import log_path
     from autorun_py.monitor import monitor_log_path
-    from autorun_py.paths import reports_dir
+    from autorun_py.paths import layout
     from autorun_py.state import COMPLETED, FAILED
 
     orch_dir = Path(orch_dir)
@@ -321,8 +321,8 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
             result.files_removed += worktrees.remove_demo_scratch(scratch, purge=False)
     if purge:
         candidates = [
-            reports_dir() / f"{run}.md",
-            reports_dir() / f"{run}.json",
+            layout().report_base(run).with_suffix(".md"),
+            layout().report_base(run).with_suffix(".json"),
             monitor_log_path(state),
             *(log_path(state, n) for n in state.stages),
         ]

@@ -38,7 +38,6 @@ from typing import Any, Optional
 from autorun_py import paths
 from autorun_py.errors import AutorunError
 
-CONFIG_FILE = "config.json"
 LAUNCH_STAGGER = 2.0
 
 
@@ -69,7 +68,7 @@ def _truthy(value: str) -> bool:
 
 
 def load_config() -> Config:
-    path = paths.autorun_home() / CONFIG_FILE
+    path = paths.layout().config_file
     raw: dict[str, Any] = {}
     if path.is_file():
         try:

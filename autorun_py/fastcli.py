@@ -39,7 +39,7 @@ def _orch_dir(ref: str) -> Optional[Path]:
     if "/" not in ref and ref not in (".", ".."):
         from autorun_py import paths
 
-        cand = paths.orchestration_root() / ref
+        cand = paths.layout().run_dir(ref)
         if (cand / "status.json").is_file():
             return cand
     return None

@@ -125,11 +125,11 @@ def resolve_spec(
     plan_path: Optional[Path] = None,
 ) -> VerifySpec:
     """The run's verify spec: command line over plan front matter over config."""
-    from autorun_py.config import CONFIG_FILE, load_config
+    from autorun_py.config import load_config
 
     front = dict(front_matter or {})
     config = load_config()
-    config_path = str(paths.autorun_home() / CONFIG_FILE)
+    config_path = str(paths.layout().config_file)
     plan_where = str(plan_path or "plan")
     command: Optional[str] = None
     source: Optional[str] = None
@@ -231,7 +231,7 @@ class Verdict:
 
 def verify_worktree_path(orch_dir: Path, label: str, commit: str) -> Path:
     """``$AUTORUN_HOME/worktrees/<run>/verify-<label>-<sha>``."""
-    return paths.worktrees_dir() / Path(orch_dir).name / f"verify-{label}-{commit[:12]}"
+    return paths.layout().verify_worktree(Path(orch_dir).name, label, commit)
 
 
 def verify_log_path(orch_dir: Path, label: str, commit: str) -> Path:

@@ -80,7 +80,7 @@ from typing import Any, Optional
 from autorun_py import git as g
 from autorun_py import worktrees
 from autorun_py.errors import AutorunError, ExitCode, GitError
-from autorun_py.paths import locks_dir
+from autorun_py.paths import layout
 
 # Our own git operations in the merge worktree never run the user's hooks (a
 # post-checkout hook that installs dependencies would run on every merge).
@@ -212,9 +212,9 @@ def repo_merge_lock(repo: Path, timeout: float = 600) -> MergeLock:
     """The lock serialising merges into one repository, across orchestrations:
     ``$AUTORUN_HOME/locks/merge-<sha1 of the git common dir>.lock``."""
     key = hashlib.sha1(str(g.common_dir(repo)).encode("utf-8")).hexdigest()
-    directory = locks_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    return MergeLock(directory / f"merge-{key}.lock", Path(repo), timeout)
+    path = layout().merge_lock(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return MergeLock(path, Path(repo), timeout)
 
 
 # -- checks the caller makes before merging ------------------------------------

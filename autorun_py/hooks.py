@@ -447,7 +447,7 @@ def session_closed(session: str) -> None:
 def spawn(action: str, orch_dir: Path, number: int, source: str) -> None:
     """Run :func:`act` in a detached process (a hook returns at once; a session being
     killed does not take the work with it)."""
-    log = paths.logs_dir() / "hooks.log"
+    log = paths.layout().hooks_log
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.pop("CLAUDECODE", None)  # not a Claude Code shell: merge may clean up at once
@@ -575,7 +575,7 @@ def unstick(orch_dir: Path, number: int, *, source: str, **fields: Any) -> str:
 
 def _log(text: str) -> None:
     with contextlib.suppress(OSError):
-        log = paths.logs_dir() / "hooks.log"
+        log = paths.layout().hooks_log
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"{utc_now()} {text}\n")

@@ -68,11 +68,11 @@ def branch_name(state: RunState, stage: StageState) -> str:
 
 def worktree_path(state: RunState, stage: StageState) -> Path:
     run = Path(state.orch_dir).name
-    return paths.worktrees_dir() / run / f"stage-{stage.number}"
+    return paths.layout().stage_worktree(run, stage.number)
 
 
 def log_path(state: RunState, number: int) -> Path:
-    return paths.logs_dir() / f"{state.project_slug}_stage-{number}.log"
+    return paths.layout().stage_log(state.project_slug, number)
 
 
 def _priority(state: RunState) -> dict[int, float]:
@@ -476,9 +476,9 @@ def chain(
             _record_chain_phases(txn, ctx.stage, command)
             st.extra["chained_to"] = {"command": command, "window": window}
             txn.emit("chained", stage=ctx.stage, window=window, command=command)
-        log_file = paths.logs_dir() / f"{ctx.project_slug}_stage-{ctx.stage}.log"
+        log_file = paths.layout().stage_log(ctx.project_slug, ctx.stage)
     else:
-        log_file = paths.logs_dir() / f"chain-{slug(window, 30, 'stage')}.log"
+        log_file = paths.layout().chain_log(slug(window, 30, 'stage'))
     log_file.parent.mkdir(parents=True, exist_ok=True)
     if session and tmux.has_session(session):
         pane = tmux.new_window(session, argv, cwd=workdir, window=window, env=env)

@@ -127,7 +127,7 @@ class MergeReport:
 
 
 def merge_worktree_path(state: RunState, number: int) -> Path:
-    return paths.worktrees_dir() / Path(state.orch_dir).name / f"merge-stage-{number}"
+    return paths.layout().merge_worktree(Path(state.orch_dir).name, number)
 
 
 def read_scope(context_file: str) -> str:

@@ -42,7 +42,7 @@ from typing import Any, Callable, Optional
 
 from autorun_py import git as g
 from autorun_py.errors import AutorunError
-from autorun_py.paths import locks_dir
+from autorun_py.paths import layout
 
 MERGED = "merged"
 RED = "red"
@@ -79,9 +79,8 @@ class Queue:
 
     def __init__(self, repo: Path) -> None:
         key = hashlib.sha1(str(g.common_dir(repo)).encode("utf-8")).hexdigest()
-        directory = locks_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"merge-queue-{key}.json"
+        self.path = layout().merge_queue(key)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         from autorun_py.fsutil import Lock
 
         self._lock = Lock(

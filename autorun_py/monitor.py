@@ -255,7 +255,7 @@ def monitor_pid(orch_dir: Path) -> Optional[int]:
 
 
 def monitor_log_path(state: RunState) -> Path:
-    return paths.logs_dir() / f"{state.project_slug}-monitor.log"
+    return paths.layout().monitor_log(state.project_slug)
 
 
 def spawn_monitor(orch_dir: Path, extra_args: tuple[str, ...] = ()) -> Optional[int]:
@@ -384,7 +384,7 @@ class Monitor:
             try:
                 self._log_file = monitor_log_path(self.store.read())
             except AutorunError:
-                self._log_file = paths.logs_dir() / f"{self.orch_dir.name}-monitor.log"
+                self._log_file = paths.layout().monitor_log(self.orch_dir.name)
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self._log_file, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")

@@ -100,7 +100,7 @@ def is_running(orch_dir: Path) -> bool:
 
 
 def all_orchestrations() -> list[Path]:
-    root = paths.orchestration_root()
+    root = paths.layout().orchestration
     if not root.is_dir():
         return []
     # lexists: a run whose status.json is broken is still listed (as unreadable)
@@ -215,7 +215,7 @@ def target_dir(plan_name: str, project_root: Path) -> Path:
     overwritten); one for another repository, or a finished one, is stepped over
     to ``<plan-name>-2``, ``-3``...
     """
-    root = paths.orchestration_root()
+    root = paths.layout().orchestration
     for i in range(1, 10000):
         cand = root / (plan_name if i == 1 else f"{plan_name}-{i}")
         if not cand.exists():
@@ -248,7 +248,7 @@ def create_orchestration(
         raise UsageError("--max-parallel must be at least 1")
     repo = repo_info(cwd)
     check_component(plan.name)
-    root = paths.orchestration_root()
+    root = paths.layout().orchestration
     root.mkdir(parents=True, exist_ok=True)
     with creation_lock():
         _sweep_creating()
@@ -326,7 +326,7 @@ def creation_lock(timeout: float = 120.0) -> Iterator[None]:
     from autorun_py.errors import ExitCode
     from autorun_py.fsutil import Lock
 
-    path = paths.locks_dir() / CREATE_LOCK
+    path = paths.layout().lock(CREATE_LOCK)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -358,7 +358,7 @@ def _sweep_creating(now: Optional[float] = None) -> list[Path]:
     those whose creator (the ``.pidN`` in the name) is dead, and any older than
     :data:`STALE_CREATING` seconds (an older version's, without a pid; or a pid
     reused since). The caller holds :func:`creation_lock`."""
-    root = paths.orchestration_root()
+    root = paths.layout().orchestration
     if not root.is_dir():
         return []
     now = time.time() if now is None else now
@@ -399,7 +399,7 @@ def resolve(ref: Optional[str], cwd: Optional[Path] = None) -> Path:
         if p.name == STATUS_FILE and os.path.lexists(p):
             return p.parent.resolve()
         if "/" not in ref and ref not in (".", ".."):
-            cand = paths.orchestration_root() / ref
+            cand = paths.layout().run_dir(ref)
             if os.path.lexists(cand / STATUS_FILE):
                 return cand
         known = ", ".join(d.name for d in all_orchestrations()) or "none"
@@ -412,7 +412,7 @@ def current_orchestration(cwd: Path) -> Path:
     runs = all_orchestrations()
     if not runs:
         raise AutorunError(
-            f"no orchestrations under {paths.orchestration_root()}; start one with "
+            f"no orchestrations under {paths.layout().orchestration}; start one with "
             "`autorun orchestrate PLAN`"
         )
     here = cwd.resolve()

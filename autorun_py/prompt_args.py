@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from autorun_py.paths import autorun_home
+from autorun_py.paths import layout
 
 # `/autorun:<name>` at the start of the prompt, then whitespace or the end.
 _COMMAND = re.compile(r"\A\s*/autorun:([A-Za-z0-9_-]+)(?=\s|\Z)(.*)\Z", re.S)
@@ -47,7 +47,7 @@ class PromptArgs:
 
 
 def prompts_dir() -> Path:
-    return autorun_home() / "prompts"
+    return layout().prompts
 
 
 def parse_prompt(prompt: str) -> Optional[PromptArgs]:

@@ -696,7 +696,7 @@ def render_markdown(report: RunReport) -> str:
 
 
 def report_paths(orch_dir: Path) -> tuple[Path, Path]:
-    base = paths.reports_dir() / Path(orch_dir).name
+    base = paths.layout().report_base(Path(orch_dir).name)
     return base.with_suffix(".md"), base.with_suffix(".json")
 
 

@@ -110,8 +110,8 @@ def make_context(state: RunState, stage: StageState) -> StageContext:
         plan_file=stage.plan_file,
         depends_on=list(stage.depends_on),
         chain_command=f"/autorun:merge {state.orch_dir} {stage.number}",
-        plans_dir=str(paths.plans_dir()),
-        research_dir=str(paths.research_dir()),
+        plans_dir=str(paths.layout().plans),
+        research_dir=str(paths.layout().research),
     )
 
 

@@ -78,7 +78,7 @@ def launch_summary(
     tm = _tmux_prefix()
     lines += [
         "",
-        f"Monitor log: {paths.logs_dir() / (state.project_slug + '-monitor.log')}",
+        f"Monitor log: {paths.layout().monitor_log(state.project_slug)}",
         f"Sessions:    {tm} list-sessions | grep {state.project_slug}",
     ]
     if launched:

@@ -68,7 +68,7 @@ def run_name(orch_dir: str | Path) -> str:
 
 def run_root(run: str) -> Path:
     """``$AUTORUN_HOME/worktrees/<run>`` (not created)."""
-    return paths.worktrees_dir() / run_name(run)
+    return paths.layout().run_worktrees(run_name(run))
 
 
 def branch_prefix(run: str) -> str:
@@ -100,7 +100,7 @@ def _real(p: str | Path) -> Path:
 def _checked_path(path: Path, run: Optional[str]) -> tuple[Path, str]:
     """(resolved path, run) after refusing anything outside the run's root."""
     run = run_name(run) if run is not None else None
-    home_wt = _real(paths.worktrees_dir())
+    home_wt = _real(paths.layout().worktrees)
     real = _real(path)
     try:
         rel = real.relative_to(home_wt)
@@ -112,7 +112,7 @@ def _checked_path(path: Path, run: Optional[str]) -> tuple[Path, str]:
     found = rel.parts[0]
     if run is not None and found != run:
         raise AutorunError(f"{path} is not under {where}; autorun did not create it")
-    root = paths.worktrees_dir() / found
+    root = paths.layout().worktrees / found
     if os.path.islink(root) or _real(root) != home_wt / found:
         raise AutorunError(f"{root} is a symlink; not under {where}")
     return real, found
@@ -334,7 +334,7 @@ CREATING_PREFIX = ".creating-"
 def remove_creating_dir(path: Path) -> None:
     """Delete a half-made orchestration directory (``orchestration/.creating-*``,
     see :mod:`autorun_py.orchestration`); anything else is refused."""
-    root = _real(paths.orchestration_root())
+    root = _real(paths.layout().orchestration)
     p = Path(path)
     if (
         not p.name.startswith(CREATING_PREFIX)
@@ -359,7 +359,7 @@ def remove_run_dir(orch_dir: Path) -> bool:
     if not os.path.lexists(p):
         return False
     if (
-        _real(p.parent) != _real(paths.orchestration_root())
+        _real(p.parent) != _real(paths.layout().orchestration)
         or os.path.islink(p)
         or not p.is_dir()
         or not (p / "status.json").is_file()
@@ -376,7 +376,7 @@ def remove_home_file(path: Path) -> bool:
     p = Path(path)
     if not os.path.lexists(p):
         return False
-    allowed = {_real(paths.reports_dir()), _real(paths.logs_dir())}
+    allowed = {_real(paths.layout().reports), _real(paths.layout().logs)}
     if _real(p.parent) not in allowed or (p.is_dir() and not os.path.islink(p)):
         raise AutorunError(f"{p} is not a report or log file of autorun's; left in place")
     p.unlink()

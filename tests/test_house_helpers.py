@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +79,38 @@ def test_report_and_plan_use_the_one_label() -> None:
 
     assert report.mermaid_label is label
     assert plan.mermaid_label is label
+
+
+def test_layout_spells_every_path_under_the_home(tmp_path: Path) -> None:
+    from autorun_py.paths import Layout, layout
+
+    lay = Layout.from_env({"AUTORUN_HOME": str(tmp_path / "h")})
+    home = (tmp_path / "h").resolve()
+    assert lay.home == home
+    assert lay.stage_worktree("run-1", 3) == home / "worktrees" / "run-1" / "stage-3"
+    assert lay.merge_worktree("run-1", 3) == home / "worktrees" / "run-1" / "merge-stage-3"
+    assert (
+        lay.verify_worktree("r", "s2", "a" * 40)
+        == home / "worktrees" / "r" / f"verify-s2-{'a' * 12}"
+    )
+    assert lay.stage_log("slug", 2) == home / "logs" / "slug_stage-2.log"
+    assert lay.monitor_log("slug") == home / "logs" / "slug-monitor.log"
+    assert lay.merge_lock("k") == home / "locks" / "merge-k.lock"
+    assert lay.report_base("r").with_suffix(".md") == home / "reports" / "r.md"
+    assert lay.config_file == home / "config.json"
+    assert Layout.from_env({}).home == (Path.home() / ".autorun").resolve()
+    assert layout().home == Path(os.environ["AUTORUN_HOME"]).resolve()  # the autouse fixture's
+
+
+def test_no_path_under_the_home_is_spelled_outside_paths() -> None:
+    """Every path under $AUTORUN_HOME goes through paths.Layout."""
+    root = Path(__file__).resolve().parents[1] / "autorun_py"
+    pattern = re.compile(r"autorun_home\(\)\s*/|AUTORUN_HOME\"\]\s*\)\s*/")
+    offenders = [
+        f"{p.relative_to(root)}:{i}"
+        for p in sorted(root.rglob("*.py"))
+        if p.name != "paths.py"
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []

@@ -66,11 +66,11 @@ def test_concurrent_orchestrates_always_get_different_slugs(tmp_path: Path) -> N
     assert len(set(slugs)) == len(slugs), sorted(slugs)
     assert "token-audit" in slugs
     # Nothing half-made is left behind.
-    assert not list(paths.orchestration_root().glob(".creating-*"))
+    assert not list(paths.layout().orchestration.glob(".creating-*"))
 
 
 def test_interrupted_orchestrate_leftovers_are_swept(repo: Path) -> None:
-    root = paths.orchestration_root()
+    root = paths.layout().orchestration
     root.mkdir(parents=True, exist_ok=True)
     # a killed creator (its pid is gone), an old one of an earlier version (no pid),
     # a fresh one of a live process, and a lookalike that is not a directory

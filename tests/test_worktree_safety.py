@@ -179,7 +179,7 @@ def test_a_state_naming_the_users_checkout_is_never_deleted_or_merged(
 
 
 def _run_root(run: str) -> Path:
-    return paths.worktrees_dir() / run
+    return paths.layout().worktrees / run
 
 
 def test_remove_refuses_everything_it_did_not_create(repo: Path, tmp_path: Path) -> None:
@@ -308,7 +308,7 @@ def test_the_delayed_clean_up_refuses_what_autorun_did_not_create(
     from autorun_py import killer
 
     git(repo, "branch", "feature")
-    orch = paths.orchestration_root() / "some-run"
+    orch = paths.layout().orchestration / "some-run"
     before = _tree_snapshot(repo)
     args = ["-", "0", "--owner", str(orch), "--then-clean", str(repo), str(repo), "feature", "main"]
     assert killer.main(args) == 0

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Optional, TypedDict
 
 from autorun_py.errors import AutorunError
-from autorun_py.paths import review_dir
+from autorun_py.paths import layout
 from autorun_py.review.format import parse_review
 from autorun_py.review.model import ReviewMeta
 from autorun_py.review.store import (
@@ -235,7 +235,7 @@ def list_reviews(include_answered: bool = False) -> list[ReviewInfo]:
     waiters = live_waiters()
     files: dict[str, Path] = {}
     try:
-        for entry in review_dir().iterdir():
+        for entry in layout().review.iterdir():
             if entry.suffix == ".md" and not entry.name.startswith(".") and entry.is_file():
                 files[os.path.normpath(str(entry))] = entry
     except OSError:

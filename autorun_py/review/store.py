@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from autorun_py.errors import AutorunError, UsageError
 from autorun_py.names import slug
-from autorun_py.paths import orchestration_root, review_dir
+from autorun_py.paths import layout
 from autorun_py.review.format import new_meta, parse_review, render_review
 from autorun_py.review.model import Answer, ReviewDoc
 from autorun_py.timeutil import utc_iso
@@ -29,11 +29,11 @@ ANSWERED_DIR = ".answered"
 
 
 def waiting_dir() -> Path:
-    return review_dir() / WAITING_DIR
+    return layout().review / WAITING_DIR
 
 
 def answered_dir() -> Path:
-    return review_dir() / ANSWERED_DIR
+    return layout().review / ANSWERED_DIR
 
 
 def resolve(path: Path) -> Path:
@@ -157,7 +157,7 @@ def new_review(
         stage=None if stage is None else int(stage[1]),
     )
     text = render_review(title, qs, context, meta)
-    folder = review_dir() if directory is None else Path(directory)
+    folder = layout().review if directory is None else Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{when.strftime('%Y-%m-%d-%H%M%S')}-{slug(title, 40, 'review')}"
     fd, tmp = tempfile.mkstemp(prefix=".new-", suffix=".md", dir=str(folder))
@@ -200,7 +200,7 @@ def parse_stage_ref(text: str) -> tuple[Path, int]:
     if "/" in orch or orch.startswith(".") or candidate.is_dir():
         orch_dir = resolve(candidate)
     else:
-        orch_dir = orchestration_root() / orch
+        orch_dir = layout().run_dir(orch)
     if not orch_dir.is_dir():
         raise UsageError(f"--stage: no orchestration directory {orch_dir}")
     return orch_dir, int(num)
