@@ -5,7 +5,10 @@ user's checkout carried forward, the checkout on another branch, and
 ``merge --continue`` after a resolved conflict), starts ``autorun merge`` as a
 real process, SIGKILLs it after a delay drawn uniformly from [0, 1.2 x the
 unkilled merge's git phase measured in this run] after its first git call
-(so the kills spread over the merge, not over Python's start-up), waits for any git it started
+(so the kills spread over the merge, not over Python's start-up), or, every
+other round, 0-15 ms after the start of its git call number k (k drawn
+uniformly from the merge's git calls: kills while a git runs, at every point
+of the merge), waits for any git it started
 to end, recovers with the real CLI (``autorun resume --no-monitor`` when a
 merge was in flight, else the merge again) and checks the invariants: the base
 never moved backwards or to anything but one merge on it, the stage ends
@@ -114,6 +117,7 @@ def main() -> int:
 
         rounds = kills = mid = 0
         landed: Counter[str] = Counter()
+        by_mode: Counter[str] = Counter()
         recoveries: Counter[str] = Counter()
         violations: list[dict[str, Any]] = []
         t_start = time.monotonic()
@@ -123,8 +127,15 @@ def main() -> int:
             rounds += 1
             sc = scenarios[kind]
             sc.reset()
-            delay = rng.uniform(0, 1.2 * duration[kind])
-            killed, git_calls = sc.kill_after(delay)
+            if rounds % 2:
+                mode = "uniform"
+                delay = rng.uniform(0, 1.2 * duration[kind])
+                killed, git_calls = sc.kill_after(delay)
+            else:
+                mode = "anchored"
+                anchor = rng.randint(1, steps[kind])
+                delay = rng.uniform(0, 0.015)
+                killed, git_calls = sc.kill_after(delay, from_git_call=anchor)
             bad = []
             moved = sc.base_ok_after_kill()
             if moved:
@@ -133,6 +144,7 @@ def main() -> int:
             if killed:
                 kills += 1
                 landed[where] += 1
+                by_mode[mode] += 1
                 if where not in ("before_any_change", "after_completion"):
                     mid += 1
             try:
@@ -146,6 +158,7 @@ def main() -> int:
                 violations.append(
                     {
                         "kind": kind,
+                        "mode": mode,
                         "delay_s": round(delay, 4),
                         "git_calls": git_calls,
                         "landed": where,
@@ -163,6 +176,7 @@ def main() -> int:
         "rounds": rounds,
         "kills": kills,
         "kills_mid_merge": mid,
+        "kills_by_mode": dict(sorted(by_mode.items())),
         "landed": dict(sorted(landed.items())),
         "recoveries": dict(sorted(recoveries.items())),
         "invariant_violations": len(violations),
@@ -176,6 +190,7 @@ def main() -> int:
         print(json.dumps(figures, indent=2))
     else:
         print(f"rounds: {rounds}, kills: {kills}, kills that landed mid-merge: {mid}")
+        print("kills by delay mode: " + ", ".join(f"{k} {v}" for k, v in sorted(by_mode.items())))
         print("where the kills landed: " + ", ".join(f"{k} {v}" for k, v in sorted(landed.items())))
         print("recoveries: " + ", ".join(f"{k} {v}" for k, v in sorted(recoveries.items())))
         print(f"invariant violations: {len(violations)}")

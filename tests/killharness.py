@@ -307,10 +307,13 @@ class Scenario:
         proc = self.cli(self.merge_argv(), env=self.wrapped_env(n))
         return proc.returncode
 
-    def kill_after(self, delay: float, *, from_first_git: bool = True) -> tuple[bool, int]:
-        """Start the merge and SIGKILL it ``delay`` seconds after its first git
-        call (after its start with ``from_first_git=False``); (killed, git
-        invocations it started). Waits for its orphaned children to end."""
+    def kill_after(
+        self, delay: float, *, from_first_git: bool = True, from_git_call: int = 1
+    ) -> tuple[bool, int]:
+        """Start the merge and SIGKILL it ``delay`` seconds after its git call
+        number ``from_git_call`` started (after its start with
+        ``from_first_git=False``); (killed, git invocations it started). Waits
+        for its orphaned children (a git still running) to end."""
         env = dict(os.environ)
         env.update(self.wrapped_env(0))
         count = Path(env["KILLGIT_COUNT"])
@@ -323,8 +326,13 @@ class Scenario:
             start_new_session=True,
         )
         if from_first_git:
-            while not count.exists() and proc.poll() is None:
-                time.sleep(0.001)
+            while proc.poll() is None:
+                try:
+                    if int(count.read_text() or "0") >= from_git_call:
+                        break
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.0005)
         time.sleep(delay)
         killed = proc.poll() is None
         if killed:
