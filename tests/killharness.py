@@ -48,7 +48,9 @@ STAGE = 1
 
 WRAPPER = """#!/bin/sh
 # git, except that invocation number $KILLGIT_AT kills its caller and itself.
-n=$(( $(cat "$KILLGIT_COUNT" 2>/dev/null || echo 0) + 1 ))
+n=0
+[ -f "$KILLGIT_COUNT" ] && read -r n < "$KILLGIT_COUNT"
+n=$((n + 1))
 echo "$n" > "$KILLGIT_COUNT"
 printf '%s\\0' "$@" >> "$KILLGIT_LOG"
 printf '\\n' >> "$KILLGIT_LOG"
