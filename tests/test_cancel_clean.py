@@ -237,3 +237,32 @@ def test_clean_of_a_demo_run_removes_its_scratch_repo_and_nothing_else(
     assert (demo / "autorun-home" / "orchestration" / "master-plan" / "status.json").is_file()
     run_cli(["clean", "master-plan", "--purge"], repo, env=env, check=True)
     assert sorted(p.name for p in demo.iterdir()) == ["mine.txt"]
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_clean_all_finished_leaves_running_runs_alone(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    log = tmp_path / "standin.log"
+    standin_env(monkeypatch, gate=str(gates), log=str(log), fail="1")
+    done = _orchestrate(repo, [(1, "Fails", [])], "--no-monitor")
+    (gates / "stage-1").touch()
+    wait_finished(done)
+    held = run_cli(
+        ["orchestrate", str(write_plan(tmp_path, [(2, "Held", [])], name="other.md")), "--json"]
+        + ["--no-monitor"],
+        repo,
+        check=True,
+    )
+    running = Path(json.loads(held.stdout)["orch_dir"])
+    wait_until(lambda: _at_gate(log, 2), what="the other run's stage at its gate")
+    failed_wt = Path(_status(done)["stages"]["1"]["worktree"])
+    out = _cli_json(["clean", "--all-finished"], repo)
+    assert [r["run"] for r in out] == [done.name]
+    assert out[0]["worktrees_removed"] == [str(failed_wt)]
+    assert any("stage 1 is failed; `autorun retry" in k for k in out[0]["kept"])  # its branch
+    st = _status(running)["stages"]["2"]
+    assert st["status"] == "in_progress" and Path(st["worktree"]).is_dir()
+    assert Tmux.from_env().has_session(st["session"])
