@@ -230,11 +230,21 @@ def stage_commits_ahead(repo: Path, stage_branch: str, start_commit: str) -> int
 def worktree_dirty_files(worktree: Path) -> list[str]:
     """Paths with uncommitted changes: staged, unstaged, and untracked (not
     ignored); both sides of a rename. Sorted, relative to the work tree."""
+    return _worktree_status(worktree)[0]
+
+
+_UNMERGED = {"DD", "AU", "UD", "UA", "DU", "AA", "UU"}
+
+
+def _worktree_status(worktree: Path) -> tuple[list[str], list[str]]:
+    """(dirty paths as :func:`worktree_dirty_files`, unmerged paths), from one
+    ``git status``."""
     out = g.run_git(
         ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"],
         worktree,
     ).stdout
     paths: set[str] = set()
+    unmerged: set[str] = set()
     items = out.split("\0")
     i = 0
     while i < len(items):
@@ -244,11 +254,13 @@ def worktree_dirty_files(worktree: Path) -> list[str]:
             continue
         status, path = item[:2], item[3:]
         paths.add(path)
+        if status in _UNMERGED:
+            unmerged.add(path)
         if "R" in status or "C" in status:
             if i < len(items) and items[i]:
                 paths.add(items[i])
             i += 1
-    return sorted(paths)
+    return sorted(paths), sorted(unmerged)
 
 
 # -- merging -------------------------------------------------------------------
@@ -911,12 +923,32 @@ def _with_summary(outcome: MergeOutcome, summary: str) -> MergeOutcome:
 # -- internals: moving the base ------------------------------------------------
 
 
+def _git_dir(worktree: Path) -> Path | None:
+    """A work tree's own git directory, read from its ``.git`` (a directory, or
+    a ``gitdir:`` file for a linked work tree) without running git; None when
+    that is not plain (the caller asks git)."""
+    dot = worktree / ".git"
+    try:
+        if dot.is_dir():
+            return dot
+        text = dot.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir:") or len(text.splitlines()) != 1:
+        return None
+    target = Path(text[len("gitdir:") :].strip())
+    git_dir = target if target.is_absolute() else worktree / target
+    return git_dir if (git_dir / "HEAD").is_file() else None
+
+
 def _in_progress_on(repo: Path, wt: g.Worktree, branch: str) -> str | None:
     """'rebased' / 'bisected' when a work tree is rebasing or bisecting ``branch``."""
-    res = g.run_git(["rev-parse", "--path-format=absolute", "--git-dir"], wt.path, check=False)
-    if not res.ok:
-        return None  # removed meanwhile (e.g. a verification worktree that just finished)
-    git_dir = Path(res.stdout.strip())
+    git_dir = _git_dir(wt.path)
+    if git_dir is None:
+        res = g.run_git(["rev-parse", "--path-format=absolute", "--git-dir"], wt.path, check=False)
+        if not res.ok:
+            return None  # removed meanwhile (e.g. a verification worktree that just finished)
+        git_dir = Path(res.stdout.strip())
     ref = f"refs/heads/{branch}"
     for name, what in (
         ("rebase-merge/head-name", "rebased"),
@@ -933,7 +965,9 @@ def _in_progress_on(repo: Path, wt: g.Worktree, branch: str) -> str | None:
 
 
 def _operation_in_progress(worktree: Path) -> str | None:
-    git_dir = Path(g.git_out(["rev-parse", "--path-format=absolute", "--git-dir"], worktree))
+    git_dir = _git_dir(worktree) or Path(
+        g.git_out(["rev-parse", "--path-format=absolute", "--git-dir"], worktree)
+    )
     for name, what in (
         ("MERGE_HEAD", "merge"),
         ("CHERRY_PICK_HEAD", "cherry-pick"),
@@ -1049,18 +1083,12 @@ def _advance_base(
             continue
         checkouts.append(wt.path)
 
-    incoming = _nul_list(g.git_out(["diff", "--name-only", "-z", "--no-renames", old, new], repo))
-    added = _nul_list(
-        g.git_out(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", old, new], repo)
-    )
-    deleted = _nul_list(
-        g.git_out(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=D", old, new], repo)
-    )
+    incoming, added, deleted = _changed_paths(repo, old, new) if checkouts else ([], [], [])
     for ck in checkouts:
         g.run_git(["update-index", "-q", "--refresh"], ck, check=False)
         if g.git_out(["rev-parse", "--verify", "HEAD"], ck) != old:
             return None  # somebody committed in between: start over
-        unmerged = _unmerged_files(ck)
+        dirty, unmerged = _worktree_status(ck)
         if unmerged:
             blocked = (ck, tuple(unmerged), "an unfinished merge")
             break
@@ -1068,7 +1096,6 @@ def _advance_base(
         if operation is not None:
             blocked = (ck, (), f"an unfinished {operation}")
             break
-        dirty = worktree_dirty_files(ck)
         hit = _overlapping(dirty, incoming)
         # untracked or ignored files (or directories holding them) where the
         # merge puts a file or a directory: git would overwrite or delete them
@@ -1131,6 +1158,25 @@ def _advance_base(
         previous_tip=old,
         updated_checkouts=tuple(moved),
     )
+
+
+def _changed_paths(repo: Path, old: str, new: str) -> tuple[list[str], list[str], list[str]]:
+    """(every path, the added ones, the deleted ones) from ``old`` to ``new``,
+    by one ``git diff --name-status`` (no renames)."""
+    out = g.git_out(["diff", "--name-status", "-z", "--no-renames", old, new], repo)
+    items = out.split("\0")
+    every: list[str] = []
+    added: list[str] = []
+    deleted: list[str] = []
+    for status, path in zip(items[0::2], items[1::2]):
+        if not path:
+            continue
+        every.append(path)
+        if status.startswith("A"):
+            added.append(path)
+        elif status.startswith("D"):
+            deleted.append(path)
+    return every, added, deleted
 
 
 def _paths_in_git_error(stderr: str) -> tuple[str, ...]:
