@@ -47,11 +47,15 @@ PY = sys.executable
 ROWS: list[dict[str, Any]] = []
 
 SITECUSTOMIZE = r"""
-import atexit, json, os, sys, time
+import atexit, json, os, signal, sys, time
 _log = os.environ.get("AUTORUN_BENCH_PROCLOG")
 if _log:
     _t0 = time.monotonic()
+    _done = []
     def _bench_done():
+        if _done:
+            return
+        _done.append(1)
         t = os.times()
         rec = {"pid": os.getpid(), "argv": sys.argv, "self": t.user + t.system,
                "children": t.children_user + t.children_system,
@@ -59,6 +63,15 @@ if _log:
         with open(_log, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
     atexit.register(_bench_done)
+    # A process ended by a signal (a stand-in whose tmux session is killed, a
+    # detached killer when the server goes) runs no atexit: record it here.
+    def _on_signal(signum, frame):
+        _bench_done()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    for _sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(_sig) is signal.SIG_DFL:
+            signal.signal(_sig, _on_signal)
 """
 
 COUNTING_GIT = """#!/bin/sh
@@ -114,6 +127,9 @@ def base_env(tmp: Path) -> dict[str, str]:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "TMUX", "AUTORUN_"))}
     env.pop("CLAUDECODE", None)
+    # Bytecode is written and reused, as in a real install (a compile per start
+    # is not autorun's cost).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         {
             "HOME": str(home),
@@ -212,8 +228,15 @@ def orchestrate_run(tmp: Path, n: int, *, chain: bool, max_parallel: int) -> dic
         wall = time.monotonic() - t0
     finally:
         kill_tmux(env)
-    time.sleep(0.5)  # let detached helpers (killers) write their records
-    procs = [json.loads(line) for line in proclog.read_text().splitlines() if line.strip()]
+    # Let detached helpers (killers, after their delay) write their records.
+    deadline = time.monotonic() + 15
+    while True:
+        procs = [json.loads(line) for line in proclog.read_text().splitlines() if line.strip()]
+        killers = sum(1 for p in procs if p["argv"] and p["argv"][0].endswith("killer.py"))
+        merges = sum(1 for p in procs if p["argv"][1:2] == ["merge"])
+        if killers >= merges or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     return {
         "env": env,
         "procs": procs,
@@ -503,6 +526,9 @@ def main() -> int:
     history = 20 if args.quick else 150
     trees = 32 if args.quick else 256
     t_start = time.monotonic()
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", str(ROOT / "autorun_py")], capture_output=True, check=False
+    )
     with tempfile.TemporaryDirectory(prefix="autorun-engine-cost-") as td:
         tmp = Path(td)
         for n in sizes:
