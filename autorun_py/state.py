@@ -136,6 +136,9 @@ class RawStatus(TypedDict, total=False):
 # --------------------------------------------------------------------------- model
 
 
+_PHASE_KEYS = frozenset(("started_at", "completed_at", "current_phase", "total_phases"))
+
+
 @dataclass
 class Phase:
     started_at: Optional[str] = None
@@ -146,14 +149,15 @@ class Phase:
 
     @classmethod
     def from_raw(cls, raw: RawPhase, with_progress: bool) -> Phase:
-        data: dict[str, Any] = dict(raw)
+        get = cast(dict[str, Any], raw).get
         phase = cls(
-            started_at=data.pop("started_at", None),
-            completed_at=data.pop("completed_at", None),
-            current_phase=data.pop("current_phase", None),
-            total_phases=data.pop("total_phases", None),
+            started_at=get("started_at"),
+            completed_at=get("completed_at"),
+            current_phase=get("current_phase"),
+            total_phases=get("total_phases"),
         )
-        phase.extra = data
+        if not _PHASE_KEYS.issuperset(raw):
+            phase.extra = {k: v for k, v in raw.items() if k not in _PHASE_KEYS}
         return phase
 
     def to_raw(self, with_progress: bool) -> RawPhase:
@@ -171,6 +175,8 @@ _STAGE_KEYS = (
     "worktree session claude_session_id launched_at start_commit merge_commit failure failed_at "
     "launch_attempts merge_state merge_detail merge_intent estimate_hours counters"
 ).split()
+
+_STAGE_KEY_SET = frozenset(_STAGE_KEYS)
 
 
 @dataclass
@@ -203,8 +209,10 @@ class StageState:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        phases = self.phases
         for name in SEED_PHASES:
-            self.phases.setdefault(name, Phase())
+            if name not in phases:
+                phases[name] = Phase()
 
     def phase(self, name: str) -> Phase:
         return self.phases.setdefault(name, Phase())
@@ -223,7 +231,7 @@ class StageState:
     def from_raw(cls, number: int, raw: RawStage) -> StageState:
         data: dict[str, Any] = dict(raw)
         phases_raw = data.pop("phases", {}) or {}
-        known = {k: data.pop(k) for k in list(data) if k in _STAGE_KEYS}
+        known = {k: data.pop(k) for k in _STAGE_KEY_SET.intersection(data)}
         stage = cls(
             number=number,
             name=str(known.get("name", f"Stage {number}")),
@@ -515,6 +523,56 @@ _RUN_STATUSES = (RUN_RUNNING, RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES, RUN_CAN
 _STAGE_STATUS_SET = frozenset(STAGE_STATUSES)
 
 
+def _int_ok(v: Any) -> bool:
+    return v is None or (type(v) is int and 0 <= v <= _MAX_INT)
+
+
+def _stage_ok(number: int, st: Any, known: set[int]) -> bool:
+    """True when :func:`_validate_stage` would find nothing wrong: the same
+    checks, without building a field name per check (a 1,000-stage file is
+    read at every transaction). False: that function names the problem."""
+    if type(st) is not dict or st.get("status", PENDING) not in STAGE_STATUSES:
+        return False
+    get = st.get
+    for key in _STAGE_STR_FIELDS:
+        v = get(key)
+        if v is not None and type(v) is not str:
+            return False
+    deps = get("depends_on")
+    if deps is not None:
+        if type(deps) is not list:
+            return False
+        for n in deps:
+            if type(n) is not int or n not in known or n == number:
+                return False
+    md = get("merge_detail")
+    if not _int_ok(get("launch_attempts")) or (md is not None and type(md) is not dict):
+        return False
+    est = get("estimate_hours")
+    if est is not None and not (type(est) in (int, float) and 0 <= est < 1e9):
+        return False
+    counters = get("counters")
+    if counters is not None:
+        if type(counters) is not dict:
+            return False
+        for v in counters.values():
+            if not _int_ok(v):
+                return False
+    phases = get("phases")
+    if phases is not None:
+        if type(phases) is not dict:
+            return False
+        for ph in phases.values():
+            if type(ph) is not dict:
+                return False
+            a, b = ph.get("started_at"), ph.get("completed_at")
+            if (a is not None and type(a) is not str) or (b is not None and type(b) is not str):
+                return False
+            if not (_int_ok(ph.get("current_phase")) and _int_ok(ph.get("total_phases"))):
+                return False
+    return True
+
+
 def _validate_stage(number: int, st: Any, known: set[int]) -> None:
     # Inline type checks (``type(v) is str``: json gives exact types, and a bool
     # is not a number here): this runs on every read of every stage.
@@ -620,7 +678,9 @@ def validate_raw(raw: Any) -> None:
             raise _Bad(f"stages.{key}", "a stage key must be a stage number")
         known.add(n)
     for key, st in stages.items():
-        _validate_stage(int(key), st, known)
+        n = int(key)
+        if not _stage_ok(n, st, known):
+            _validate_stage(n, st, known)
     waves = raw.get("waves")
     if waves is not None:
         if not isinstance(waves, list):
@@ -801,25 +861,28 @@ class StatusStore:
             return fn(txn)
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # built once, not per value
+_ENCODE_KEY = json.JSONEncoder().encode
+
+
 def dumps_readable(data: Any) -> str:
     """JSON with one top-level key per line and one stage per line.
 
     Readable with ``cat`` (as the seed suggests), yet encoded by the C encoder:
     ``json.dumps(indent=...)`` takes the pure-Python path and was half the cost
-    of a status update.
+    of a status update. One encoder object serves every value
+    (``json.dumps(..., ensure_ascii=False)`` builds a new one per call).
     """
     if not isinstance(data, dict):
-        return json.dumps(data, ensure_ascii=False)
+        return _ENCODE(data)
+    enc = _ENCODE
     parts = []
     for key, value in data.items():
         if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            inner = ",\n".join(
-                f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
-                for k, v in value.items()
-            )
-            parts.append(f"  {json.dumps(key)}: {{\n{inner}\n  }}")
+            inner = ",\n".join([f"    {enc(k)}: {enc(v)}" for k, v in value.items()])
+            parts.append(f"  {_ENCODE_KEY(key)}: {{\n{inner}\n  }}")
         else:
-            parts.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+            parts.append(f"  {_ENCODE_KEY(key)}: {enc(value)}")
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
