@@ -4,7 +4,8 @@ It accepts the arguments autorun passes to Claude Code (``--session-id``,
 ``--resume``, ``--model``, ``--permission-mode``, ``--plugin-dir``, a prompt)
 and does, with real commands, what the real pipeline does for a stage:
 
-``/autorun:start <context>``: ``autorun stage start``, record the phases, make
+``/autorun:start <context>``: ``autorun stage start``, record the phases the
+command texts ask for (triage completed, implement started and completed), make
 a real commit in the stage's worktree after a short random delay, then
 ``autorun merge`` (the ``/autorun:merge`` step). Its behaviour can be steered
 per stage through ``AUTORUN_STANDIN_*`` variables:
@@ -206,7 +207,7 @@ def run_stage(context_file: str) -> int:
     if n in _stages("AUTORUN_STANDIN_REVIEW"):
         _review(orch, n)
     _wait_for_gate("AUTORUN_STANDIN_GATE", n, "work")
-    _autorun("phase", orch, str(n), "triage", "started")
+    # What commands/start.md asks for: `stage start` opened triage already.
     _autorun("phase", orch, str(n), "triage", "completed")
     if n in _stages("AUTORUN_STANDIN_IDLE"):
         _log("idle at prompt")
