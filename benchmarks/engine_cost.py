@@ -262,8 +262,11 @@ def per_stage(tmp: Path, n: int) -> None:
         return script[:-3] if script.endswith(".py") else script
 
     kinds: dict[str, int] = {}
+    kind_cpu: dict[str, float] = {}
     for p in procs:
-        kinds[kind(p["argv"])] = kinds.get(kind(p["argv"]), 0) + 1
+        k = kind(p["argv"])
+        kinds[k] = kinds.get(k, 0) + 1
+        kind_cpu[k] = kind_cpu.get(k, 0.0) + p["self"] + p["children"]
     engine_procs = [p for p in procs if kind(p["argv"]) != "standin"]
     row(
         f"N={n}: engine CPU s/stage (all Python procs + their git/tmux)",
@@ -281,6 +284,8 @@ def per_stage(tmp: Path, n: int) -> None:
     )
     row(f"N={n}: run wall s/stage (max-parallel 4)", res["wall"] / n, None, "info", None)
     print(f"  N={n} process kinds: {json.dumps(kinds, sort_keys=True)}", file=sys.stderr)
+    per_kind = {k: round(v / n, 3) for k, v in sorted(kind_cpu.items())}
+    print(f"  N={n} CPU s/stage by kind: {json.dumps(per_kind)}", file=sys.stderr)
 
 
 def floor_handoff(env: dict[str, str], repo: Path) -> float:
