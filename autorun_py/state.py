@@ -523,56 +523,6 @@ _RUN_STATUSES = (RUN_RUNNING, RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES, RUN_CAN
 _STAGE_STATUS_SET = frozenset(STAGE_STATUSES)
 
 
-def _int_ok(v: Any) -> bool:
-    return v is None or (type(v) is int and 0 <= v <= _MAX_INT)
-
-
-def _stage_ok(number: int, st: Any, known: set[int]) -> bool:
-    """True when :func:`_validate_stage` would find nothing wrong: the same
-    checks, without building a field name per check (a 1,000-stage file is
-    read at every transaction). False: that function names the problem."""
-    if type(st) is not dict or st.get("status", PENDING) not in STAGE_STATUSES:
-        return False
-    get = st.get
-    for key in _STAGE_STR_FIELDS:
-        v = get(key)
-        if v is not None and type(v) is not str:
-            return False
-    deps = get("depends_on")
-    if deps is not None:
-        if type(deps) is not list:
-            return False
-        for n in deps:
-            if type(n) is not int or n not in known or n == number:
-                return False
-    md = get("merge_detail")
-    if not _int_ok(get("launch_attempts")) or (md is not None and type(md) is not dict):
-        return False
-    est = get("estimate_hours")
-    if est is not None and not (type(est) in (int, float) and 0 <= est < 1e9):
-        return False
-    counters = get("counters")
-    if counters is not None:
-        if type(counters) is not dict:
-            return False
-        for v in counters.values():
-            if not _int_ok(v):
-                return False
-    phases = get("phases")
-    if phases is not None:
-        if type(phases) is not dict:
-            return False
-        for ph in phases.values():
-            if type(ph) is not dict:
-                return False
-            a, b = ph.get("started_at"), ph.get("completed_at")
-            if (a is not None and type(a) is not str) or (b is not None and type(b) is not str):
-                return False
-            if not (_int_ok(ph.get("current_phase")) and _int_ok(ph.get("total_phases"))):
-                return False
-    return True
-
-
 def _validate_stage(number: int, st: Any, known: set[int]) -> None:
     # Inline type checks (``type(v) is str``: json gives exact types, and a bool
     # is not a number here): this runs on every read of every stage.
@@ -678,9 +628,7 @@ def validate_raw(raw: Any) -> None:
             raise _Bad(f"stages.{key}", "a stage key must be a stage number")
         known.add(n)
     for key, st in stages.items():
-        n = int(key)
-        if not _stage_ok(n, st, known):
-            _validate_stage(n, st, known)
+        _validate_stage(int(key), st, known)
     waves = raw.get("waves")
     if waves is not None:
         if not isinstance(waves, list):
