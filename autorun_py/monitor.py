@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from autorun_py import paths
-from autorun_py.errors import AutorunError
+from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
 from autorun_py.resume import stage_record
 from autorun_py.state import IN_PROGRESS, RUN_RUNNING, RunState, StatusStore
@@ -232,12 +232,25 @@ def lock_path(orch_dir: Path) -> Path:
     return Path(orch_dir) / MONITOR_LOCK
 
 
-def try_lock(orch_dir: Path) -> Optional[Any]:
-    """The run's monitor lock, or None when another monitor holds it."""
+def try_lock(orch_dir: Path, wait: float = 0.0) -> Optional[Any]:
+    """The run's monitor lock, or None when another monitor holds it.
+
+    A monitor that starts waits up to ``wait`` seconds: :func:`monitor_pid` takes
+    the lock for an instant to see whether anyone holds it, and a monitor that
+    starts in that instant must not take the probe for a running monitor.
+    """
     from autorun_py.fsutil import Lock
 
-    lock = Lock(lock_path(orch_dir), timeout=0)
-    return lock if lock.try_acquire() else None
+    lock = Lock(lock_path(orch_dir), timeout=wait)
+    if wait <= 0:
+        return lock if lock.try_acquire() else None
+    try:
+        lock.acquire()
+    except AutorunError as exc:
+        if exc.exit_code == ExitCode.TIMEOUT:
+            return None
+        raise
+    return lock
 
 
 def monitor_pid(orch_dir: Path) -> Optional[int]:
@@ -763,7 +776,7 @@ class Monitor:
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> MonitorOutcome:
         outcome = MonitorOutcome(pid=os.getpid())
-        lock = try_lock(self.orch_dir)
+        lock = try_lock(self.orch_dir, wait=2.0)
         if lock is None:
             outcome.already_running = True
             outcome.pid = monitor_pid(self.orch_dir)
