@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from autorun_py.contention import drill
 from autorun_py.orchestration import create_orchestration
 from autorun_py.plan import load_plan
 from autorun_py.state import StatusStore
+from benchmarks.contention import drill
 from tests.helpers import write_plan
 
 
@@ -52,7 +52,7 @@ while True:
 
 def test_sigkill_never_corrupts_and_keeps_last_commit(repo: Path) -> None:
     orch = _orch(repo, 2)
-    from autorun_py.contention import prepare
+    from benchmarks.contention import prepare
 
     prepare(orch, [1, 2])
     rng = random.Random(1234)

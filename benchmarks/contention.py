@@ -1,6 +1,8 @@
-"""Concurrency drills on the status store, shared by the test suite and
-``benchmarks/state_contention.py``: many writers doing ``autorun phase``-level
-updates while a reader parses ``status.json`` in a loop."""
+"""Concurrency drills on the status store, shared by the test suite
+(``tests/test_state_concurrency.py``) and ``benchmarks/state_contention.py``:
+many writers doing ``autorun phase``-level updates while a reader parses
+``status.json`` in a loop. A drill, not part of the engine: it lives here, not
+in ``autorun_py``."""
 
 from __future__ import annotations
 
