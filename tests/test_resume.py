@@ -148,7 +148,12 @@ def test_resume_finishes_a_merge_that_died_after_its_git_part(
     out = run_cli(["orchestrate", str(plan), "--no-monitor", "--json"], repo, check=True).stdout
     orch = Path(json.loads(out)["orch_dir"])
     _wait(lambda: _log(log, "stage 1 waiting at merge gate"), what="stage 1 committed")
-    Tmux.from_env().kill_server()
+    # This test is about resume: without the session-closed hook, no recovery that
+    # the killed sessions set off can finish the merge before resume does.
+    tmux = Tmux.from_env()
+    tmux.run(["set-hook", "-gu", "session-closed"])
+    assert "autorun" not in tmux.run(["show-hooks", "-g"]).stdout
+    tmux.kill_server()
     # `autorun merge` got as far as moving the base branch, then died.
     state = StatusStore(orch).read()
     st = state.stages[1]
