@@ -75,10 +75,11 @@ def test_gantt_text() -> None:
 
 
 def test_report_and_plan_use_the_one_label() -> None:
-    from autorun_py import plan, report
+    from autorun_py import report
+    from autorun_py.plan import render
 
     assert report.mermaid_label is label
-    assert plan.mermaid_label is label
+    assert render.mermaid_label is label
 
 
 def test_layout_spells_every_path_under_the_home(tmp_path: Path) -> None:

@@ -1,171 +1,60 @@
-"""The master plan: parser, model and validation.
+"""Reading and parsing a master plan: the bounded, UTF-8 file read and ``_Parser``.
 
-A master plan is Markdown. The parser reads markdown-it-py block tokens (so a
-stage heading inside a code fence or an HTML comment is not a stage) and
-understands the shapes people and models actually write:
-
-* stage headings at any level: ``## Stage 3: Name`` (also ``Stage 3 — Name``,
-  ``Stage 3 - Name``, ``Stage 3. Name``), each followed somewhere in its section
-  by a dependency line (``**Dependencies**: None``, ``Depends on: Stage 1,
-  Stage 2``, ``- Depends on: Stages 1 and 2``, ``Dependencies: 3, 4``,
-  ``Dependencies: Stage 1 (Ingest)``, ``Depends on: nothing`` / ``—`` / ``n/a``,
-  or ``Dependencies:`` followed by a list); the rest of the section, as its
-  original Markdown source, is the stage's scope;
-* stages grouped under ``## Wave N`` headings (the declared wave is a hint: the
-  computed waves are authoritative and a contradiction is a warning);
-* a summary table with columns like ``Stage | Name | Depends on`` (optionally
-  ``Estimate``, ``Wave``, ``Scope``), with the scopes in stage sections below it.
-
-Validation is strict on real errors (no stages, duplicate numbers, a stage
-depending on itself or on a missing stage, a cycle, unreadable dependencies, a
-file that is not UTF-8 text) and forgiving on formatting; every problem names
-its line. Non-fatal oddities become warnings.
-"""
+Over 500 lines for a reason: ``_Parser`` is one pass over the plan's block
+tokens whose steps (headings, sections, tables, dependency lines, merging,
+validation) share the state of that one pass; the patterns and value parsers it
+uses are in :mod:`autorun_py.plan.grammar`, the model in
+:mod:`autorun_py.plan.model`."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from autorun_py import graph
 from autorun_py.errors import AutorunError
-from autorun_py.mermaid import label as mermaid_label
 from autorun_py.names import plan_name_from_path, project_slug
+from autorun_py.plan.grammar import (
+    _DEP_BARE,
+    _DEP_COLON,
+    _DEP_LOOSE,
+    _DEP_PREFILTER,
+    _EST_LINE,
+    _HEAD_DEPS,
+    _HR_LINE,
+    _I,
+    _LOOSE_STAGE,
+    _LOOSE_VALUE,
+    _STAGE_HEAD,
+    _STAGE_NEAR,
+    _TABLE_STAGE_CELL,
+    _TITLED_REF,
+    _WAVE_HEAD,
+    _WAVE_LINE,
+    DEPENDENCY_FORMS,
+    _block_md,
+    _clean_name,
+    _fmt_list,
+    _name_groups,
+    _NameGroup,
+    _norm_header,
+    _norm_name,
+    _plain,
+    _plain_lines,
+    _suggest,
+    _to_int,
+    _Unreadable,
+    parse_dependency_value,
+    parse_estimate,
+)
+from autorun_py.plan.model import Plan, PlanError, PlanProblem, Stage, front_matter_values
 
 if TYPE_CHECKING:
-    from markdown_it import MarkdownIt
     from markdown_it.token import Token
-
-# --------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class Stage:
-    number: int
-    name: str
-    depends_on: tuple[int, ...]  # sorted, unique
-    scope: str  # the section's Markdown minus heading and dependency line, stripped
-    line: int  # 1-based line of the stage's heading (or table row)
-    estimate_hours: Optional[float] = None
-    declared_wave: Optional[int] = None
-
-
-@dataclass(frozen=True)
-class PlanProblem:
-    line: Optional[int]
-    message: str
-
-    def format(self, path: str) -> str:
-        return f"{path}:{self.line}: {self.message}" if self.line else f"{path}: {self.message}"
-
-
-class PlanError(AutorunError):
-    """An invalid plan; ``str(err)`` is one ``path:line: message`` line per problem."""
-
-    path: str
-
-    def __init__(self, path: str, problems: Sequence[PlanProblem]) -> None:
-        self.problems: list[PlanProblem] = list(problems) or [PlanProblem(None, "invalid plan")]
-        first = self.problems[0]
-        super().__init__(first.message, path=path, line=first.line)
-        self.path = str(path)
-
-    def __str__(self) -> str:
-        return "\n".join(p.format(self.path) for p in self.problems)
-
-
-@dataclass(frozen=True)
-class Plan:
-    path: Path  # absolute
-    name: str  # plan name
-    slug: str  # project slug
-    stages: tuple[Stage, ...]  # sorted by number
-    waves: tuple[tuple[int, ...], ...]
-    critical_path: tuple[int, ...]
-    warnings: tuple[str, ...]
-    # ``key: value`` lines of a YAML front matter block (e.g. ``verify: pytest -q``)
-    front_matter: dict[str, str] = field(default_factory=dict, compare=False)
-    _index: dict[int, Stage] = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._index.update({s.number: s for s in self.stages})
-
-    def stage(self, number: int) -> Stage:
-        try:
-            return self._index[number]
-        except KeyError:
-            raise AutorunError(f"the plan has no stage {number}", path=self.path) from None
-
-    def deps(self) -> dict[int, tuple[int, ...]]:
-        return {s.number: s.depends_on for s in self.stages}
-
-    def weights(self) -> dict[int, float]:
-        """Estimated hours per stage; 1.0 each without estimates.
-
-        When only some stages give an estimate, the others weigh the median estimate.
-        """
-        given = [s.estimate_hours for s in self.stages if s.estimate_hours is not None]
-        default = _median(given) if given else 1.0
-        return {
-            s.number: (s.estimate_hours if s.estimate_hours is not None else default)
-            for s in self.stages
-        }
-
-    def has_estimates(self) -> bool:
-        return any(s.estimate_hours is not None for s in self.stages)
-
-    def descendants(self, number: int) -> frozenset[int]:
-        self.stage(number)
-        return frozenset(graph.descendants(self.deps(), number))
-
-    def wave_of(self, number: int) -> int:
-        return graph.wave_of(self.waves)[number]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "plan_name": self.name,
-            "project_slug": self.slug,
-            "stages": [
-                {
-                    "number": s.number,
-                    "name": s.name,
-                    "depends_on": list(s.depends_on),
-                    "scope": s.scope,
-                }
-                for s in self.stages
-            ],
-            "waves": [list(w) for w in self.waves],
-            "critical_path": list(self.critical_path),
-            "warnings": list(self.warnings),
-        }
-
-
-def front_matter_values(lines: Sequence[str]) -> dict[str, str]:
-    """Top-level ``key: value`` scalars of a front matter block (quotes removed)."""
-    out: dict[str, str] = {}
-    for ln in lines:
-        m = re.match(r"^([\w.-]+)\s*:\s*(.*?)\s*$", ln)
-        if not m:
-            continue
-        value = m.group(2)
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        out[m.group(1)] = value
-    return out
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
 
 # --------------------------------------------------------------------------- loading
 
@@ -217,291 +106,6 @@ def parse_plan(text: str, path: Path) -> Plan:
     return _Parser(text, Path(os.path.abspath(path))).run()
 
 
-# --------------------------------------------------------------------------- markdown
-
-_BLOCK_MD: Optional[MarkdownIt] = None
-_INLINE_MD: Optional[MarkdownIt] = None
-
-
-def _block_md() -> MarkdownIt:
-    """Block-level parser (inline parsing is done lazily, only where needed)."""
-    global _BLOCK_MD
-    if _BLOCK_MD is None:
-        from markdown_it import MarkdownIt
-
-        _BLOCK_MD = MarkdownIt("commonmark").enable("table").disable("inline")
-    return _BLOCK_MD
-
-
-def _plain_lines(content: str) -> list[str]:
-    """The plain text of inline Markdown ``content``, one string per source line."""
-    if not _INLINE_SYNTAX.search(content):
-        return [line.strip() for line in content.split("\n")]
-    global _INLINE_MD
-    if _INLINE_MD is None:
-        from markdown_it import MarkdownIt
-
-        _INLINE_MD = MarkdownIt("commonmark")
-    lines: list[str] = [""]
-    # The inline parser alone (content is already normalized by the block parse).
-    for child in _INLINE_MD.inline.parse(content, _INLINE_MD, {}, []):
-        if child.type in ("text", "text_special"):
-            lines[-1] += child.content
-        elif child.type == "code_inline":  # keep the backticks: `--json` is part of a name
-            lines[-1] += child.markup + child.content + child.markup
-        elif child.type == "image":
-            lines[-1] += "".join(c.content for c in child.children or ())
-        elif child.type in ("softbreak", "hardbreak"):
-            lines.append("")
-    return lines
-
-
-# Characters that can start inline syntax; text without any of them is already plain.
-_INLINE_SYNTAX = re.compile(r"[\\`*_\[\]!<>&~]|  $", re.MULTILINE)
-
-
-def _plain(content: str) -> str:
-    return " ".join(_plain_lines(content))
-
-
-# --------------------------------------------------------------------------- patterns
-
-_I = re.IGNORECASE
-_NUM = r"[0-9]+"
-_SEP_HEAD = r"\s*(?:[:.)|\-–—]+\s*|\s+|$)"
-_STAGE_HEAD = re.compile(
-    r"^[\W_]*?\bstage\s*#?\s*(" + _NUM + r")(?![0-9]|\.[0-9]|[^\W\d_])" + _SEP_HEAD + r"(.*)$",
-    _I | re.DOTALL,
-)
-_STAGE_NEAR = re.compile(r"^[\W_]*?\bstage\s*#?\s*[-−+]?[0-9]", _I)
-_TABLE_STAGE_CELL = re.compile(
-    r"^[\W_]*?(?:stage\s*)?#?\s*(" + _NUM + r")(?![0-9]|\.[0-9]|[^\W\d_])" + _SEP_HEAD + r"(.*)$",
-    _I | re.DOTALL,
-)
-# "Wave 2", "Wave 2: Core", "Wave 2 — Core", "Wave 2 (parallel)"; not a title such
-# as "Wave 2 master plan", where the number is followed by more words.
-_WAVE_HEAD = re.compile(r"^[\W_]*?\bwave\s*#?\s*(" + _NUM + r")(?![0-9])\s*(?:$|[:.)(|\-–—])", _I)
-_WAVE_LINE = re.compile(r"^wave\s*[:：]\s*#?\s*(" + _NUM + r")(?![0-9])", _I)
-
-_DEP_WORDS = r"(?:depends\s+on|depend\s+on|dependencies|dependency|deps|blocked\s+by)"
-_DEP_COLON = re.compile(r"^" + _DEP_WORDS + r"\s*(?:\([^)]*\))?\s*(?:[:：]|\s[-–—])\s*(.*)$", _I)
-_DEP_BARE = re.compile(r"^" + _DEP_WORDS + r"\s*(?:\([^)]*\))?\s*[:：]?\s*$", _I)
-_DEP_LOOSE = re.compile(r"^(?:depends\s+on|blocked\s+by)\s+(.*)$", _I)
-# Without a colon, only "Depends on Stage 1..." / "Depends on none" is a dependency line;
-# "Depends on the cache being warm" is prose.
-_LOOSE_VALUE = re.compile(r"^[\s*_`]*(?:stages?\s*#?\s*[0-9]|#?[0-9]|none\b|nothing\b)", _I)
-_DEP_PREFILTER = re.compile(
-    r"(?im)^[\s*_`~>+\-]*(?:depend|deps|blocked|estimat|effort|duration|time\s+estimate|wave)"
-)
-
-_HEAD_DEPS = re.compile(
-    r"\s*[(\[]\s*(?:depends\s+on|dependencies|deps|blocked\s+by)\s*[:：]?\s*([^()\[\]]*)[)\]]\s*$",
-    _I,
-)
-_EST_LINE = re.compile(
-    r"^(?:estimated?(?:\s+(?:effort|time|duration|hours))?|effort|time\s+estimate|duration)"
-    r"\s*(?:\([^)]*\))?\s*[:：]\s*(.*)$",
-    _I,
-)
-_EST_VALUE = re.compile(
-    r"([0-9]+(?:\.[0-9]+)?)(?:\s*(?:-|–|—|to)\s*([0-9]+(?:\.[0-9]+)?))?\s*"
-    r"(h|hrs?|hours?|m|mins?|minutes?|d|days?|w|wks?|weeks?)?(?![a-z])",
-    _I,
-)
-_UNIT_HOURS = {"h": 1.0, "m": 1 / 60, "d": 8.0, "w": 40.0}
-
-_NONE_VALUE = re.compile(
-    r"^(?:none|nothing|no\b|n/?a\b|nil\b|null\b|independent|not\s+applicable|"
-    r"-+$|—|–|∅|\(\s*none\s*\)|\[\s*\])",
-    _I,
-)
-_RANGE = r"(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:#|s)?\s*[0-9]+)?"
-_LIST_SEP = r"\s*(?:,\s*and\b|,|;|&|\+|/|\band\b|\bor\b)?\s*"
-_ITEM = r"(?:#|s)?\s*[0-9]+(?![0-9])" + _RANGE
-_NUM_LIST = re.compile(r"^\s*" + _ITEM + r"(?:" + _LIST_SEP + _ITEM + r")*\s*$", _I)
-_RANGE_ITEM = re.compile(
-    r"([0-9]+)(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:stage\s*)?(?:#|s)?\s*([0-9]+))?", _I
-)
-_PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]\([^()]*\)")
-_HR_LINE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-
-MAX_STAGE_NUMBER = 10**9 - 1
-MAX_RANGE = 1000
-
-
-class _Unreadable(Exception):
-    """A dependency value that cannot be read (message is the reason)."""
-
-
-def _to_int(digits: str) -> int:
-    if len(digits.lstrip("0")) > 9:
-        raise _Unreadable(f"stage number {digits[:12]}... is too large")
-    return int(digits)
-
-
-@dataclass
-class _DepValue:
-    numbers: tuple[int, ...] = ()
-    names: tuple[str, ...] = ()  # references by stage name, resolved once all stages are known
-    empty: bool = False  # nothing after the colon
-    # (a comma-separated chunk without numbers, its name parts): resolved as a whole first
-    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
-
-
-def _expand(text: str) -> list[int]:
-    out: list[int] = []
-    for m in _RANGE_ITEM.finditer(text):
-        a = _to_int(m.group(1))
-        if m.group(2) is None:
-            out.append(a)
-            continue
-        b = _to_int(m.group(2))
-        if b < a:
-            raise _Unreadable(f"the range {a}-{b} runs backwards")
-        if b - a > MAX_RANGE:
-            raise _Unreadable(f"the range {a}-{b} is too large")
-        out.extend(range(a, b + 1))
-    return out
-
-
-# One part of a dependency list: "Stage 3", "3", "#3", "S3", "Stages 3-5", "3 to 5".
-_PART_NUMBERS = re.compile(
-    r"^(?:stages?\s*)?(?:#|s)?\s*[0-9]+(?![0-9])"
-    r"(?:\s*(?:-|–|—|to|through|\.\.)\s*(?:stages?\s*)?(?:#|s)?\s*[0-9]+)?$",
-    _I,
-)
-_CHUNK_SPLIT = re.compile(r"[,;]")
-_TITLED_REF = re.compile(r"^stage\s*#?\s*([0-9]{1,9})\s*(?::|—|–|\s-)\s*(\S.*)$", _I)
-_PART_SPLIT = re.compile(r"\s*(?:&|\+|/|\band\b|\bor\b)\s*", _I)
-_PART_STRIP = " \t*_`~.:'\""
-
-DEPENDENCY_FORMS = (
-    "expected stage numbers ('Stage 1, Stage 2', '1, 2', 'Stages 1-3', '#1'), "
-    "a stage's exact name, or 'None'; notes go in parentheses ('Stage 1 (the API)')"
-)
-
-
-def parse_dependency_value(value: str) -> _DepValue:
-    """Read the text after ``Depends on:``; raises _Unreadable.
-
-    Every comma/``and``-separated part is either stage numbers or a stage name
-    (``names``, resolved or rejected once all stages are known): no part is
-    dropped because it is not understood.
-    """
-    cleaned = value.strip().strip(" \t*_`~.;,:")
-    if not cleaned:
-        return _DepValue(empty=True)
-    if _NONE_VALUE.match(cleaned):
-        return _DepValue()
-    unparened = cleaned
-    while True:
-        nxt = _PARENS.sub(" ", unparened)
-        if nxt == unparened:
-            break
-        unparened = nxt
-    if not re.search(r"[0-9]", unparened) and re.search(r"[0-9]", cleaned):
-        unparened = re.sub(r"[()\[\]]", " ", cleaned)
-    unparened = unparened.strip().strip(" \t*_`~.;,:")
-    if _NUM_LIST.match(unparened):
-        return _DepValue(numbers=tuple(_expand(unparened)))
-    numbers: list[int] = []
-    groups: list[tuple[str, tuple[str, ...]]] = []
-    for chunk in _CHUNK_SPLIT.split(unparened):
-        chunk = re.sub(r"\s+", " ", chunk.strip(_PART_STRIP))
-        names: list[str] = []
-        mixed = False
-        if _TITLED_REF.match(chunk):  # "Stage 3: Build and deploy", checked against the title
-            groups.append((chunk, (chunk,)))
-            continue
-        for part in _PART_SPLIT.split(chunk):
-            part = part.strip(_PART_STRIP)
-            if not part:
-                continue
-            if _PART_NUMBERS.match(part):
-                numbers.extend(_expand(part))
-                mixed = True
-            else:
-                names.append(part)
-        if names:
-            # A name may itself contain "and" ("Build and deploy"): the whole chunk too.
-            groups.append(("" if mixed else chunk, tuple(names)))
-    if not numbers and not groups:
-        raise _Unreadable("no stage numbers")
-    return _DepValue(
-        numbers=tuple(numbers),
-        names=tuple(n for _, parts in groups for n in parts),
-        groups=tuple(groups),
-    )
-
-
-_NUMBER_WORDS = {
-    w: n
-    for n, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-        "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
-    )
-}
-_STOP_WORDS = {"the", "a", "an", "stage", "stages", "step", "part", "phase", "of"}
-
-
-def _suggest(ref: str, names: dict[int, str]) -> str:
-    """'; did you mean ...?' for an unreadable dependency part, or ''."""
-    words = _norm_name(ref).split()
-    numbers = [_NUMBER_WORDS[w] for w in words if w in _NUMBER_WORDS]
-    digits = re.findall(r"[0-9]+", ref)
-    if len(numbers) + len(digits) == 1:
-        n = numbers[0] if numbers else int(digits[0][:9])
-        return f" (did you mean 'Stage {n}'?)"
-    key = [w for w in words if w not in _STOP_WORDS]
-    if key:
-        fits = [n for n, name in names.items() if set(key) <= set(_norm_name(name).split())]
-        if len(fits) == 1:
-            return f" (did you mean 'Stage {fits[0]}', {names[fits[0]]!r}?)"
-    return ""
-
-
-def _name_groups(dv: _DepValue) -> tuple[_NameGroup, ...]:
-    return dv.groups
-
-
-# A loose dependency line ("Depends on Stage 1 ...", no colon) that names a stage is
-# read strictly: a part that is not understood is an error, not prose.
-_LOOSE_STAGE = re.compile(r"^[\s*_`]*stages?\s*#?\s*[0-9]", _I)
-
-
-def parse_estimate(value: str) -> Optional[float]:
-    """Hours in an estimate such as ``3h``, ``90 min``, ``2-3 days`` (upper bound), or None."""
-    m = _EST_VALUE.search(value)
-    if not m:
-        return None
-    amount = float(m.group(2) or m.group(1))
-    unit = (m.group(3) or "h")[0].lower()
-    hours = amount * _UNIT_HOURS.get(unit, 1.0)
-    if hours != hours or hours in (float("inf"), float("-inf")) or hours > 1e7:
-        return None
-    return hours
-
-
-def _norm_name(name: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", name.casefold())).strip()
-
-
-def _norm_header(text: str) -> str:
-    return re.sub(r"\s+", " ", text.casefold()).strip(" *_`:.")
-
-
-def _clean_name(name: str) -> str:
-    name = _CONTROL.sub(" ", name)
-    name = re.sub(r"\s+", " ", name).strip()
-    return name.strip(" *_~").strip()
-
-
-def _fmt_list(numbers: Sequence[int], limit: int = 12) -> str:
-    shown = ", ".join(str(n) for n in numbers[:limit])
-    return shown + (f", ... ({len(numbers)} in all)" if len(numbers) > limit else "")
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -516,7 +120,6 @@ class _Heading:
 
 
 # A group of name references from one value: (the whole value, its parts).
-_NameGroup = tuple[str, tuple[str, ...]]
 
 
 @dataclass
@@ -1192,76 +795,3 @@ class _Parser:
                 f"stage(s) {_fmt_list(assumed_none)} have no dependency line; "
                 "assuming they depend on nothing",
             )
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def render_mermaid(plan: Plan) -> str:
-    """The dependency graph as a Mermaid flowchart; critical-path edges are thick."""
-    crit_edges = set(zip(plan.critical_path, plan.critical_path[1:]))
-    out = ["flowchart TD"]
-    for s in plan.stages:
-        out.append(f'    s{s.number}["{mermaid_label(f"Stage {s.number}: {s.name}")}"]')
-    for s in plan.stages:
-        for d in s.depends_on:
-            arrow = "==>" if (d, s.number) in crit_edges else "-->"
-            out.append(f"    s{d} {arrow} s{s.number}")
-    if plan.critical_path:
-        out.append("    classDef critical stroke-width:3px,stroke:#d33")
-        out.append("    class " + ",".join(f"s{n}" for n in plan.critical_path) + " critical")
-    return "\n".join(out) + "\n"
-
-
-def _dot_string(text: str) -> str:
-    text = _CONTROL.sub(" ", text)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def render_dot(plan: Plan) -> str:
-    """The dependency graph as a Graphviz DOT digraph; critical-path edges are bold red."""
-    crit_nodes = set(plan.critical_path)
-    crit_edges = set(zip(plan.critical_path, plan.critical_path[1:]))
-    out = [f"digraph {_dot_string(plan.name)} {{", "    rankdir=TB;", "    node [shape=box];"]
-    for s in plan.stages:
-        attrs = f"label={_dot_string(f'Stage {s.number}: {s.name}')}"
-        if s.number in crit_nodes:
-            attrs += ", penwidth=2, color=red"
-        out.append(f"    s{s.number} [{attrs}];")
-    for s in plan.stages:
-        for d in s.depends_on:
-            style = " [penwidth=2, color=red]" if (d, s.number) in crit_edges else ""
-            out.append(f"    s{d} -> s{s.number}{style};")
-    out.append("}")
-    return "\n".join(out) + "\n"
-
-
-def render_text(plan: Plan) -> str:
-    """A person's view of the plan: stages with dependencies, waves, critical path."""
-    out = [
-        f"Plan:          {plan.name}",
-        f"File:          {plan.path}",
-        f"Project slug:  {plan.slug}",
-        f"Stages:        {len(plan.stages)} in {len(plan.waves)} wave(s)",
-        "",
-    ]
-    wave_of = graph.wave_of(plan.waves)
-    for s in plan.stages:
-        deps = ", ".join(str(d) for d in s.depends_on) or "none"
-        est = f"  [{s.estimate_hours:g}h]" if s.estimate_hours is not None else ""
-        out.append(
-            f"  Stage {s.number}: {_CONTROL.sub(' ', s.name)}{est}  "
-            f"(wave {wave_of[s.number]}; depends on: {deps})"
-        )
-    out.append("")
-    out.append("Waves:")
-    for i, wave in enumerate(plan.waves, 1):
-        out.append(f"  Wave {i}: stage(s) {', '.join(str(n) for n in wave)}")
-    out.append("")
-    if plan.has_estimates():
-        total = graph.path_length(plan.critical_path, plan.weights())
-        length = f"{total:g}h estimated"
-    else:
-        length = f"{len(plan.critical_path)} stage(s)"
-    out.append(f"Critical path: {' -> '.join(str(n) for n in plan.critical_path)} ({length})")
-    return "\n".join(out) + "\n"
