@@ -178,13 +178,15 @@ def test_simulate_chain_costs_what_a_fan_out_costs() -> None:
     fan: dict[int, tuple[int, ...]] = {n: () for n in range(1, 1001)}
     durations = {n: 1.0 for n in chain}
 
-    def best(deps: dict[int, tuple[int, ...]]) -> float:
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            simulate(deps, durations, schedule="dataflow", max_parallel=8)
-            times.append(time.perf_counter() - t0)
-        return min(times)
+    def once(deps: dict[int, tuple[int, ...]]) -> float:
+        t0 = time.perf_counter()
+        simulate(deps, durations, schedule="dataflow", max_parallel=8)
+        return time.perf_counter() - t0
 
-    chain_t, fan_t = best(chain), best(fan)
-    assert chain_t <= 2.0 * fan_t, (chain_t, fan_t)
+    # Interleaved, best of five: a loaded machine slows both alike. The old
+    # rescanning simulator measured 4.7x here; the incremental one about 0.6x.
+    chain_t, fan_t = [], []
+    for _ in range(5):
+        chain_t.append(once(chain))
+        fan_t.append(once(fan))
+    assert min(chain_t) <= 2.5 * min(fan_t), (chain_t, fan_t)
