@@ -438,6 +438,7 @@ def session_closed(session: str) -> None:
             continue
         for st in state.stages.values():
             if st.status == IN_PROGRESS and st.session == session:
+                _log(f"tmux closed session {session}: stage {st.number} of {orch_dir}")
                 on_session_end(Path(orch_dir), st.number, {}, source="tmux session-closed hook")
 
 
@@ -499,8 +500,24 @@ def recover(orch_dir: Path, number: int, *, source: str, wait: float = 10.0) -> 
         if time.monotonic() > deadline:
             return "skipped: the session is still alive"
         time.sleep(0.2)
+    from autorun_py.events import read_events
     from autorun_py.monitor import MonitorOptions
+    from autorun_py.timeutil import parse_utc as _parse_iso
 
+    # A resumed session that ended within seconds could not take its conversation
+    # back ("No conversation found"): start the stage afresh instead of looping.
+    fresh = False
+    restarts = [
+        e
+        for e in read_events(orch_dir)
+        if e.get("type") == "stage_restarted" and e.get("stage") == number
+    ]
+    if restarts and restarts[-1].get("mode") == "resume":
+        at = _parse_iso(restarts[-1].get("ts"))
+        import datetime
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        fresh = at is not None and (now - at).total_seconds() < 20
     # The monitor's policy: a session that died at its start is failed with its log,
     # and the circuit breaker holds (else an agent that cannot start loops here).
     opts = MonitorOptions.from_env()
@@ -511,6 +528,7 @@ def recover(orch_dir: Path, number: int, *, source: str, wait: float = 10.0) -> 
         source=source,
         max_restarts=opts.max_restarts,
         early_death=opts.early_death or None,
+        fresh=fresh,
     )
     return f"{rec.action}: {rec.detail}"
 
@@ -530,7 +548,10 @@ def unstick(orch_dir: Path, number: int, *, source: str, **fields: Any) -> str:
     step = next_step(state, st, "autorun")
     run = Path(orch_dir).name
     if step.kind in ("handover", "merge"):
+        from autorun_py.launch import _record_chain_phases
+
         with store.transaction() as txn:
+            _record_chain_phases(txn, number, "/autorun:merge")  # as its hand-off would
             txn.emit(
                 "stall_reported",
                 stage=number,

@@ -170,8 +170,9 @@ def start_session(
     pane = tmux.new_session(name, argv, cwd=cwd, window=window, env=env)
     with contextlib.suppress(AutorunError):
         tmux.pipe_pane(pane, log_file)
-    with contextlib.suppress(AutorunError, OSError):
-        watch_session_close(tmux)
+    if os.environ.get("AUTORUN_SESSION_CLOSED_HOOK", "1") != "0":
+        with contextlib.suppress(AutorunError, OSError):
+            watch_session_close(tmux)
     return pane
 
 
@@ -179,7 +180,8 @@ def watch_session_close(tmux: Tmux) -> None:
     """A tmux ``session-closed`` hook on the server: a stage session that ends without
     running Claude Code's hooks (a killed process) is recovered at once
     (``autorun hook tmux-closed <session>``, see :mod:`autorun_py.hooks`). Set under
-    an index of its own per ``$AUTORUN_HOME``, so other hooks of the server stay."""
+    an index of its own per ``$AUTORUN_HOME``, so other hooks of the server stay.
+    ``AUTORUN_SESSION_CLOSED_HOOK=0`` leaves it out (the monitor alone recovers)."""
     import binascii
     import shlex
 
@@ -191,8 +193,16 @@ def watch_session_close(tmux: Tmux) -> None:
             env.append(f"{key}={os.environ[key]}")
     argv = [*env, sys.executable, "-I", "-m", "autorun_py", "hook", "tmux-closed"]
     # tmux expands #{...} in the command: a literal '#' is '##'.
-    cmd = " ".join(shlex.quote(a).replace("#", "##") for a in argv) + " '#{hook_session_name}'"
+    # In the background (`&`): tmux ends when its last session closed and kills the
+    # jobs it still runs; a child already detached from the job lives on.
+    cmd = " ".join(shlex.quote(a).replace("#", "##") for a in argv)
+    cmd += " '#{hook_session_name}' </dev/null >/dev/null 2>&1 &"
     tmux.run(["set-hook", "-g", f"session-closed[{index}]", f"run-shell -b {shlex.quote(cmd)}"])
+    if tmux.socket:
+        # autorun's own server (AUTORUN_TMUX_SOCKET): it must outlive its last
+        # session, or the hook of that session's close dies with it. (The default
+        # server is the user's: left as it is; their own sessions keep it up.)
+        tmux.run(["set-option", "-s", "exit-empty", "off"], check=False)
 
 
 def stage_env(state: RunState, stage: StageState) -> dict[str, str]:
@@ -413,18 +423,45 @@ def _same_chain(tmux: Tmux, st: StageState, command: str) -> Optional[ChainResul
     return None
 
 
+def _first_commit_time(state: RunState, st: StageState) -> Optional[str]:
+    """When the stage's first commit was made (its committer date, UTC), or None."""
+    if not st.branch or not st.start_commit:
+        return None
+    try:
+        out = git.git_out(
+            ["log", "--reverse", "--format=%ct", f"{st.start_commit}..refs/heads/{st.branch}"],
+            Path(state.project_root),
+        )
+        first = int(out.split()[0]) if out.split() else 0
+    except (AutorunError, ValueError):
+        return None
+    if not first:
+        return None
+    import datetime
+
+    return datetime.datetime.fromtimestamp(first, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
 def _record_chain_phases(txn: Transaction, number: int, command: str) -> None:
     """What a chain says about the phases, recorded by the engine (no model turn):
     triage is over at any chain; a chain to the merge ends the implementation."""
     st = txn.state.stage(number)
     if st.status != IN_PROGRESS:
         return
+    words = command.split(maxsplit=1)
+    step = words[0] if words else ""
+    first_commit = _first_commit_time(txn.state, st) if step == "/autorun:merge" else None
     triage = st.phases.get("triage")
     if triage is not None and triage.started_at and not triage.completed_at:
         update_phase(txn, number, "triage", "completed")
-    step = command.split()[0] if command.split() else ""
+        if first_commit and first_commit >= triage.started_at:
+            triage.completed_at = first_commit  # the implementation began before it
     if step == "/autorun:merge":
         impl = st.phase("implement")
+        if not impl.started_at and first_commit:
+            impl.started_at = triage.completed_at if triage is not None else first_commit
         if not impl.completed_at:
             update_phase(txn, number, "implement", "completed")
     elif step == "/autorun:implement_plan":
@@ -432,6 +469,8 @@ def _record_chain_phases(txn: Transaction, number: int, command: str) -> None:
             ph = st.phases.get(name)
             if ph is not None and ph.started_at and not ph.completed_at:
                 update_phase(txn, number, name, "completed")
+        if len(words) > 1 and Path(words[1].strip()).expanduser().is_file():
+            st.plan_file = str(Path(words[1].strip()).expanduser().resolve())
         if not st.phase("implement").started_at:
             update_phase(txn, number, "implement", "started")
     elif step == "/autorun:create_plan":

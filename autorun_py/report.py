@@ -113,9 +113,19 @@ class StageReport:
     blocked_by: Optional[int] = None
     # the merge gate: verify runs, red ones, seconds spent verifying this stage's candidates
     gate: dict[str, Any] = field(default_factory=dict)
+    # Seconds spent waiting, not working: stalled, limit, permission, dead.
+    waits: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def work_seconds(self) -> Optional[float]:
+        if self.seconds is None:
+            return None
+        return max(0.0, self.seconds - sum(self.waits.values()))
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "waits": {k: round(v, 1) for k, v in sorted(self.waits.items())},
+            "work_seconds": self.work_seconds,
             "number": self.number,
             "name": self.name,
             "status": self.status,
@@ -211,6 +221,54 @@ class RunReport:
 # --------------------------------------------------------------------------- gathering
 
 
+# Events that start a wait (not work) of a stage, and what ends each kind.
+_WAIT_ENDS = {
+    "stalled": {"chained", "merge_complete", "stall_reported", "stage_restarted", "stop_progress"},
+    "limit": {"usage_limit_continue_sent", "usage_limit_over", "chained", "merge_complete"},
+    "permission": {"attention_cleared", "chained", "merge_complete"},
+    "dead": {"stage_restarted", "merge_complete"},
+}
+
+
+def wait_intervals(
+    events: Sequence[Mapping[str, Any]], number: int, end: datetime.datetime
+) -> list[tuple[str, datetime.datetime, datetime.datetime]]:
+    """When stage ``number`` waited instead of working: stalled (a stop refused again
+    without progress, or the monitor found it idle), a limit, a permission prompt,
+    a dead session until its restart."""
+    out: list[tuple[str, datetime.datetime, datetime.datetime]] = []
+    open_: dict[str, datetime.datetime] = {}
+    for ev in events:
+        if ev.get("stage") != number:
+            continue
+        t = str(ev.get("type", ""))
+        ts = _ts(ev.get("ts"))
+        if ts is None:
+            continue
+        if t == "stop_refused" and int(ev.get("refusal", 1) or 1) == 1:
+            t = "stop_progress"  # the count started again: it had moved on
+        for kind, ends in _WAIT_ENDS.items():
+            if t in ends and kind in open_:
+                out.append((kind, open_.pop(kind), ts))
+        start = {
+            "stop_refused": "stalled",
+            "stall_detected": "stalled",
+            "usage_limit_detected": "limit",
+            "permission_waiting": "permission",
+            "session_dead": "dead",
+        }.get(t)
+        if start and start not in open_:
+            open_[start] = ts
+    for kind, since in open_.items():
+        out.append((kind, since, max(since, end)))
+    return out
+
+
+def _overlap(a0: datetime.datetime, a1: datetime.datetime, b0: datetime.datetime,
+             b1: datetime.datetime) -> float:  # fmt: skip
+    return max(0.0, (min(a1, b1) - max(a0, b0)).total_seconds())
+
+
 def _phases(st: StageState, end: datetime.datetime) -> list[PhaseTime]:
     out = []
     for name in PHASES:
@@ -271,6 +329,12 @@ def git_stats(repo: Path, st: StageState) -> Optional[GitStats]:
     except (AutorunError, ValueError):
         return None
     return None
+
+
+def _known_transcripts(st: StageState) -> list[str]:
+    """The transcript paths the stage's SessionStart hooks recorded (not guessed)."""
+    raw = st.extra.get("claude_transcripts")
+    return [v for v in raw.values() if isinstance(v, str)] if isinstance(raw, dict) else []
 
 
 def _session_ids(st: StageState, events: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -343,11 +407,26 @@ def build_report(orch_dir: Path) -> RunReport:
         if st.worktree:
             worktrees.add(st.worktree)
         usage = transcripts.read_usage(
-            transcripts.stage_transcripts(sorted(worktrees), _session_ids(st, events)),
+            transcripts.stage_transcripts(
+                sorted(worktrees), _session_ids(st, events), _known_transcripts(st)
+            ),
             since=since,
         )
+        waits_at = wait_intervals(events, n, stop or end)
+        waits: dict[str, float] = {}
+        for kind, w0, w1 in waits_at:
+            waits[kind] = waits.get(kind, 0.0) + max(0.0, (w1 - w0).total_seconds())
+        phases = _phases(st, stop or end)
+        for ph in phases:  # phase time is work: the waits inside it are not
+            p0 = _ts(ph.started_at)
+            p1 = _ts(ph.completed_at) or (stop or end)
+            if p0 is not None:
+                ph.seconds = max(
+                    0.0, ph.seconds - sum(_overlap(p0, p1, w0, w1) for _k, w0, w1 in waits_at)
+                )
         stages.append(
             StageReport(
+                waits=waits,
                 number=n,
                 name=st.name,
                 status=st.status,
@@ -355,7 +434,7 @@ def build_report(orch_dir: Path) -> RunReport:
                 started_at=st.started_at,
                 ended_at=(format_utc(stop) if stop else None),
                 seconds=seconds,
-                phases=_phases(st, stop or end),
+                phases=phases,
                 git=git_stats(repo, st),
                 merge_commit=st.merge_commit,
                 conflicts=max(st.counters.get("conflicts", 0), len(conflict_events)),
@@ -371,7 +450,9 @@ def build_report(orch_dir: Path) -> RunReport:
                 gate=_gate_figures(events, n),
             )
         )
-    durations = {s.number: s.seconds for s in stages if s.seconds is not None}
+    # Work only: a stage's waits (stalled, limits, permission, dead) are not what a
+    # better schedule could have overlapped.
+    durations = {s.number: s.work_seconds for s in stages if s.work_seconds is not None}
     deps = {n: [d for d in state.stages[n].depends_on if d in durations] for n in sorted(durations)}
     cp = critical_path(deps, durations) if deps else []
     for s in stages:
@@ -631,6 +712,16 @@ def render_markdown(report: RunReport) -> str:
                 "-" if p is None else format_duration(p.seconds) + (" …" if p.open else "")
             )
         lines.append(f"| {s.number} | {_cell(s.name)} | " + " | ".join(cells) + " |")
+    waited = [s for s in report.stages if s.waits]
+    lines += ["", "## Waiting, not working", ""]
+    if waited:
+        lines.append("Not counted as phase time, nor in the parallelism and efficiency above.")
+        lines.append("")
+        for s in waited:
+            parts = ", ".join(f"{k} {format_duration(v)}" for k, v in sorted(s.waits.items()))
+            lines.append(f"- Stage {s.number} ({_cell(s.name)}): {parts}")
+    else:
+        lines.append("None: no stage stalled, waited for a limit or a permission, or died.")
     conflicted = [s for s in report.stages if s.conflicts]
     lines += ["", "## Merge conflicts", ""]
     if conflicted:

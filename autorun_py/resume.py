@@ -150,6 +150,7 @@ def restart_agent(
     tmux: Tmux,
     source: str,
     prompt_note: Optional[str] = None,
+    fresh: bool = False,
 ) -> Recovery:
     """Start the stage's agent again in its worktree: ``--resume`` its Claude session
     when Claude Code has it, else a fresh start on the stage context."""
@@ -168,7 +169,7 @@ def restart_agent(
     name = st.session or session_name(state, number)
     sid = st.claude_session_id
     phase = st.current_phase() or "start"
-    if sid and transcripts.session_exists(sid, wt):
+    if sid and not fresh and transcripts.session_exists(sid, wt):
         mode = "resume"
         argv = agent_argv(config, prompt_note or RESUME_PROMPT, phase=phase, resume=sid)
     else:
@@ -222,6 +223,7 @@ def recover_dead_stage(
     source: str = "resume",
     max_restarts: Optional[int] = None,
     early_death: Optional[float] = None,
+    fresh: bool = False,
 ) -> Recovery:
     """Bring back one stage in progress whose session is gone (see the module doc).
 
@@ -300,8 +302,9 @@ def recover_dead_stage(
                     fail_stage(txn, number, reason)
             return Recovery(number, "failed", reason)
         return restart_agent(
-            orch_dir, number, config=config, tmux=tmux, source=source, prompt_note=note
-        )
+            orch_dir, number, config=config, tmux=tmux, source=source, prompt_note=note,
+            fresh=fresh,
+        )  # fmt: skip
     finally:
         lock.release()
 

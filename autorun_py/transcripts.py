@@ -190,11 +190,19 @@ def _with_subagents(main: Path) -> list[Path]:
 
 
 def stage_transcripts(
-    worktrees: Iterable[os.PathLike[str] | str], session_ids: Iterable[str]
+    worktrees: Iterable[os.PathLike[str] | str],
+    session_ids: Iterable[str],
+    known: Iterable[os.PathLike[str] | str] = (),
 ) -> list[Path]:
-    """Every transcript of a stage: all sessions started in its worktree(s), and
-    its recorded session ids wherever they live; with their subagents."""
+    """Every transcript of a stage: the paths its SessionStart hooks recorded
+    (``known``), all sessions started in its worktree(s), and its recorded session
+    ids wherever they live; with their subagents."""
     found: dict[str, Path] = {}
+    for path in known:
+        p = Path(path)
+        if p.is_file():
+            for q in _with_subagents(p):
+                found.setdefault(str(q), q)
     for wt in worktrees:
         d = project_dir(wt)
         if d.is_dir():

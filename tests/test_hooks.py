@@ -186,3 +186,55 @@ def test_permission_request_is_an_inbox_entry_and_stop_failure_a_limit_wait(
     rec = _status(orch)["monitor"]["stages"]["1"]
     assert "limit" not in rec and "attention" not in rec
     assert "waits for your permission" not in run_cli(["review", "list"], repo).stdout
+
+
+def test_report_counts_waits_as_waits_not_phase_time() -> None:
+    import datetime
+
+    from autorun_py.report import wait_intervals
+
+    def ev(ts: str, kind: str, **kw: Any) -> dict[str, Any]:
+        return {"ts": f"2026-01-01T00:{ts}Z", "type": kind, "stage": 1, **kw}
+
+    events = [
+        ev("00:10", "stop_refused", refusal=1),  # told once: still work
+        ev("00:20", "stop_refused", refusal=2),  # refused again without progress: stalled
+        ev("00:30", "stop_refused", refusal=3),
+        ev("02:20", "stall_reported", action="merge"),  # the engine took over
+        ev("03:00", "usage_limit_detected"),
+        ev("04:00", "usage_limit_continue_sent"),
+        ev("05:00", "permission_waiting"),
+        ev("05:30", "attention_cleared"),
+        ev("06:00", "session_dead"),
+        ev("06:05", "stage_restarted"),
+        {"ts": "2026-01-01T00:00:00Z", "type": "stall_detected", "stage": 2},
+    ]
+    end = datetime.datetime(2026, 1, 1, 0, 10, tzinfo=datetime.timezone.utc)
+    got = {k: (b - a).total_seconds() for k, a, b in wait_intervals(events, 1, end)}
+    assert got == {"stalled": 120.0, "limit": 60.0, "permission": 30.0, "dead": 5.0}
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_a_killed_session_is_recovered_by_tmux_session_closed_hook(
+    stuck_stage: tuple[Path, dict[str, str], dict[str, Any]],
+) -> None:
+    import signal
+
+    from autorun_py.tmux import Tmux
+
+    orch, _env, st = stuck_stage
+    tmux = Tmux.from_env()
+    wait_until(lambda: tmux.has_session(st["session"]), what="the stage session")
+    hooks = tmux.run(["show-hooks", "-g"]).stdout
+    assert "session-closed[" in hooks and "hook tmux-closed" in hooks
+    pid = int(tmux.list_panes(st["session"])[0]["pid"])
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)  # no Claude Code hook runs for this
+    wait_until(
+        lambda: _events(orch, "stage_restarted"), timeout=30, what="the stage to be restarted"
+    )
+    took = time.monotonic() - killed
+    ev = _events(orch, "stage_restarted")[0]
+    assert ev["source"] == "tmux session-closed hook", ev
+    print(f"SIGKILL -> restarted by tmux's session-closed hook in {took:.2f}s")
+    assert took < 15

@@ -294,6 +294,8 @@ def test_dead_session_is_resumed_then_failed_by_the_circuit_breaker(
 ) -> None:
     log = tmp_path / "standin.log"
     _standin(monkeypatch, log, crash="1")
+    # The monitor's own recovery is under test: no tmux session-closed hook racing it.
+    monkeypatch.setenv("AUTORUN_SESSION_CLOSED_HOOK", "0")
     orch = _orchestrate(repo, [(1, "Crashing one", []), (2, "After it", [1])])
     st = _status(orch)["stages"]["1"]
     sid, session = st["claude_session_id"], st["session"]

@@ -163,24 +163,60 @@ class AutorunModel:
         name = re.sub(r"^\d+:\s*", "", stage_line)
         name = re.sub(r"\s*\([a-z_]+\)$", "", name)
         stage = StageSeen(name=name, worktree=worktree, r=r)
-        steps: list[Block] = [
-            bash(f"{r} phase triage completed", "record triage"),
-            bash(f"{r} phase implement started", "record implement start"),
-            bash(f"cd {shlex.quote(worktree)} && {self.work(stage)}", "do the stage's work"),
-            bash(
-                f"cd {shlex.quote(worktree)} && git add -A && git commit -q -m "
-                f"{shlex.quote(self.commit_message.format(name=name))} && git log --oneline -1",
-                "commit",
-            ),
-            bash(f"{r} phase implement completed", "record implement end"),
-            bash(f'{r} chain "/autorun:merge" --window merge --close-caller', "chain to merge"),
-        ]
+        work = bash(f"cd {shlex.quote(worktree)} && {self.work(stage)}", "do the stage's work")
+        commit = bash(
+            f"cd {shlex.quote(worktree)} && git add -A && git commit -q -m "
+            f"{shlex.quote(self.commit_message.format(name=name))} && git log --oneline -1",
+            "commit",
+        )
+        chain = bash(f'{r} chain "/autorun:merge" --window merge --close-caller', "chain to merge")
+        # The steps the command text asks for: with `R phase` lines (older texts)
+        # the model records each phase itself.
+        steps: list[Block]
+        if "R phase implement started" in first:
+            steps = [
+                bash(f"{r} phase triage completed", "record triage"),
+                bash(f"{r} phase implement started", "record implement start"),
+                work,
+                commit,
+                bash(f"{r} phase implement completed", "record implement end"),
+                chain,
+            ]
+        else:
+            steps = [work, commit, chain]
+        steps = self.plan_steps(stage, steps)
         done = len(req.tool_results())
+        refusal = _stop_feedback(req)
+        if refusal is not None:
+            return self.on_refusal(stage, refusal, steps, done)
         if done == 0:
             return [text(f"QUICK: one small change for {name}."), steps[0]]
         if done < len(steps):
-            return [steps[done]]
+            nxt = steps[done]
+            return nxt if isinstance(nxt, (str, list)) else [nxt]
         return CHAINED_REPLY
+
+    # -- hooks for scripted misbehaviour (subclasses) -----------------------------
+    def plan_steps(self, stage: StageSeen, steps: list[Block]) -> list[Block]:
+        """The steps this model takes (a subclass may drop or replace some)."""
+        return steps
+
+    def on_refusal(self, stage: StageSeen, reason: str, steps: list[Block], done: int) -> Reply:
+        """The Stop hook refused the stop with ``reason``: do what it says."""
+        m = re.search(r"`([^`]*chain \"/autorun:merge\"[^`]*)`", reason)
+        if "uncommitted changes" in reason:
+            return [
+                bash(
+                    f"cd {shlex.quote(stage.worktree)} && git add -A && git commit -q -m "
+                    f"{shlex.quote(self.commit_message.format(name=stage.name))}",
+                    "commit, as the hook says",
+                )
+            ]
+        if "has no commits yet" in reason:
+            return [bash(f"cd {shlex.quote(stage.worktree)} && {self.work(stage)}", "the work")]
+        if m is not None:
+            return [bash(m.group(1), "hand over, as the hook says")]
+        return self.problem(f"a Stop refusal not understood: {reason}")
 
     def merge(self, req: MessagesRequest, first: str) -> Reply:
         r = self._r(first)
@@ -223,6 +259,18 @@ class AutorunModel:
         if "merged into" not in results[-1]:
             return self.problem(f"merge --continue did not merge:\n{results[-1]}")
         return RESOLVED_REPLY
+
+
+def _stop_feedback(req: MessagesRequest) -> Optional[str]:
+    """The Stop hook's refusal when it is the newest thing the model was told (Claude
+    Code puts it in a system reminder: ``Stop hook feedback:\n<reason>``)."""
+    for msg in reversed(req.messages):
+        if msg.get("role") == "assistant":
+            return None
+        content = _flatten(msg.get("content"))
+        if "Stop hook feedback:" in content:
+            return content.split("Stop hook feedback:", 1)[1].strip()
+    return None
 
 
 def _result_texts(req: MessagesRequest) -> list[str]:
