@@ -86,6 +86,9 @@ def stuck_stage(
 ) -> tuple[Path, dict[str, str], dict[str, Any]]:
     """A run whose one stage sits at its prompt (the stand-in, stuck)."""
     standin_env(monkeypatch, delay="0.05-0.1", log=str(tmp_path / "standin.log"), stuck="1")
+    # A test kills the session right after its start: not an agent that cannot
+    # start (the early-death rule), for the tmux server the run starts.
+    monkeypatch.setenv("AUTORUN_MONITOR_EARLY_DEATH", "0")
     plan = write_plan(repo.parent, [(1, "Stuck one", [])])
     proc = run_cli(["orchestrate", str(plan), "--no-monitor", "--json"], repo, check=True)
     orch = Path(json.loads(proc.stdout)["orch_dir"])
