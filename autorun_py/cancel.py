@@ -107,8 +107,20 @@ def cancel(orch_dir: Path, stage: Optional[int] = None) -> CancelResult:
     from autorun_py.monitor import monitor_pid
 
     watching = monitor_pid(orch_dir) if stage is None else None  # before it sees the cancel
+    from autorun_py.resume import settle_merge_intents
+
+    running = [n for n, s in probe.stages.items() if s.status == IN_PROGRESS]
+    settle_merge_intents(orch_dir, running if stage is None else [stage], source="cancel")
     with gitmerge.repo_merge_lock(Path(probe.project_root)), store.transaction() as txn:
         state = txn.state
+        pending_intent = [
+            n for n, s in state.stages.items() if s.merge_intent and (stage is None or n == stage)
+        ]
+        if pending_intent:  # a merge died after the settling above: nothing changed
+            raise AutorunError(
+                f"a merge of stage {pending_intent[0]} was interrupted just now; "
+                "run the cancel again (it finishes or rolls that merge back first)"
+            )
         if stage is None:
             targets = [
                 n for n, s in sorted(state.stages.items()) if s.status in (PENDING, IN_PROGRESS)

@@ -424,6 +424,24 @@ def finish_interrupted_merges(orch_dir: Path, *, source: str) -> list[Recovery]:
     return out
 
 
+def settle_merge_intents(orch_dir: Path, numbers: list[int], *, source: str) -> None:
+    """Before a stage leaves ``in_progress`` (cancel, ``stage fail``): finish or roll
+    back an interrupted merge of it first, so that no carried checkout or moved ref is
+    left with nothing to recover it. An error names the stage when one remains."""
+    state = StatusStore(orch_dir).read()
+    if not any(state.stages[n].merge_intent for n in numbers if n in state.stages):
+        return
+    finish_interrupted_merges(orch_dir, source=source)
+    after = StatusStore(orch_dir).read()
+    left = [n for n in numbers if n in after.stages and after.stages[n].merge_intent]
+    if left:
+        raise AutorunError(
+            f"stage(s) {', '.join(map(str, left))} have an interrupted merge that could not be "
+            f"finished yet; run `autorun merge {orch_dir} {left[0]}` (it finishes or rolls "
+            "it back), then try again"
+        )
+
+
 def stage_record(monitor: dict[str, Any], number: int) -> dict[str, Any]:
     """The monitor's own per-stage record inside ``status.json``'s ``monitor``."""
     stages = monitor.setdefault("stages", {})

@@ -90,3 +90,26 @@ def test_a_monitor_check_finishes_an_interrupted_merge(tmp_path: Path, quiet_age
     proc = sc.cli(["monitor", str(sc.orch), "--once", "--quiet", "--gap", "0"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sc.check() == []
+
+
+@pytest.mark.parametrize("command", ["cancel", "stage fail"])
+def test_cancel_or_fail_after_a_killed_merge_finishes_it_first(
+    command: str, tmp_path: Path, quiet_agent: None
+) -> None:
+    """A stage cancelled or failed while a killed merge's intent is recorded must not
+    strand the user's checkout (carried forward, base not moved): the interrupted
+    merge is finished or rolled back before the stage leaves in_progress."""
+    sc = Scenario(tmp_path / "carried", "carried")
+    steps = sc.record_steps()
+    sc.reset()
+    assert sc.kill_at(steps.index("update-ref#1") + 1) == -signal.SIGKILL
+    assert sc.check() != []  # the checkout holds the stage's files, the base has not moved
+    if command == "cancel":
+        argv = ["cancel", str(sc.orch), "--stage", "1", "--json"]
+    else:
+        argv = ["stage", "fail", str(sc.orch), "1", "--reason", "gave up"]
+    proc = sc.cli(argv)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert sc.check() == [], proc.stdout + proc.stderr  # merged exactly once, checkout at it
+    raw = (sc.orch / "status.json").read_text()
+    assert '"merge_intent": null' in raw or '"merge_intent"' not in raw
