@@ -290,8 +290,11 @@ def merge_stage(
     """
     repo = Path(repo)
     merge_worktree = Path(merge_worktree)
-    _require_branch(repo, base_branch, "base")
-    _require_branch(repo, stage_branch, "stage")
+    # Both tips, read once: a missing branch is refused before anything is done.
+    tips: tuple[str, str] | None = (
+        _existing_tip(repo, base_branch, "base"),
+        _existing_tip(repo, stage_branch, "stage"),
+    )
     state = _merge_worktree_state(repo, merge_worktree)
     if state == "conflict":
         raise AutorunError(
@@ -307,8 +310,11 @@ def merge_stage(
         _remove_worktree(repo, merge_worktree)
 
     for _ in range(_MAX_ATTEMPTS):
-        base_tip = _branch_tip(repo, base_branch)
-        stage_tip = _branch_tip(repo, stage_branch)
+        if tips is not None:
+            (base_tip, stage_tip), tips = tips, None
+        else:  # the base moved meanwhile: read both again
+            base_tip = _branch_tip(repo, base_branch)
+            stage_tip = _branch_tip(repo, stage_branch)
         if g.is_ancestor(stage_tip, base_tip, repo):
             return MergeOutcome(
                 MergeKind.ALREADY_MERGED,
@@ -622,6 +628,16 @@ def conflict_resolution_summary(merge_worktree: Path, files: Sequence[str]) -> s
 def _require_branch(repo: Path, branch: str, what: str) -> None:
     if not g.branch_exists(branch, repo):
         raise AutorunError(f"{what} branch {branch!r} does not exist in {repo}")
+
+
+def _existing_tip(repo: Path, branch: str, what: str) -> str:
+    """The branch's tip; the :func:`_require_branch` error when it does not exist."""
+    res = g.run_git(
+        ["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"], repo, check=False
+    )
+    if not res.ok:
+        raise AutorunError(f"{what} branch {branch!r} does not exist in {repo}")
+    return res.stdout.strip()
 
 
 def _branch_tip(repo: Path, branch: str) -> str:

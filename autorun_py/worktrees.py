@@ -178,15 +178,18 @@ def remove(repo: Path, path: Path, *, run: Optional[str] = None) -> None:
         raise AutorunError(f"{path} is the main worktree of {repo}; autorun never removes it")
     if wt is None:
         raise _refuse_unregistered(repo, Path(path))
-    git.run_git(["worktree", "unlock", str(real)], repo, check=False)
-    git.run_git(["worktree", "remove", "--force", "--force", str(real)], repo, check=False)
-    if os.path.lexists(real):
+    if wt.locked:
+        git.run_git(["worktree", "unlock", str(real)], repo, check=False)
+    res = git.run_git(["worktree", "remove", "--force", "--force", str(real)], repo, check=False)
+    left = os.path.lexists(real)
+    if left:
         # files git would not delete (e.g. read-only directories); ours by the checks above
         try:
             _delete_tree(real, found)
         except OSError as exc:
             raise AutorunError(f"could not remove worktree {path}: {exc}") from None
-    git.run_git(["worktree", "prune"], repo, check=False)
+    if left or not res.ok:
+        git.run_git(["worktree", "prune"], repo, check=False)
 
 
 def try_remove(repo: Path, path: Path, *, run: Optional[str] = None) -> Optional[str]:
@@ -300,9 +303,12 @@ def delete_branch(repo: Path, branch: str, *, run: str, merged_into: Optional[st
     out, or ``merged_into`` is given and does not hold all of it.
     """
     require_own_branch(branch, run)
-    if not git.branch_exists(branch, repo):
-        return False
-    tip = git.git_out(["rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}"], repo)
+    found = git.run_git(
+        ["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"], repo, check=False
+    )
+    if not found.ok:
+        return False  # no such branch
+    tip = found.stdout.strip()
     if merged_into is not None:
         if not git.branch_exists(merged_into, repo):
             return False
