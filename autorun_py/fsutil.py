@@ -23,7 +23,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -136,15 +135,31 @@ def refuse_symlink(path: PathLike) -> None:
         )
 
 
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
+
+
+def _mkstemp(path: Path) -> tuple[int, str]:
+    """``tempfile.mkstemp(prefix=".<name>.", suffix=".tmp", dir=<its directory>)``
+    without importing tempfile (and shutil, random: a bookkeeping call's start-up):
+    a new file, 0o600, created exclusively under a random name."""
+    for _ in range(100):
+        tmp = os.path.join(str(path.parent), f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, _TMP_FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
 def write_bytes_atomic(path: PathLike, data: bytes, *, mode: Optional[int] = None) -> None:
     """Replace ``path`` with ``data`` atomically (see the module docstring)."""
     path = Path(path)
     refuse_symlink(path)
     tmp: Optional[str] = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+        fd, tmp = _mkstemp(path)
         try:
-            if mode is not None:  # mkstemp's own is 0o600
+            if mode is not None:  # the temp file's own is 0o600
                 os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
