@@ -17,6 +17,7 @@ idempotent.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import signal
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py import launchers
 from autorun_py.errors import AutorunError
 from autorun_py.state import (
     CANCELLED,
@@ -152,7 +154,18 @@ def cancel(orch_dir: Path, stage: Optional[int] = None) -> CancelResult:
             if s.status == CANCELLED and s.session and (wanted is None or n == wanted)
         ]
         monitor = dict(state.monitor)
+        others = [
+            copy.deepcopy(s)
+            for n, s in sorted(state.stages.items())
+            if s.status == CANCELLED and (wanted is None or n == wanted)
+        ]
+        run_state = copy.deepcopy(state)
     # The state says cancelled; now end what still runs (again, after a killed call).
+    if not launchers.uses_tmux(run_state):  # another launcher: its own stop
+        for st in others:
+            with contextlib.suppress(AutorunError):
+                result.sessions_killed += launchers.stop_stage(run_state, st)
+        sessions = []
     tmux = Tmux.from_env()
     for name in sessions:
         with contextlib.suppress(AutorunError):

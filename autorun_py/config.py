@@ -18,7 +18,9 @@
 Environment overrides: ``AUTORUN_CLAUDE`` (the agent executable),
 ``AUTORUN_AGENT_ARGS`` (extra arguments, shell-like words), ``AUTORUN_PERMISSION_MODE``,
 ``AUTORUN_MODEL`` (every phase) and ``AUTORUN_MODEL_<PHASE>``, ``AUTORUN_KEEP_SESSIONS``,
-``AUTORUN_PLUGIN_DIR`` (passed as ``--plugin-dir`` when the plugin is not installed).
+``AUTORUN_PLUGIN_DIR`` (passed as ``--plugin-dir`` when the plugin is not installed),
+``AUTORUN_LAUNCHER`` (``launcher``: ``tmux``, the default, or ``background``; what
+runs the stages of new runs, see docs/scale-out.md).
 
 ``permission_mode`` is passed to Claude Code as ``--permission-mode``; ``dontAsk``
 needs an allow list in Claude Code's settings (``permissions.allow``). Which mode an
@@ -58,6 +60,7 @@ class Config:
     verify_timeout: Optional[float] = None
     verify_attempts: Optional[int] = None
     verify_parallel: Optional[int] = None
+    launcher: str = "tmux"  # what runs new runs' stages (autorun_py/launchers)
 
     def model_for(self, phase: str) -> Optional[str]:
         return self.models.get(phase) or self.models.get("default")
@@ -133,11 +136,20 @@ def load_config() -> Config:
         raise AutorunError(
             "verify_timeout, verify_attempts and verify_parallel must be numbers", path=path
         ) from None
+    launcher = str(env.get("AUTORUN_LAUNCHER") or raw.get("launcher") or "tmux")
+    from autorun_py.launchers import NAMES
+
+    if launcher not in NAMES:
+        raise AutorunError(
+            f"launcher must be one of {', '.join(NAMES)}, not {launcher!r}",
+            path="AUTORUN_LAUNCHER" if env.get("AUTORUN_LAUNCHER") else path,
+        )
     return Config(
         verify=verify or None,
         verify_timeout=v_timeout,
         verify_attempts=v_attempts,
         verify_parallel=v_parallel,
+        launcher=launcher,
         agent=agent,
         agent_args=tuple(str(a) for a in args),
         permission_mode=env.get("AUTORUN_PERMISSION_MODE") or raw.get("permission_mode"),

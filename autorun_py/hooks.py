@@ -486,7 +486,8 @@ def recover(orch_dir: Path, number: int, *, source: str, wait: float = 10.0) -> 
     :func:`autorun_py.resume.recover_dead_stage` (the monitor's recovery)."""
     import time
 
-    from autorun_py.resume import recover_dead_stage, session_alive
+    from autorun_py.launchers import stage_alive
+    from autorun_py.resume import recover_dead_stage
     from autorun_py.state import StatusStore
     from autorun_py.tmux import Tmux
 
@@ -494,8 +495,9 @@ def recover(orch_dir: Path, number: int, *, source: str, wait: float = 10.0) -> 
     store = StatusStore(orch_dir)
     deadline = time.monotonic() + wait
     while True:
-        st = store.read().stage(number)
-        if not session_alive(tmux, st.session):
+        run = store.read()
+        st = run.stage(number)
+        if not stage_alive(tmux, run, st):
             break
         if time.monotonic() > deadline:
             return "skipped: the session is still alive"

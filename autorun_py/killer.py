@@ -4,7 +4,9 @@ usually lives in it)::
     python -m autorun_py.killer TARGET DELAY [--session] [--owner ORCH_DIR]
         [--then-clean REPO WORKTREE BRANCH BASE]
 
-TARGET ``-`` kills nothing. ``--owner``: kill only when the target's tmux
+TARGET ``-`` kills nothing; ``bg:ID[,ID...]``: Claude Code background sessions
+the run recorded as its own (``claude stop``; with ``--session`` also ``claude
+rm``, after the clean-up). ``--owner``: kill only when the target's tmux
 session belongs to that run (its ``AUTORUN_ORCH_DIR``); a session of another
 run, or of the user, is left alone.
 
@@ -40,6 +42,13 @@ def main(argv: list[str]) -> int:
     rest = argv[2:]
     owner = _opt(rest, "--owner")
     time.sleep(delay)
+    bg_ids = target[3:].split(",") if target.startswith("bg:") else []
+    if bg_ids:
+        # background sessions the run recorded as its own (autorun_py.launchers)
+        from autorun_py.launchers.background import stop_ids
+
+        stop_ids(bg_ids)
+        target = "-"
     tmux = Tmux.from_env()
     if target != "-" and (owner is None or tmux.owned_by(target, owner)):
         if "--session" in rest:
@@ -55,6 +64,10 @@ def main(argv: list[str]) -> int:
         worktrees.try_remove(Path(repo), Path(worktree), run=owner)
         if branch:
             worktrees.try_delete_branch(Path(repo), branch, run=owner, merged_into=base)
+    if bg_ids and "--session" in rest:
+        from autorun_py.launchers.background import stop_ids
+
+        stop_ids(bg_ids, remove=True)  # after the worktree is gone: `rm` has none to take
     return 0
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from autorun_py import git, paths, worktrees
+from autorun_py import git, launchers, paths, worktrees
 from autorun_py.config import Config, agent_argv, load_config, require_agent
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
@@ -233,8 +233,11 @@ def gate_session_env(state: RunState) -> dict[str, str]:
     }
 
 
-def _start_stage(state: RunState, number: int, config: Config, tmux: Tmux) -> str:
-    """Make the worktree and the session for a claimed stage; return the start commit."""
+def _start_stage(
+    state: RunState, number: int, config: Config, tmux: Tmux
+) -> tuple[str, launchers.Started]:
+    """Make the worktree and the session for a claimed stage (through the run's
+    launcher); return the start commit and what the launcher started."""
     stage = state.stages[number]
     repo = Path(state.project_root)
     assert stage.branch and stage.worktree and stage.session
@@ -259,16 +262,16 @@ def _start_stage(state: RunState, number: int, config: Config, tmux: Tmux) -> st
         phase="start",
         session_id=stage.claude_session_id,
     )
-    start_session(
-        tmux,
-        stage.session,
+    started = launchers.for_run(state, tmux).start(
+        state,
+        stage,
         argv,
         cwd=wt,
         window=f"s{number}",
         env=stage_env(state, stage),
         log_file=log_path(state, number),
     )
-    return base_tip
+    return base_tip, started
 
 
 def _undo_start(state: RunState, number: int, tmux: Tmux) -> None:
@@ -276,7 +279,7 @@ def _undo_start(state: RunState, number: int, tmux: Tmux) -> None:
     repo = Path(state.project_root)
     with contextlib.suppress(Exception):
         if stage.session:
-            tmux.kill_owned_session(stage.session, state.orch_dir)
+            launchers.stop_stage(state, stage, tmux)
     with contextlib.suppress(Exception):
         if stage.worktree:
             worktrees.try_remove(repo, Path(stage.worktree), run=state.orch_dir)
@@ -321,7 +324,7 @@ def start_claimed(
             # service, and each start costs memory and CPU: space them out.
             time.sleep(config.launch_stagger)
         try:
-            start = _start_stage(snapshot, n, config, tmux)
+            start, started = _start_stage(snapshot, n, config, tmux)
         except (AutorunError, OSError) as exc:
             _undo_start(snapshot, n, tmux)
             reason = str(exc)
@@ -338,6 +341,7 @@ def start_claimed(
             st = txn.state.stages[n]
             st.start_commit = start
             st.extra["session_started_at"] = utc_now()
+            launchers.record_started(launchers.for_run(txn.state, tmux), st, started)
             txn.emit(
                 "stage_launched",
                 stage=n,
@@ -504,6 +508,9 @@ def chain(
     env = forwarded_env()
     if ctx is not None:
         env.update({"AUTORUN_ORCH_DIR": ctx.orch_dir, "AUTORUN_STAGE": str(ctx.stage)})
+        run_state = StatusStore(Path(ctx.orch_dir)).read()
+        if not launchers.uses_tmux(run_state):
+            return _chain_launcher(run_state, ctx.stage, argv, env, workdir, window, close_caller)
         store = StatusStore(Path(ctx.orch_dir))
         with store.transaction() as txn:
             st = txn.state.stage(ctx.stage)
@@ -517,7 +524,7 @@ def chain(
             txn.emit("chained", stage=ctx.stage, window=window, command=command)
         log_file = paths.layout().stage_log(ctx.project_slug, ctx.stage)
     else:
-        log_file = paths.layout().chain_log(slug(window, 30, 'stage'))
+        log_file = paths.layout().chain_log(slug(window, 30, "stage"))
     log_file.parent.mkdir(parents=True, exist_ok=True)
     if session and tmux.has_session(session):
         pane = tmux.new_window(session, argv, cwd=workdir, window=window, env=env)
@@ -531,3 +538,48 @@ def chain(
         if caller:
             kill_later(caller, owner=ctx.orch_dir if ctx is not None else None)
     return ChainResult(session=session, window=window, pane=pane, cwd=str(workdir), argv=argv)
+
+
+def _chain_launcher(
+    state: RunState,
+    number: int,
+    argv: list[str],
+    env: dict[str, str],
+    workdir: Path,
+    window: str,
+    close_caller: bool,
+) -> ChainResult:
+    """``chain`` in a run whose launcher is not tmux: the next step is a new session
+    of that launcher in the same worktree; the caller's session is ended shortly
+    after (``--close-caller``), found by its Claude session id."""
+    launcher = launchers.for_run(state)
+    stage = state.stage(number)
+    started = launcher.start(
+        state,
+        stage,
+        argv,
+        cwd=workdir,
+        window=window,
+        env=env,
+        log_file=log_path(state, number),
+    )
+    caller = os.environ.get("CLAUDE_CODE_SESSION_ID")
+    store = StatusStore(Path(state.orch_dir))
+    old_handles: list[str] = []
+    with store.transaction() as txn:
+        st = txn.state.stage(number)
+        old_handles = [h for h in st.extra.get("launcher_handles") or [] if isinstance(h, str)]
+        launchers.record_started(launcher, st, started)
+        txn.emit("chained", stage=number, window=window, command=argv[-1])
+    if close_caller and caller:
+        # the caller is one of this stage's own sessions (never anyone else's)
+        target = next((h for h in old_handles if caller.startswith(h)), None)
+        if target:
+            kill_later(f"bg:{target}", owner=state.orch_dir)
+    return ChainResult(
+        session=stage.session or "",
+        window=window,
+        pane=started.handle,
+        cwd=str(workdir),
+        argv=argv,
+    )

@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from autorun_py import worktrees
+from autorun_py import launchers, worktrees
 from autorun_py.errors import AutorunError
 from autorun_py.graph import descendants
 from autorun_py.state import (
@@ -60,6 +60,10 @@ def retry(orch_dir: Path, number: int) -> dict[str, Any]:
                 "stage is retried"
             )
         old_worktree, old_session = stage.worktree, stage.session
+        if not launchers.uses_tmux(state):  # another launcher ends its own sessions
+            with contextlib.suppress(AutorunError):
+                launchers.stop_stage(state, stage)
+            old_session = None
         transition(txn, number, PENDING, reason="retry")
         stage.failure = None
         stage.merge_state = None

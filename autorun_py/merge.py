@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from autorun_py import gate, git, gitmerge, paths, worktrees
+from autorun_py import gate, git, gitmerge, launchers, paths, worktrees
 from autorun_py.config import load_config
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
@@ -219,7 +219,8 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
         claimed = claim(txn)
         report.run_complete = finish_if_done(txn)
         repo = Path(state.project_root)
-        worktree, branch, session = st.worktree, st.branch, st.session
+        worktree, branch = st.worktree, st.branch
+        session = launchers.kill_target(state, st)  # whichever launcher runs it
     report.merge_commit = outcome.merge_commit
     if claimed:
         res = start_claimed(orch_dir, claimed)
@@ -402,9 +403,7 @@ def merge(
             return already(stage)
         if stage.status != IN_PROGRESS and not stage.merge_intent:
             # `autorun cancel` (under this lock) got there while this merge waited.
-            raise AutorunError(
-                f"stage {number} ({stage.name}) is {stage.status}; it is not merged"
-            )
+            raise AutorunError(f"stage {number} ({stage.name}) is {stage.status}; it is not merged")
         assert stage.branch
         carried_summary = ""
         intent = stage.merge_intent

@@ -44,6 +44,7 @@ from typing import Any, Callable, Optional
 from autorun_py import paths
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
+from autorun_py.launchers import stage_alive, uses_tmux
 from autorun_py.resume import stage_record
 from autorun_py.state import IN_PROGRESS, RUN_RUNNING, RunState, StatusStore
 from autorun_py.timeutil import format_utc as _iso
@@ -454,6 +455,10 @@ class Monitor:
         first: dict[int, tuple[str, str]] = {}
         missing: list[int] = []
         for n, st in sorted(running.items()):
+            if not uses_tmux(state):  # no pane to read: liveness from the launcher
+                if not stage_alive(self.tmux, state, st):
+                    missing.append(n)
+                continue
             pane = live_pane(self.tmux, st.session, state.orch_dir) if st.session else None
             if pane is None:
                 missing.append(n)
@@ -494,13 +499,13 @@ class Monitor:
     def _recover_missing(self, result: CheckResult, n: int, config: Any) -> bool:
         """Bring back (or fail) a stage in progress whose session is gone; True when
         something was done."""
-        from autorun_py.resume import recover_dead_stage, session_alive
+        from autorun_py.resume import recover_dead_stage
 
         state = self.store.read()
         st = state.stages[n]
         if st.status != IN_PROGRESS or st.merge_state == "blocked":
             return False
-        if session_alive(self.tmux, st.session, state.orch_dir):
+        if stage_alive(self.tmux, state, st):
             return False
         if st.start_commit is None:
             now = datetime.datetime.now().astimezone()
@@ -547,8 +552,8 @@ class Monitor:
                     and st.start_commit
                     and n not in handled
                 ]
-                if not running:
-                    continue
+                if not running or not uses_tmux(state):
+                    continue  # another launcher's sessions: at the checks (claude agents)
                 names = set(self.tmux.list_sessions())
                 for n in running:
                     if state.stages[n].session not in names:

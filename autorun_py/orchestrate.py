@@ -54,6 +54,7 @@ def run_orchestrate(
     max_parallel: Optional[int] = None,
     max_parallel_reason: str = "",
     schedule: str = "dataflow",
+    launcher: str = "tmux",
     dry_run: bool = False,
     launch: bool = True,
     monitor: bool = True,
@@ -82,6 +83,7 @@ def run_orchestrate(
             schedule=schedule,
             max_parallel=max_parallel,
             verify=gate,
+            launcher=launcher,
         )
         txn = Transaction(state)
         would = claim(txn) if launch else []
@@ -103,7 +105,7 @@ def run_orchestrate(
     if launch:
         _check_agent()
     state = create_orchestration(
-        plan, cwd, schedule=schedule, max_parallel=max_parallel, verify=gate
+        plan, cwd, schedule=schedule, max_parallel=max_parallel, verify=gate, launcher=launcher
     )
     orch_dir = Path(state.orch_dir)
     launched: list[int] = []

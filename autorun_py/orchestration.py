@@ -176,6 +176,7 @@ def initial_state(
     schedule: str,
     max_parallel: Optional[int],
     verify: Optional[dict[str, Any]] = None,
+    launcher: str = "tmux",
 ) -> RunState:
     stages = {
         s.number: StageState(
@@ -202,6 +203,7 @@ def initial_state(
         schedule=schedule,
         max_parallel=max_parallel,
         critical_path=list(plan.critical_path),
+        extra={"launcher": launcher},
     )
     if verify is not None:
         state.extra["verify"] = dict(verify)  # the merge gate (autorun_py/gate.py)
@@ -242,6 +244,7 @@ def create_orchestration(
     schedule: str = "dataflow",
     max_parallel: Optional[int] = None,
     verify: Optional[dict[str, Any]] = None,
+    launcher: str = "tmux",
 ) -> RunState:
     """Create ``$AUTORUN_HOME/orchestration/<plan-name>[-N]/`` for ``plan``; return its state."""
     if max_parallel is not None and max_parallel < 1:
@@ -253,7 +256,13 @@ def create_orchestration(
     with creation_lock():
         _sweep_creating()
         return _create_locked(
-            plan, repo, root, schedule=schedule, max_parallel=max_parallel, verify=verify
+            plan,
+            repo,
+            root,
+            schedule=schedule,
+            max_parallel=max_parallel,
+            verify=verify,
+            launcher=launcher,
         )
 
 
@@ -265,6 +274,7 @@ def _create_locked(
     schedule: str,
     max_parallel: Optional[int],
     verify: Optional[dict[str, Any]] = None,
+    launcher: str = "tmux",
 ) -> RunState:
     slug = unique_slug(plan.slug)
     for _attempt in range(20):
@@ -281,6 +291,7 @@ def _create_locked(
                 schedule=schedule,
                 max_parallel=max_parallel,
                 verify=verify,
+                launcher=launcher,
             )
             (tmp / "stages").mkdir()
             for s in plan.stages:
@@ -303,6 +314,7 @@ def _create_locked(
                 schedule=schedule,
                 max_parallel=max_parallel,
                 verify=verify,
+                launcher=launcher,
             )
             try:
                 os.rename(tmp, target)  # atomic; fails if another run took the name

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from autorun_py import git, transcripts, worktrees
+from autorun_py import git, launchers, transcripts, worktrees
 from autorun_py.config import Config, agent_argv, find_agent, load_config
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import ensure_flushed, utc_now
@@ -46,7 +46,6 @@ from autorun_py.launch import (
     session_name,
     stage_env,
     start_claimed,
-    start_session,
     worktree_path,
 )
 from autorun_py.state import (
@@ -180,14 +179,17 @@ def restart_agent(
         else:
             prompt = f"/autorun:start {st.context_file}"
         argv = agent_argv(config, prompt, phase="start", session_id=sid)
-    start_session(
-        tmux,
-        name,
+    st.session = name
+    launcher = launchers.for_run(state, tmux)
+    started = launcher.start(
+        state,
+        st,
         argv,
         cwd=wt,
         window=f"s{number}",
         env=stage_env(state, st),
         log_file=log_path(state, number),
+        replace=True,
     )
     with store.transaction() as txn:
         s2 = txn.state.stage(number)
@@ -195,6 +197,8 @@ def restart_agent(
         s2.session = name
         s2.claude_session_id = sid
         record_session_id(s2, sid)
+        launchers.record_started(launcher, s2, started)
+        sid = s2.claude_session_id or sid
         s2.counters["restarts"] = s2.counters.get("restarts", 0) + 1
         s2.extra["session_started_at"] = utc_now()
         txn.emit(
@@ -241,7 +245,7 @@ def recover_dead_stage(
         st = state.stage(number)
         if st.status != IN_PROGRESS:
             return Recovery(number, "skipped", f"stage is {st.status}")
-        if session_alive(tmux, st.session, state.orch_dir):
+        if launchers.stage_alive(tmux, state, st):
             return Recovery(number, "skipped", "session is alive")
         if st.merge_state == "blocked":
             return Recovery(number, "skipped", "merge waits for your uncommitted changes")
@@ -552,7 +556,7 @@ def resume_run(
         st = state.stages[n]
         if st.status != IN_PROGRESS or st.merge_state == "blocked":
             continue
-        if session_alive(tmux, st.session, state.orch_dir):
+        if launchers.stage_alive(tmux, state, st):
             result.alive.append(n)
             continue
         try:

@@ -75,15 +75,22 @@ def launch_summary(
                 lines.append(f"  Wave {i}: stages {', '.join(map(str, rest))}")
     if not hints:
         return "\n".join(lines)
+    from autorun_py import launchers
+
     tm = _tmux_prefix()
-    lines += [
-        "",
-        f"Monitor log: {paths.layout().monitor_log(state.project_slug)}",
-        f"Sessions:    {tm} list-sessions | grep {state.project_slug}",
-    ]
+    lines += ["", f"Monitor log: {paths.layout().monitor_log(state.project_slug)}"]
+    if launchers.uses_tmux(state):
+        lines.append(f"Sessions:    {tm} list-sessions | grep {state.project_slug}")
+    else:
+        lines.append(f"Sessions:    claude agents  (launcher {launchers.launcher_name(state)})")
     if launched:
-        first = state.stages[launched[0]].session or ""
-        lines.append(f"Attach:      {tm} attach -t {shlex.quote(first)}")
+        first = state.stages[launched[0]]
+        if launchers.uses_tmux(state):
+            lines.append(f"Attach:      {tm} attach -t {shlex.quote(first.session or '')}")
+        else:
+            hint = launchers.attach_hint(state, first)
+            if hint:
+                lines.append(f"Attach:      {hint}")
     lines += [
         f"Status:      autorun status {Path(state.orch_dir).name}  "
         f"(or cat {Path(state.orch_dir) / 'status.json'})",

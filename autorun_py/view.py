@@ -84,6 +84,10 @@ def liveness(
     from autorun_py.launch import log_path
 
     alive = None if sessions is None else bool(stage.session and stage.session in sessions)
+    from autorun_py import launchers
+
+    if not launchers.uses_tmux(state):  # liveness from the run's own launcher
+        alive = launchers.stage_alive(None, state, stage)
     stamps = []
     try:
         stamps.append(log_path(state, stage.number).stat().st_mtime)
@@ -118,6 +122,7 @@ def stage_row(
         "implement_progress": progress,
         "branch": stage.branch,
         "session": stage.session,
+        "attach": _attach(state, stage),
         "worktree": stage.worktree,
         "elapsed_seconds": elapsed_seconds(stage.started_at, stage.completed_at or stage.failed_at)
         if stage.status != PENDING
@@ -131,6 +136,16 @@ def stage_row(
         **monitor_fields(state, stage),
         **liveness(state, stage, sessions),
     }
+
+
+def _attach(state: RunState, stage: StageState) -> Optional[str]:
+    """How to look at the stage's session (``tmux attach -t ...``, ``claude attach
+    <id>``), while it runs."""
+    if stage.status != IN_PROGRESS:
+        return None
+    from autorun_py.launchers import attach_hint
+
+    return attach_hint(state, stage)
 
 
 def monitor_fields(state: RunState, stage: StageState) -> dict[str, Any]:
@@ -155,7 +170,9 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
     counts = state.counts()
     total = len(state.stages)
     running = any(s.status == IN_PROGRESS for s in state.stages.values())
-    sessions = tmux_sessions() if running else {}
+    from autorun_py.launchers import launcher_name, uses_tmux
+
+    sessions = tmux_sessions() if running and uses_tmux(state) else {}
     stages = [stage_row(state, state.stages[n], sessions) for n in sorted(state.stages)]
     from autorun_py.monitor import monitor_alive
 
@@ -169,6 +186,7 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
         "orch_dir": state.orch_dir,
         "status": state.status,
         "schedule": state.schedule,
+        "launcher": launcher_name(state),
         "max_parallel": state.max_parallel,
         "created_at": state.created_at,
         "elapsed_seconds": elapsed_seconds(state.created_at, state.completed_at),
@@ -272,7 +290,8 @@ def _session_lines(row: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     idle = row.get("idle_seconds")
     last = f"last output {format_duration(idle)} ago" if idle is not None else "no output yet"
     if row["session_alive"]:
-        return [f"        session alive, {last}"]
+        attach = [f"        attach: {row['attach']}"] if row.get("attach") else []
+        return [f"        session alive, {last}", *attach]
     return [f"        session GONE ({last})"]
 
 

@@ -27,6 +27,14 @@ from autorun_py.cli._out import echo_err, echo_json
     help="dataflow: a stage starts once its own dependencies are merged; "
     "waves: a stage also waits until every stage of the waves before it is merged.",
 )
+@click.option(
+    "--launcher",
+    type=click.Choice(["tmux", "background"]),
+    default=None,
+    help="What runs each stage's session: tmux (a tmux session each) or background "
+    "(Claude Code background sessions, `claude --bg`). Default: AUTORUN_LAUNCHER, else the "
+    "config's launcher, else tmux. Kept for the whole run (docs/scale-out.md).",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would happen; touch nothing.")
 @click.option("--no-launch", is_flag=True, help="Create the orchestration but start no stage.")
 @click.option("--no-monitor", is_flag=True, help="Do not start the background monitor.")
@@ -48,6 +56,7 @@ def orchestrate(
     plan_path: Path,
     max_parallel: Optional[int],
     schedule: str,
+    launcher: Optional[str],
     dry_run: bool,
     no_launch: bool,
     no_monitor: bool,
@@ -78,6 +87,7 @@ def orchestrate(
             max_parallel=cap.value,
             max_parallel_reason=cap.reason,
             schedule=schedule,
+            launcher=launcher or config.launcher,
             dry_run=dry_run,
             launch=not no_launch,
             monitor=not no_monitor,
