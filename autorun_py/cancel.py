@@ -298,6 +298,12 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
     if monitor_pid(orch_dir) is not None:
         result.skipped = "its monitor is still running (it ends by itself in a moment)"
         return result
+    if not launchers.uses_tmux(state):  # the run's background sessions: stopped, removed
+        from autorun_py.launchers.background import stage_ids, stop_ids
+
+        with contextlib.suppress(AutorunError):
+            ids = [i for st in state.stages.values() for i in stage_ids(st)]
+            result.sessions_killed += stop_ids(ids, remove=True)
     tmux = Tmux.from_env()
     for name in tmux.list_sessions():
         with contextlib.suppress(AutorunError):
