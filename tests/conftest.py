@@ -1,9 +1,16 @@
 """Shared fixtures: every test runs with a private AUTORUN_HOME and HOME, a
 private tmux socket, and a git identity, so nothing touches the real
-~/.autorun, ~/.claude or the user's tmux server."""
+~/.autorun, ~/.claude or the user's tmux server.
+
+The tmux server on a test's socket (started by the test itself or by any autorun
+code it runs) is killed after the test and its socket file unlinked, whether or
+not the test asked for the ``tmux_socket`` fixture; the one helper for that is
+:func:`end_tmux_server`. Git in tests goes through :func:`git` (tests/helpers.py
+re-exports it)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -12,11 +19,28 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import git
+
+
+def tmux_socket_path(name: str) -> Path:
+    """Where tmux keeps the socket of ``tmux -L name`` (``$TMUX_TMPDIR/tmux-<uid>/``)."""
+    return Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / name
+
+
+def end_tmux_server(name: str) -> None:
+    """Kill the tmux server on socket ``name`` (if any) and unlink its socket file."""
+    path = tmux_socket_path(name)
+    if not path.exists():
+        return
+    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("AUTORUN_HOME", str(home / ".autorun"))
@@ -34,7 +58,8 @@ def isolated_home(
         "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
     )
     # Never talk to the user's tmux server from a test.
-    monkeypatch.setenv("AUTORUN_TMUX_SOCKET", f"autorun-test-{uuid.uuid4().hex[:12]}")
+    socket = f"autorun-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("AUTORUN_TMUX_SOCKET", socket)
     monkeypatch.delenv("TMUX", raising=False)
     monkeypatch.delenv("TMUX_PANE", raising=False)
     # Tests may be run from inside Claude Code; its shell marker changes how a
@@ -44,7 +69,8 @@ def isolated_home(
     # machine's default parallel cap only where a test asks for it.
     monkeypatch.setenv("AUTORUN_LAUNCH_STAGGER", "0")
     monkeypatch.delenv("AUTORUN_MAX_PARALLEL", raising=False)
-    return home
+    yield home
+    end_tmux_server(socket)
 
 
 @pytest.fixture
@@ -54,16 +80,9 @@ def autorun_home(isolated_home: Path) -> Path:
 
 @pytest.fixture
 def tmux_socket(isolated_home: Path) -> Iterator[str]:
-    """The private tmux socket name of this test; its server is killed afterwards."""
-    sock = os.environ["AUTORUN_TMUX_SOCKET"]
-    yield sock
-    subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, check=False)
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    """The private tmux socket name of this test; its server is killed and its socket
+    unlinked afterwards (by ``isolated_home``, for every test)."""
+    yield os.environ["AUTORUN_TMUX_SOCKET"]
 
 
 @pytest.fixture

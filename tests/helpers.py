@@ -62,9 +62,10 @@ def cli_json(args: Sequence[str], cwd: Path, **kw: Any) -> Any:
     return json.loads(proc.stdout)
 
 
-def git(cwd: Path, *args: str) -> str:
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """The tests' one git helper: ``git -C cwd args...``, its stripped stdout."""
     return subprocess.run(
-        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True
+        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=check
     ).stdout.strip()
 
 
@@ -105,6 +106,32 @@ def wait_finished(orch: Path, timeout: float = 60) -> dict[str, Any]:
 
 def read_events(orch: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in (orch / "events.jsonl").read_text().splitlines() if x]
+
+
+def events_of(orch: Path, kind: str, stage: Optional[int] = None) -> list[dict[str, Any]]:
+    """The run's events of type ``kind`` (of one stage, if given), in order."""
+    return [
+        ev
+        for ev in read_events(orch)
+        if ev["type"] == kind and (stage is None or ev.get("stage") == stage)
+    ]
+
+
+def read_status(orch: Path) -> dict[str, Any]:
+    """The run's status.json as written (raw JSON, not the state model)."""
+    return dict(json.loads((orch / "status.json").read_text()))
+
+
+def log_lines(log: Path, needle: str) -> list[str]:
+    """The lines of ``log`` containing ``needle`` (none if it does not exist yet)."""
+    if not log.exists():
+        return []
+    return [ln for ln in log.read_text().splitlines() if needle in ln]
+
+
+def fast_standin(monkeypatch: Any, log: Path, **extra: str) -> None:
+    """The stand-in agent with short work (0.05-0.1 s) and its log at ``log``."""
+    standin_env(monkeypatch, delay="0.05-0.1", log=str(log), **extra)
 
 
 def wait_until(pred: Any, timeout: float = 30, what: str = "") -> Any:

@@ -42,6 +42,7 @@ from autorun_py import worktrees
 from autorun_py.orchestration import create_orchestration
 from autorun_py.plan import load_plan
 from autorun_py.state import IN_PROGRESS, StatusStore, transition
+from tests.helpers import git
 
 KINDS = ("carried", "elsewhere", "continue")
 STAGE = 1
@@ -60,12 +61,6 @@ if [ -n "$KILLGIT_AT" ] && [ "$n" -eq "$KILLGIT_AT" ]; then
 fi
 exec "$KILLGIT_REAL" "$@"
 """
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    return subprocess.run(
-        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=check
-    ).stdout.strip()
 
 
 def subcommand(argv: list[str]) -> str:

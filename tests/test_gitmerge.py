@@ -24,14 +24,9 @@ from autorun_py.gitmerge import (
     stage_commits_ahead,
     worktree_dirty_files,
 )
+from tests.helpers import git
 
 LINES = [f"line {i}\n" for i in range(1, 21)]
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
 
 
 def commit(cwd: Path, files: dict[str, str], msg: str) -> str:

@@ -17,7 +17,11 @@ import pytest
 
 from autorun_py.monitor import classify_pane, monitor_pid, parse_reset_time, spawn_monitor
 from autorun_py.tmux import Tmux
-from tests.helpers import run_cli, standin_env, wait_until, write_plan
+from tests.helpers import events_of as _events
+from tests.helpers import fast_standin as _standin
+from tests.helpers import log_lines as _log_lines
+from tests.helpers import read_status as _status
+from tests.helpers import run_cli, wait_until, write_plan
 
 PANES = Path(__file__).parent / "fixtures" / "transcripts" / "panes"
 
@@ -121,33 +125,10 @@ def _wait(pred: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
     return wait_until(pred, timeout, what)
 
 
-def _standin(monkeypatch: pytest.MonkeyPatch, log: Path, **extra: str) -> None:
-    standin_env(monkeypatch, delay="0.05-0.1", log=str(log), **extra)
-
-
 def _orchestrate(repo: Path, stages: list[tuple[int, str, list[int]]]) -> Path:
     plan = write_plan(repo.parent, stages)
     proc = run_cli(["orchestrate", str(plan), "--no-monitor", "--json"], repo, check=True)
     return Path(json.loads(proc.stdout)["orch_dir"])
-
-
-def _status(orch: Path) -> dict[str, Any]:
-    return dict(json.loads((orch / "status.json").read_text()))
-
-
-def _events(orch: Path, kind: str, stage: int | None = None) -> list[dict[str, Any]]:
-    out = []
-    for line in (orch / "events.jsonl").read_text().splitlines():
-        ev = json.loads(line)
-        if ev["type"] == kind and (stage is None or ev.get("stage") == stage):
-            out.append(ev)
-    return out
-
-
-def _log_lines(log: Path, needle: str) -> list[str]:
-    if not log.exists():
-        return []
-    return [ln for ln in log.read_text().splitlines() if needle in ln]
 
 
 def _answer_review(home: Path) -> Path:

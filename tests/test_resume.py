@@ -18,28 +18,15 @@ from autorun_py.merge import merge_worktree_path
 from autorun_py.monitor import monitor_pid
 from autorun_py.state import StatusStore
 from autorun_py.tmux import Tmux
-from tests.helpers import git, run_cli, standin_env, wait_until, write_plan
+from tests.helpers import events_of as _events
+from tests.helpers import fast_standin as _standin
+from tests.helpers import git, run_cli, wait_until, write_plan
+from tests.helpers import log_lines as _log
+from tests.helpers import read_status as _status
 
 
 def _wait(pred: Callable[[], Any], timeout: float = 40, what: str = "") -> Any:
     return wait_until(pred, timeout, what)
-
-
-def _standin(monkeypatch: pytest.MonkeyPatch, log: Path, **extra: str) -> None:
-    standin_env(monkeypatch, delay="0.05-0.1", log=str(log), **extra)
-
-
-def _status(orch: Path) -> dict[str, Any]:
-    return dict(json.loads((orch / "status.json").read_text()))
-
-
-def _events(orch: Path, kind: str) -> list[dict[str, Any]]:
-    lines = (orch / "events.jsonl").read_text().splitlines()
-    return [ev for ev in map(json.loads, lines) if ev["type"] == kind]
-
-
-def _log(log: Path, needle: str) -> list[str]:
-    return [ln for ln in log.read_text().splitlines() if needle in ln] if log.exists() else []
 
 
 def _resume(orch: Path, repo: Path, *args: str) -> dict[str, Any]:

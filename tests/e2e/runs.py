@@ -18,6 +18,8 @@ from typing import Any, Optional
 
 import pytest
 
+from tests.helpers import git
+
 from .autorun_model import AutorunModel, kebab
 from .harness import QUIET_ENV, ClaudeRunner, prepare_home, wait_until
 
@@ -44,12 +46,6 @@ Write the gamma documentation.
 """
 
 RUN_TIMEOUT = 150.0  # seconds for a whole run (typically well under a minute)
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
 
 
 def make_project(root: Path, files: dict[str, str]) -> Path:
