@@ -101,6 +101,9 @@ def test_layout_spells_every_path_under_the_home(tmp_path: Path) -> None:
     assert lay.config_file == home / "config.json"
     assert Layout.from_env({}).home == (Path.home() / ".autorun").resolve()
     assert layout().home == Path(os.environ["AUTORUN_HOME"]).resolve()  # the autouse fixture's
+    assert lay == Layout(home) and hash(lay) == hash(Layout(home))
+    with pytest.raises(AttributeError):
+        lay.home = tmp_path  # type: ignore[misc]
 
 
 def test_no_path_under_the_home_is_spelled_outside_paths() -> None:
