@@ -38,8 +38,8 @@ from autorun_py.review.store import (
     run_name,
     same_path,
     waiting_dir,
-    write_json_atomic,
 )
+from autorun_py.state import write_json_atomic
 from autorun_py.timeutil import parse_utc_iso, utc_iso
 
 _FILENAME_TIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{6})-")
@@ -115,6 +115,7 @@ def registered_waiter(path: Path, meta: Optional[ReviewMeta]) -> Iterator[Path]:
             "stage": None if meta is None else meta.stage,
         }
         try:
+            record.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(record, waiter)
             yield record
         finally:  # also when a signal ends the wait inside the write
@@ -159,6 +160,7 @@ def live_waiters() -> list[WaiterJSON]:
 
 def mark_answered(path: Path) -> None:
     with contextlib.suppress(OSError, AutorunError):
+        answered_dir().mkdir(parents=True, exist_ok=True)
         write_json_atomic(
             answered_dir() / f"{path.name}.json", {"file": str(path), "answered_at": utc_iso()}
         )

@@ -1,8 +1,9 @@
 """Review files on disk: creating one, reading one, and the small records other
 processes read (``review/.waiting/``, ``review/.answered/``).
 
-Every atomic write and lock of the review package is here, so that moving to
-the shared helpers of ``autorun_py/fsutil.py`` is one edit.
+The records are written with the one atomic JSON write
+(``state.write_json_atomic``, over ``fsutil``); the review package's held lock
+(``HeldLock``) is here.
 """
 
 from __future__ import annotations
@@ -47,14 +48,6 @@ def same_path(a: Optional[Path], b: Optional[Path]) -> bool:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """A small record, replaced atomically (the state's writer: fsync, rename)."""
-    from autorun_py.state import write_json_atomic as write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write(path, data)
 
 
 def read_json(path: Path) -> Any:
