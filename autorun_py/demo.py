@@ -7,7 +7,10 @@ merge step as the real pipeline does. Nothing touches the user's ~/.autorun,
 ~/.claude or tmux server: the demo's state (``autorun-home/``) and the stand-in's
 transcripts (``claude-config/``, its ``CLAUDE_CONFIG_DIR``) live inside its
 scratch directory, which is kept, so the commands :func:`after_commands` prints
-work afterwards.
+work afterwards. The demo never changes its own process's environment: the
+engine commands it runs (``autorun orchestrate``, ``autorun status``) are
+processes started with the demo's environment (:func:`demo_env`), and the stage
+sessions inherit it from them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from autorun_py.errors import AutorunError
 from autorun_py.git import run_git
@@ -184,7 +187,7 @@ def run_demo(
     show: Callable[[str], None] = lambda s: None,
     keep_tmux: bool = False,
 ) -> DemoResult:
-    from autorun_py.view import render_status, status_summary
+    from autorun_py.view import render_status
 
     t0 = time.monotonic()
     root = (root or Path(tempfile.mkdtemp(prefix="autorun-demo-"))).resolve()
@@ -192,24 +195,7 @@ def run_demo(
     home = root / "autorun-home"
     _write_marker(root, home)
     socket = f"autorun-demo-{os.getpid()}"
-    saved = {k: os.environ.get(k) for k in _DEMO_ENV}
-    os.environ.update(
-        {
-            "AUTORUN_HOME": str(home),
-            "AUTORUN_TMUX_SOCKET": socket,
-            "AUTORUN_CLAUDE": sys.executable,
-            "AUTORUN_AGENT_ARGS": shlex.join(["-m", "autorun_py.standin"]),
-            "AUTORUN_STANDIN_DELAY": delay,
-            "AUTORUN_STANDIN_LOG": str(root / "standin.log"),
-            "AUTORUN_STANDIN_TREE": str(root / "standin-tree"),
-            "AUTORUN_LAUNCH_STAGGER": "0",  # the stand-in shares no service limit
-            # The stand-in writes transcripts as Claude Code does: into the demo's
-            # own config dir (the sessions inherit it), never the user's ~/.claude.
-            "CLAUDE_CONFIG_DIR": str(root / "claude-config"),
-        }
-    )
-    os.environ.pop("AUTORUN_PLUGIN_DIR", None)
-    from autorun_py.orchestrate import run_orchestrate
+    env = demo_env(root, home, socket, delay)
     from autorun_py.state import StatusStore
     from autorun_py.summary import launch_summary
     from autorun_py.tmux import Tmux
@@ -222,24 +208,25 @@ def run_demo(
             p = root / "standin-tree" / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text, encoding="utf-8")
-        outcome = run_orchestrate(
-            repo / "master_plan.md", repo, max_parallel=max_parallel, monitor=False
-        )
-        orch_dir = Path(outcome.orch_dir)
+        argv = ["orchestrate", str(repo / "master_plan.md"), "--no-monitor", "--json"]
+        if max_parallel is not None:
+            argv += ["--max-parallel", str(max_parallel)]
+        outcome = _engine(argv, repo, env)
+        orch_dir = Path(outcome["orch_dir"])
         # The launch summary without its tmux and monitor hints: the demo's tmux
         # server ends with it and it runs no monitor.
         show(
             launch_summary(
                 StatusStore(orch_dir).read(),
-                outcome.launched,
-                cap_reason=outcome.max_parallel_reason,
+                list(outcome.get("launched") or []),
+                cap_reason=outcome.get("max_parallel_reason"),
                 hints=False,
             )
         )
         deadline = t0 + timeout
-        summary = status_summary(orch_dir)
+        summary = _engine(["status", str(orch_dir), "--json"], repo, env)
         while time.monotonic() < deadline:
-            summary = status_summary(orch_dir)
+            summary = _engine(["status", str(orch_dir), "--json"], repo, env)
             show("\x00" + render_status(summary))
             if summary["finished"]:
                 break
@@ -257,24 +244,47 @@ def run_demo(
     finally:
         if not keep_tmux:
             tmux.kill_server()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
-_DEMO_ENV = (
-    "AUTORUN_HOME",
-    "AUTORUN_TMUX_SOCKET",
-    "AUTORUN_CLAUDE",
-    "AUTORUN_AGENT_ARGS",
-    "AUTORUN_STANDIN_DELAY",
-    "AUTORUN_STANDIN_LOG",
-    "AUTORUN_STANDIN_TREE",
-    "AUTORUN_LAUNCH_STAGGER",
-    "CLAUDE_CONFIG_DIR",
-)
+def demo_env(root: Path, home: Path, socket: str, delay: str) -> dict[str, str]:
+    """The environment of the processes the demo starts (this process's is left alone):
+    its own home, tmux server and stand-in agent, its transcripts in its own config dir."""
+    env = {k: v for k, v in os.environ.items() if k != "AUTORUN_PLUGIN_DIR"}
+    env.update(
+        {
+            "AUTORUN_HOME": str(home),
+            "AUTORUN_TMUX_SOCKET": socket,
+            "AUTORUN_CLAUDE": sys.executable,
+            "AUTORUN_AGENT_ARGS": shlex.join(["-m", "autorun_py.standin"]),
+            "AUTORUN_STANDIN_DELAY": delay,
+            "AUTORUN_STANDIN_LOG": str(root / "standin.log"),
+            "AUTORUN_STANDIN_TREE": str(root / "standin-tree"),
+            "AUTORUN_LAUNCH_STAGGER": "0",  # the stand-in shares no service limit
+            # The stand-in writes transcripts as Claude Code does: into the demo's
+            # own config dir (the sessions inherit it), never the user's ~/.claude.
+            "CLAUDE_CONFIG_DIR": str(root / "claude-config"),
+        }
+    )
+    return env
+
+
+def _engine(args: list[str], cwd: Path, env: dict[str, str]) -> Any:
+    """``autorun ARGS --json`` in the demo's environment; its JSON result."""
+    import json
+
+    from autorun_py import proc
+
+    here = Path(__file__).resolve().parent.parent
+    run_env = dict(
+        env, PYTHONPATH=os.pathsep.join(filter(None, [str(here), env.get("PYTHONPATH")]))
+    )
+    result = proc.run([sys.executable, "-m", "autorun_py", *args], cwd=cwd, env=run_env)
+    if result.returncode != 0:
+        raise AutorunError(
+            f"the demo's `autorun {args[0]}` failed: "
+            + (result.stderr.strip() or f"exit {result.returncode}")
+        )
+    return json.loads(result.stdout)
 
 
 def after_commands(result: DemoResult) -> list[str]:
