@@ -296,8 +296,11 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
     from autorun_py.monitor import monitor_pid
 
     if monitor_pid(orch_dir) is not None:
-        result.skipped = "its monitor is still running (it ends by itself in a moment)"
-        return result
+        # The run is finished; its monitor would end at its next look. End it now.
+        _stop_monitor(orch_dir, dict(state.monitor), None)
+        if monitor_pid(orch_dir) is not None:
+            result.skipped = "its monitor is still running (it ends by itself in a moment)"
+            return result
     if not launchers.uses_tmux(state):  # the run's background sessions: stopped, removed
         from autorun_py.launchers.background import stage_ids, stop_ids
 
@@ -318,7 +321,7 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
                 if dirty.ok and dirty.stdout.strip():
                     result.kept.append(
                         f"{wt.path}: uncommitted changes (commit or discard them, or "
-                        "`autorun clean --force`)"
+                        f"`autorun clean {run} --force`)"
                     )
                     continue
             warn = worktrees.try_remove(repo, wt.path, run=run)
@@ -354,9 +357,19 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
         candidates = [
             layout().report_base(run).with_suffix(".md"),
             layout().report_base(run).with_suffix(".json"),
-            monitor_log_path(state),
-            *(log_path(state, n) for n in state.stages),
         ]
+        # Pane and monitor logs are named after the project slug, which a later run
+        # of a plan with the same name reuses: they go only with the last such run.
+        sharing = _runs_sharing_slug(orch_dir, state.project_slug)
+        logs = [monitor_log_path(state), *(log_path(state, n) for n in state.stages)]
+        if sharing:
+            result.kept += [
+                f"{p}: also written by run {', '.join(sharing)} (same project slug)"
+                for p in logs
+                if p.exists()
+            ]
+        else:
+            candidates += logs
         for path in candidates:
             try:
                 if worktrees.remove_home_file(path):
@@ -369,6 +382,24 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
             with contextlib.suppress(OSError):
                 result.files_removed += worktrees.remove_demo_scratch(scratch, purge=True)
     return result
+
+
+def _runs_sharing_slug(orch_dir: Path, slug: str) -> list[str]:
+    """The other runs under ``$AUTORUN_HOME`` whose project slug is ``slug``."""
+    from autorun_py.orchestration import all_orchestrations
+
+    out = []
+    for d in all_orchestrations():
+        if Path(d).resolve() == Path(orch_dir).resolve():
+            continue
+        try:
+            other = StatusStore(Path(d)).read()
+        except AutorunError:
+            out.append(Path(d).name)  # unreadable: keep what may be its logs
+            continue
+        if other.project_slug == slug:
+            out.append(Path(d).name)
+    return out
 
 
 def clean_all_finished(*, purge: bool = False, force: bool = False) -> list[CleanResult]:

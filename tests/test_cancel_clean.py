@@ -266,3 +266,35 @@ def test_clean_all_finished_leaves_running_runs_alone(
     st = _status(running)["stages"]["2"]
     assert st["status"] == "in_progress" and Path(st["worktree"]).is_dir()
     assert Tmux.from_env().has_session(st["session"])
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_purge_keeps_logs_another_run_of_the_same_slug_wrote(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autorun_home: Path
+) -> None:
+    """Two projects with a plan of the same name: the second run reuses the first's
+    project slug once it has finished, and so its log names. Purging one run must not
+    delete logs the other wrote."""
+    standin_env(monkeypatch, log=str(tmp_path / "standin.log"))
+    first = _orchestrate(repo, [(1, "One", [])], "--no-monitor")
+    wait_finished(first)
+    other = tmp_path / "other" / "project"
+    other.mkdir(parents=True)
+    git(other, "init", "-q", "-b", "main")
+    (other / "README.md").write_text("# other\n")
+    git(other, "add", "README.md")
+    git(other, "commit", "-q", "-m", "initial commit")
+    second = _orchestrate(other, [(1, "Two", [])], "--no-monitor")
+    wait_finished(second)
+    assert _status(first)["project_slug"] == _status(second)["project_slug"]
+    slug = _status(first)["project_slug"]
+    shared = autorun_home / "logs" / f"{slug}_stage-1.log"
+    wait_until(shared.exists, what="the shared pane log")
+    wait_until(lambda: not Tmux.from_env().list_sessions(), what="sessions to close")
+    out = _cli_json(["clean", second.name, "--purge"], other)
+    assert not second.exists()
+    assert shared.exists(), out
+    assert any(k.startswith(f"{shared}: also written by run {first.name}") for k in out["kept"])
+    # The last run of that slug takes its logs with it.
+    out = _cli_json(["clean", first.name, "--purge"], repo)
+    assert not shared.exists() and str(shared) in out["files_removed"]
