@@ -7,6 +7,7 @@ Processes run through :mod:`autorun_py.proc`; the tmux binary is looked up once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -182,7 +183,17 @@ class Tmux:
         return self.run(["kill-pane", "-t", target], check=False).returncode == 0
 
     def kill_server(self) -> None:
+        """Kill the server; a private one's (``-L``) socket file goes with it."""
+        where = ""
+        if self.socket:
+            probe = self.run(["display-message", "-p", "#{socket_path}"], check=False)
+            where = probe.stdout.strip() if probe.returncode == 0 else ""
         self.run(["kill-server"], check=False)
+        if where and self.socket:
+            from autorun_py import worktrees
+
+            with contextlib.suppress(AutorunError, OSError):
+                worktrees.remove_tmux_socket(Path(where), self.socket)
 
     def pipe_pane(self, target: str, log_file: Path) -> None:
         """Append everything the pane prints to ``log_file`` (argv-quoted for tmux's shell)."""

@@ -389,6 +389,23 @@ def remove_home_file(path: Path) -> bool:
     return True
 
 
+def remove_tmux_socket(path: Path, name: str) -> bool:
+    """Delete the socket file of a private tmux server autorun ran (``tmux -L name``)
+    after that server was killed: only a socket named ``name`` in a ``tmux-<uid>``
+    directory, never a regular file or another server's socket."""
+    import stat
+
+    p = Path(path)
+    try:
+        st = os.lstat(p)
+    except OSError:
+        return False
+    if p.name != name or not p.parent.name.startswith("tmux-") or not stat.S_ISSOCK(st.st_mode):
+        raise AutorunError(f"{p} is not the socket of autorun's tmux server {name}; left in place")
+    p.unlink()
+    return True
+
+
 def demo_scratch(project_root: Path) -> Optional[Path]:
     """The scratch directory ``autorun demo`` made for a run of ``project_root``, when
     this ``$AUTORUN_HOME`` is that demo's own (its marker says what it created)."""

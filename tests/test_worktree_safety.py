@@ -394,3 +394,27 @@ def session_alive_for(name: str | None, orch: str) -> bool:
     from autorun_py.tmux import Tmux
 
     return session_alive(Tmux.from_env(), name, orch)
+
+
+def test_kill_server_of_a_private_tmux_takes_its_socket_and_nothing_else(
+    tmux_socket: str, tmp_path: Path
+) -> None:
+    import os
+
+    from autorun_py.tmux import Tmux
+
+    tmux = Tmux(tmux_socket)
+    tmux.run(["new-session", "-d", "-s", "held", "sleep", "30"])
+    where = Path(tmux.out(["display-message", "-p", "#{socket_path}"]).strip())
+    assert where.exists()
+    tmux.kill_server()
+    assert not where.exists()
+    # a regular file, or a socket of another name, is never deleted
+    fake = tmp_path / "tmux-0" / tmux_socket
+    fake.parent.mkdir()
+    fake.write_text("mine\n")
+    with pytest.raises(AutorunError):
+        worktrees.remove_tmux_socket(fake, tmux_socket)
+    with pytest.raises(AutorunError):
+        worktrees.remove_tmux_socket(fake, "other")
+    assert fake.read_text() == "mine\n" and os.path.exists(fake)
