@@ -24,18 +24,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from autorun_py.errors import AutorunError
+from autorun_py.statuses import COMPLETED, IN_PROGRESS, PENDING, STATUSES, TERMINAL
+
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "SCHEDULES",
+    "STATUSES",
+    "TERMINAL",
+    "ReadyTracker",
+    "StageView",
+    "check_max_parallel",
+    "check_schedule",
+    "current_wave",
+    "pick_launches",
+    "ready_stages",
+    "select_launches",
+]
 
 SCHEDULES: tuple[str, ...] = ("dataflow", "waves")
 DEFAULT_SCHEDULE = "dataflow"
-STATUSES: tuple[str, ...] = (
-    "pending",
-    "in_progress",
-    "completed",
-    "failed",
-    "blocked",
-    "cancelled",
-)
-TERMINAL = frozenset({"completed", "failed", "blocked", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -90,14 +97,14 @@ def ready_stages(
     ready: list[int] = []
     for n in sorted(stages):
         view = stages[n]
-        if view.status != "pending":
+        if view.status != PENDING:
             continue
         ok = True
         for d in view.depends_on:
             dep = stages.get(d)
             if dep is None:
                 raise AutorunError(f"stage {n} depends on stage {d}, which is not in the plan")
-            if dep.status != "completed":
+            if dep.status != COMPLETED:
                 ok = False
                 break
         if not ok:
@@ -128,7 +135,7 @@ def select_launches(
     """
     check_max_parallel(max_parallel)
     ready = ready_stages(stages, schedule=schedule, waves=waves)
-    running = sum(1 for v in stages.values() if v.status == "in_progress")
+    running = sum(1 for v in stages.values() if v.status == IN_PROGRESS)
     return pick_launches(ready, priority=priority, max_parallel=max_parallel, running=running)
 
 
@@ -169,9 +176,9 @@ class ReadyTracker:
                 if d not in stages:
                     raise AutorunError(f"stage {n} depends on stage {d}, which is not in the plan")
                 self._dependants[d].append(n)
-            self._unmet[n] = sum(1 for d in stages[n].depends_on if stages[d].status != "completed")
+            self._unmet[n] = sum(1 for d in stages[n].depends_on if stages[d].status != COMPLETED)
         self._ready = {
-            n for n, st in self._status.items() if st == "pending" and not self._unmet[n]
+            n for n, st in self._status.items() if st == PENDING and not self._unmet[n]
         }
         self._wave_of: dict[int, int] = {}
         self._open_in_wave: list[int] = []
@@ -199,15 +206,15 @@ class ReadyTracker:
         if old == status:
             return
         self._status[number] = status
-        if status == "pending" and not self._unmet[number]:
+        if status == PENDING and not self._unmet[number]:
             self._ready.add(number)
         else:
             self._ready.discard(number)
-        if (old == "completed") != (status == "completed"):
-            step = -1 if status == "completed" else 1
+        if (old == COMPLETED) != (status == COMPLETED):
+            step = -1 if status == COMPLETED else 1
             for m in self._dependants[number]:
                 self._unmet[m] += step
-                if self._unmet[m] == 0 and self._status[m] == "pending":
+                if self._unmet[m] == 0 and self._status[m] == PENDING:
                     self._ready.add(m)
                 else:
                     self._ready.discard(m)

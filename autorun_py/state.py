@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, TypedDict, TypeVar, cast
 
 from autorun_py import fsutil
+from autorun_py import statuses as _statuses
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import event_line, flush_journal, log_size, make_event, utc_now, write_lines
 
@@ -47,14 +48,15 @@ def _kill_point(name: str) -> None:
 PHASES = ("triage", "research", "create_plan", "implement", "merge")
 SEED_PHASES = ("research", "create_plan", "implement", "merge")
 
-PENDING = "pending"
-IN_PROGRESS = "in_progress"
-COMPLETED = "completed"
-FAILED = "failed"
-BLOCKED = "blocked"
-CANCELLED = "cancelled"  # stopped by `autorun cancel`; its branch and worktree are kept
-STAGE_STATUSES = (PENDING, IN_PROGRESS, COMPLETED, FAILED, BLOCKED, CANCELLED)
-TERMINAL = frozenset({COMPLETED, FAILED, BLOCKED, CANCELLED})
+# A stage's statuses are declared once, in autorun_py/statuses.py (the scheduler's too).
+PENDING = _statuses.PENDING
+IN_PROGRESS = _statuses.IN_PROGRESS
+COMPLETED = _statuses.COMPLETED
+FAILED = _statuses.FAILED
+BLOCKED = _statuses.BLOCKED
+CANCELLED = _statuses.CANCELLED
+STAGE_STATUSES = _statuses.STATUSES
+TERMINAL = _statuses.TERMINAL
 
 # Legal stage transitions: from -> allowed targets.
 TRANSITIONS: dict[str, frozenset[str]] = {
