@@ -220,6 +220,28 @@ def check_git(which: Which) -> Check:
     return _version_check("git", out, found, MIN_GIT, "git merge-tree --write-tree")
 
 
+def check_git_identity(which: Which) -> Check:
+    """Can git tell who commits here? Every stage commits, and every merge."""
+    if which("git") is None:
+        return Check("git-identity", "warning", False, None, None, "not checked: no git")
+    from autorun_py.git import identity_problem
+
+    cwd = Path.cwd() if Path.cwd().exists() else Path("/")
+    try:
+        problem = identity_problem(cwd)
+    except AutorunError as exc:
+        problem = str(exc)
+    if problem:
+        cmd = (
+            'git config --global user.email "you@example.com"; '
+            'git config --global user.name "Your Name"'
+        )
+        return Check(
+            "git-identity", "broken", True, None, None, problem, InstallHint(macos=cmd, debian=cmd)
+        )
+    return Check("git-identity", "ok", True, None, None, "")
+
+
 def check_tmux(which: Which) -> Check:
     found = which("tmux")
     if found is None:
@@ -342,6 +364,7 @@ def run_doctor(which: Which = shutil.which) -> DoctorReport:
     checks: list[Check] = [
         *check_python(which),
         check_git(which),
+        check_git_identity(which),
         check_tmux(which),
         check_claude(which),
         check_permission_mode(),

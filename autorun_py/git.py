@@ -172,6 +172,17 @@ class Worktree:
     prunable: bool
 
 
+def identity_problem(cwd: PathLike) -> Optional[str]:
+    """None when git can tell who commits in ``cwd`` (what every stage's commit and
+    every merge needs); else git's own reason, in one line."""
+    res = run_git(["var", "GIT_COMMITTER_IDENT"], cwd, check=False)
+    if res.ok:
+        return None
+    lines = [ln.strip() for ln in res.stderr.splitlines() if ln.strip()]
+    fatal = [ln for ln in lines if ln.startswith("fatal:")]
+    return (fatal or lines or ["git cannot tell who commits"])[-1].removeprefix("fatal: ")
+
+
 def list_worktrees(cwd: PathLike) -> list[Worktree]:
     out = run_git(["worktree", "list", "--porcelain", "-z"], cwd).stdout
     result: list[Worktree] = []

@@ -104,6 +104,7 @@ def run_orchestrate(
         )
     if launch:
         _check_agent()
+        _check_identity(cwd)
     state = create_orchestration(
         plan, cwd, schedule=schedule, max_parallel=max_parallel, verify=gate, launcher=launcher
     )
@@ -149,6 +150,20 @@ def _check_agent() -> None:
         require_agent(load_config())
     except AutorunError as exc:
         raise AutorunError(f"{exc}; no run was created") from None
+
+
+def _check_identity(cwd: Path) -> None:
+    """Refuse before anything is made when no stage could commit its work."""
+    from autorun_py import git
+    from autorun_py.errors import AutorunError
+
+    problem = git.identity_problem(cwd)
+    if problem:
+        raise AutorunError(
+            f"git cannot commit here ({problem}), so every stage would fail at its first "
+            'commit; set it with `git config --global user.email "you@example.com"` and '
+            '`git config --global user.name "Your Name"`; no run was created'
+        )
 
 
 def _start_monitor(orch_dir: Path) -> Optional[int]:

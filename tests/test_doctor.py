@@ -165,3 +165,58 @@ def test_unwritable_autorun_home_is_reported(bindir: Path, tmp_path: Path) -> No
 )
 def test_parse_version(text: str, expected: tuple[int, ...] | None) -> None:
     assert parse_version(text) == expected
+
+
+def test_no_git_identity_is_reported_and_orchestrate_refuses_before_making_a_run(
+    bindir: Path, tmp_path: Path, autorun_home: Path
+) -> None:
+    """Every stage commits: with no git identity each would fail at its first commit."""
+    link(bindir, "git")
+    link(bindir, "tmux")
+    tool(bindir, "claude", "2.1.332 (Claude Code)")
+    nobody = tmp_path / "nobody"
+    nobody.mkdir()
+    env = {
+        "HOME": str(nobody),
+        "GIT_CONFIG_GLOBAL": str(nobody / ".gitconfig"),
+        "GIT_AUTHOR_NAME": "",
+        "GIT_AUTHOR_EMAIL": "",
+        "GIT_COMMITTER_NAME": "",
+        "GIT_COMMITTER_EMAIL": "",
+        "EMAIL": "",
+    }
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GIT_AUTHOR", "GIT_COMMITTER"))
+    }
+    base.pop("EMAIL", None)
+    full = {**base, **{k: v for k, v in env.items() if v}, "PATH": str(bindir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "autorun_py", "doctor", "--json"],
+        env=full,
+        cwd=nobody,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = checks(proc)["git-identity"]
+    assert proc.returncode == 1 and found["status"] == "broken", proc.stdout
+    assert "git config --global user.email" in found["install"]["debian"]
+    # orchestrate: one line, exit 1, nothing made
+    repo = tmp_path / "project"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], env=full, check=True)
+    (repo / "plan.md").write_text("# P\n\n## Stage 1: One\n\n**Dependencies**: None\n\nWork.\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "autorun_py", "orchestrate", "plan.md", "--no-monitor"],
+        env=full,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "git cannot commit here" in proc.stderr and "no run was created" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (autorun_home / "orchestration").exists() or not any(
+        (autorun_home / "orchestration").iterdir()
+    )

@@ -27,12 +27,12 @@ import contextlib
 import json
 import os
 import re
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py import proc
 from autorun_py.errors import AutorunError
 from autorun_py.launchers import Started
 
@@ -89,20 +89,11 @@ def claude_env() -> dict[str, str]:
 
 def run_claude(
     args: list[str], *, cwd: Optional[Path] = None, timeout: float = 60, agent: Optional[str] = None
-) -> subprocess.CompletedProcess[str]:
+) -> proc.Result:
     argv = [agent or _agent(), *args]
     try:
-        return subprocess.run(  # noqa: S603 - argv list, no shell
-            argv,
-            cwd=str(cwd) if cwd else None,
-            env=claude_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        return proc.run(argv, cwd=cwd, env=claude_env(), timeout=timeout)
+    except AutorunError as exc:  # not installed, or did not finish in time
         raise AutorunError(f"`claude {' '.join(args[:2])}` failed: {exc}") from None
 
 
