@@ -178,6 +178,15 @@ def _write_marker(root: Path, home: Path) -> None:
     marker.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def _without_attach(summary: dict[str, Any]) -> dict[str, Any]:
+    """The demo's tmux server ends with it: its view shows no attach commands that
+    would be false a moment later (the demo prints only commands that work after)."""
+    for row in summary.get("stages", []):
+        if isinstance(row, dict):
+            row["attach"] = None
+    return summary
+
+
 def run_demo(
     *,
     root: Optional[Path] = None,
@@ -226,7 +235,7 @@ def run_demo(
         deadline = t0 + timeout
         summary = _engine(["status", str(orch_dir), "--json"], repo, env)
         while time.monotonic() < deadline:
-            summary = _engine(["status", str(orch_dir), "--json"], repo, env)
+            summary = _without_attach(_engine(["status", str(orch_dir), "--json"], repo, env))
             show("\x00" + render_status(summary))
             if summary["finished"]:
                 break
