@@ -99,7 +99,7 @@ def load_config() -> Config:
         if key.startswith("AUTORUN_MODEL_") and value:
             models[key[len("AUTORUN_MODEL_") :].lower()] = value
     keep = bool(raw.get("keep_sessions", False))
-    if "AUTORUN_KEEP_SESSIONS" in env:
+    if env.get("AUTORUN_KEEP_SESSIONS"):  # empty reads as unset
         keep = _truthy(env["AUTORUN_KEEP_SESSIONS"])
     try:
         attempts = int(raw.get("max_launch_attempts", 3))

@@ -129,7 +129,24 @@ class Tmux:
         """Start a detached session running ``command`` (an argv list); return its pane id."""
         args = ["new-session", "-d", "-P", "-F", "#{pane_id}", "-s", name, "-c", str(cwd)]
         args += ["-x", str(width), "-y", str(height)]
-        return self.out(args + _window_args(command, window, env))
+        return self.out(args + _window_args(command, window, self._without_stale(env)))
+
+    def _without_stale(self, env: Optional[Mapping[str, str]]) -> Optional[Mapping[str, str]]:
+        """``env``, plus an empty value (autorun reads empty as unset) for each
+        ``AUTORUN_*`` variable that the running server's global environment holds but
+        ``env`` does not: a server that outlived the command that started it must not
+        hand a new session the settings of back then."""
+        if env is None:
+            return None
+        proc = self.run(["show-environment", "-g"], check=False)
+        if proc.returncode != 0:
+            return env  # no server yet: it starts with this environment
+        stale = {}
+        for line in proc.stdout.splitlines():
+            key, sep, _ = line.partition("=")
+            if sep and key.startswith("AUTORUN_") and key not in env:
+                stale[key] = ""
+        return {**stale, **env} if stale else env
 
     def new_window(
         self,
@@ -141,7 +158,7 @@ class Tmux:
         env: Optional[Mapping[str, str]] = None,
     ) -> str:
         args = ["new-window", "-d", "-P", "-F", "#{pane_id}", "-t", f"={session}:", "-c", str(cwd)]
-        return self.out(args + _window_args(command, window, env))
+        return self.out(args + _window_args(command, window, self._without_stale(env)))
 
     def kill_session(self, name: str) -> bool:
         return self.run(["kill-session", "-t", f"={name}"], check=False).returncode == 0

@@ -161,3 +161,28 @@ def test_run_b_never_kills_or_types_into_run_a_session(
     assert tmux.has_session("users")
     assert killer.main([name, "0", "--session", "--owner", str(run_a)]) == 0
     wait_until(lambda: not tmux.has_session(name), what="A's session killed by A")
+
+
+def test_a_new_session_does_not_inherit_autorun_settings_the_server_started_with(
+    tmux_socket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The private server outlives the command that started it (exit-empty off): a
+    session started later gets that command's AUTORUN_* settings, not the server's."""
+    from autorun_py.tmux import Tmux
+
+    monkeypatch.setenv("AUTORUN_STANDIN_FAIL", "2")
+    tmux = Tmux(tmux_socket)
+    tmux.run(["new-session", "-d", "-s", "first", "sleep", "30"])  # the server, with FAIL
+    assert "AUTORUN_STANDIN_FAIL=2" in tmux.run(["show-environment", "-g"]).stdout
+    monkeypatch.delenv("AUTORUN_STANDIN_FAIL")
+    out = tmp_path / "env.txt"
+    tmux.new_session(
+        "second",
+        ["sh", "-c", f'printf "%s" "${{AUTORUN_STANDIN_FAIL-unset}}" > {out}; sleep 30'],
+        cwd=tmp_path,
+        env={"AUTORUN_ORCH_DIR": str(tmp_path)},
+    )
+    deadline = time.monotonic() + 10
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert out.read_text() == ""  # blank, not "2" (autorun reads empty as unset)
