@@ -164,9 +164,12 @@ class AutorunModel:
         name = re.sub(r"\s*\([a-z_]+\)$", "", name)
         stage = StageSeen(name=name, worktree=worktree, r=r)
         work = bash(f"cd {shlex.quote(worktree)} && {self.work(stage)}", "do the stage's work")
+        # Idempotent, as a model that sees "nothing to commit" goes on: a session
+        # recovered after its process died may replay the work it had committed.
         commit = bash(
-            f"cd {shlex.quote(worktree)} && git add -A && git commit -q -m "
-            f"{shlex.quote(self.commit_message.format(name=name))} && git log --oneline -1",
+            f"cd {shlex.quote(worktree)} && git add -A && (git diff --cached --quiet || "
+            f"git commit -q -m {shlex.quote(self.commit_message.format(name=name))}) "
+            "&& git log --oneline -1",
             "commit",
         )
         chain = bash(f'{r} chain "/autorun:merge" --window merge --close-caller', "chain to merge")
