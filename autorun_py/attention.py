@@ -75,8 +75,9 @@ def entries() -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: str(e.get("since", "")))
 
 
-def notify(message: str) -> list[str]:
-    """Tell the person: tmux clients of autorun's server, the desktop. Never raises."""
+def notify(message: str, *, title: str = "autorun") -> list[str]:
+    """Tell the person: tmux clients of autorun's server, the desktop (``title`` is
+    the desktop notification's). Returns the channels used; never raises."""
     used: list[str] = []
     with contextlib.suppress(Exception):
         from autorun_py.tmux import Tmux
@@ -95,9 +96,9 @@ def notify(message: str) -> list[str]:
     if desktop and sys.platform == "darwin" and shutil.which("osascript"):
         argv = ["osascript", "-e", "on run argv", "-e",
                 "display notification (item 2 of argv) with title (item 1 of argv)",
-                "-e", "end run", "autorun", message]  # fmt: skip
+                "-e", "end run", title, message]  # fmt: skip
     elif desktop and shutil.which("notify-send"):
-        argv = ["notify-send", "--app-name=autorun", "autorun", message]
+        argv = ["notify-send", "--app-name=autorun", title, message]
     if argv:
         from autorun_py.errors import AutorunError
         from autorun_py.proc import run

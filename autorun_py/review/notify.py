@@ -66,19 +66,6 @@ def notify_user(
     title = meta.title if meta is not None and meta.title else path.name
     message = f"autorun: {where + ' ' if where else ''}waits for your answers ({title}): {path}"
 
-    try:
-        from autorun_py.tmux import Tmux
-
-        tmux = Tmux.from_env()
-        proc = tmux.run(["list-clients", "-F", "#{client_name}"], check=False)
-        clients = [c for c in proc.stdout.splitlines() if c] if proc.returncode == 0 else []
-        for client in clients:
-            tmux.run(["display-message", "-c", client, message], check=False)
-        if clients:
-            used.append("tmux")
-    except (AutorunError, OSError):
-        pass
-
     if bell:
         try:
             if sys.stderr.isatty():
@@ -88,30 +75,9 @@ def notify_user(
         except (OSError, ValueError):
             pass
 
-    if has_desktop():
-        argv: list[str] | None = None
-        if sys.platform == "darwin" and shutil.which("osascript"):
-            argv = [
-                "osascript",
-                "-e",
-                "on run argv",
-                "-e",
-                "display notification (item 2 of argv) with title (item 1 of argv)",
-                "-e",
-                "end run",
-                "autorun",
-                message,
-            ]
-        elif shutil.which("notify-send"):
-            argv = ["notify-send", "--app-name=autorun", "autorun: answers needed", message]
-        if argv is not None:
-            from autorun_py.proc import run
+    from autorun_py.attention import notify
 
-            try:
-                run(argv, timeout=3, capture=False)
-                used.append("desktop")
-            except AutorunError:
-                pass
+    used += notify(message, title="autorun: answers needed")
 
     if meta is not None and meta.orch_dir is not None and meta.orch_dir.is_dir():
         try:
