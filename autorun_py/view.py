@@ -178,6 +178,7 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
 
     pid = monitor_alive(state)
     return {
+        "run": Path(state.orch_dir).name,
         "plan_name": state.plan_name,
         "plan_path": state.plan_path,
         "project_slug": state.project_slug,
@@ -213,8 +214,11 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
     done, total = summary["progress"]["completed"], summary["progress"]["total"]
     bar_w = 30
     filled = int(bar_w * done / total) if total else 0
+    # The run's name is what every command takes; a second run of a plan is `<plan>-2`.
+    run = summary.get("run") or summary["plan_name"]
+    title = run if run == summary["plan_name"] else f"{run} (plan {summary['plan_name']})"
     lines = [
-        f"{summary['plan_name']}  [{summary['status']}]  "
+        f"{title}  [{summary['status']}]  "
         f"{summary['project_root']} → {summary['base_branch']}",
         f"[{'█' * filled}{'░' * (bar_w - filled)}] {done}/{total} merged   "
         f"elapsed {format_duration(summary['elapsed_seconds'])}   "

@@ -287,6 +287,11 @@ def test_purge_keeps_logs_another_run_of_the_same_slug_wrote(
     second = _orchestrate(other, [(1, "Two", [])], "--no-monitor")
     wait_finished(second)
     assert _status(first)["project_slug"] == _status(second)["project_slug"]
+    # The status view names the run a command takes, not only the plan.
+    assert second.name != first.name
+    header = run_cli(["status", second.name], other, check=True).stdout.splitlines()[0]
+    assert header.startswith(f"{second.name} (plan "), header
+    assert _cli_json(["status", second.name], other)["run"] == second.name
     slug = _status(first)["project_slug"]
     shared = autorun_home / "logs" / f"{slug}_stage-1.log"
     wait_until(shared.exists, what="the shared pane log")
