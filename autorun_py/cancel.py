@@ -90,8 +90,12 @@ class CancelResult:
             lines.append(f"monitor stopped (pid {self.monitor_stopped})")
         lines.append(
             f"run {self.run}: {self.run_status}. Branches and worktrees are kept; "
-            f"`autorun retry {self.run} N` starts a stage again, "
-            f"`autorun clean {self.run}` removes them"
+            f"`autorun retry {self.run} N` starts a stage again"
+            + (
+                f", `autorun clean {self.run}` removes them"
+                if self.run_status != "running"
+                else f" (`autorun clean {self.run}` removes them once the run has finished)"
+            )
         )
         return "\n".join(lines)
 
