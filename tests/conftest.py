@@ -28,10 +28,24 @@ def tmux_socket_path(name: str) -> Path:
 
 
 def end_tmux_server(name: str) -> None:
-    """Kill the tmux server on socket ``name`` (if any) and unlink its socket file."""
+    """Kill the tmux server on socket ``name`` (if any) and unlink its socket file.
+
+    A killed stage session is recovered at once (tmux's session-closed hook, Claude
+    Code's SessionEnd hook, both detached): so that no recovery outlives the test on
+    a new server, the test's runs are put out of its reach first (the orchestration
+    directory renamed) and the server's session-closed hooks unset."""
     path = tmux_socket_path(name)
     if not path.exists():
         return
+    home = os.environ.get("AUTORUN_HOME")
+    if home:
+        runs = Path(home) / "orchestration"
+        with contextlib.suppress(OSError):
+            if runs.is_dir() and not runs.is_symlink():
+                runs.rename(runs.with_name("orchestration.ended"))
+    subprocess.run(
+        ["tmux", "-L", name, "set-hook", "-gu", "session-closed"], capture_output=True, check=False
+    )
     subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
