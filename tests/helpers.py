@@ -122,6 +122,15 @@ def read_status(orch: Path) -> dict[str, Any]:
     return dict(json.loads((orch / "status.json").read_text()))
 
 
+def orchestrate_plan(
+    repo: Path, stages: Sequence[tuple[int, str, Sequence[int]]], *args: str
+) -> Path:
+    """Write a plan next to ``repo``, ``autorun orchestrate`` it there; the run's dir."""
+    plan = write_plan(repo.parent, stages)
+    proc = run_cli(["orchestrate", str(plan), "--json", *args], repo, check=True)
+    return Path(json.loads(proc.stdout)["orch_dir"])
+
+
 def log_lines(log: Path, needle: str) -> list[str]:
     """The lines of ``log`` containing ``needle`` (none if it does not exist yet)."""
     if not log.exists():

@@ -11,23 +11,14 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from autorun_py.monitor import monitor_pid
 from autorun_py.tmux import Tmux
+from tests.helpers import orchestrate_plan as _orchestrate
 from tests.helpers import read_events, run_cli, standin_env, wait_until, write_plan
-
-
-def _status(orch: Path) -> dict[str, Any]:
-    return dict(json.loads((orch / "status.json").read_text()))
-
-
-def _orchestrate(repo: Path, stages: list[tuple[int, str, list[int]]], *args: str) -> Path:
-    plan = write_plan(repo.parent, stages)
-    proc = run_cli(["orchestrate", str(plan), "--json", *args], repo, check=True)
-    return Path(json.loads(proc.stdout)["orch_dir"])
+from tests.helpers import read_status as _status
 
 
 def _kill_monitor(orch: Path) -> None:

@@ -23,16 +23,8 @@ from tests.helpers import (
     wait_until,
     write_plan,
 )
-
-
-def _status(orch: Path) -> dict[str, Any]:
-    return dict(json.loads((orch / "status.json").read_text()))
-
-
-def _orchestrate(repo: Path, stages: list[tuple[int, str, list[int]]], *args: str) -> Path:
-    plan = write_plan(repo.parent, stages)
-    proc = run_cli(["orchestrate", str(plan), "--json", *args], repo, check=True)
-    return Path(json.loads(proc.stdout)["orch_dir"])
+from tests.helpers import orchestrate_plan as _orchestrate
+from tests.helpers import read_status as _status
 
 
 def _at_gate(log: Path, n: int) -> bool:
