@@ -14,7 +14,7 @@ every running stage's pane ``gap`` seconds apart, and then:
   then the stage is unstuck (:func:`autorun_py.hooks.unstick`: its committed
   work merged, or a ``stall_reported`` event, a notification and an inbox
   entry naming the command that would unstick it); a nudge names the stage's
-  next step (:func:`autorun_py.hooks.next_step`), not a bare ``continue``;
+  next step (:func:`autorun_py.handoff.next_step`), not a bare ``continue``;
 - a limit wait recorded by the ``StopFailure`` hook is continued once it is over,
   unless the session went on by itself;
 - a stage in progress whose session is gone is recovered
@@ -888,7 +888,7 @@ class Monitor:
 
 def next_step_text(state: RunState, n: int) -> str:
     """What a nudge types: ``continue`` and the stage's next step, on one line."""
-    from autorun_py.hooks import engine_command, next_step
+    from autorun_py.handoff import engine_command, next_step
 
     try:
         step = next_step(state, state.stage(n), engine_command(os.environ))
