@@ -390,7 +390,7 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
 
 def _runs_sharing_slug(orch_dir: Path, slug: str) -> list[str]:
     """The other runs under ``$AUTORUN_HOME`` whose project slug is ``slug``."""
-    from autorun_py.orchestration import all_orchestrations
+    from autorun_py.rundir import all_orchestrations
 
     out = []
     for d in all_orchestrations():
@@ -408,7 +408,7 @@ def _runs_sharing_slug(orch_dir: Path, slug: str) -> list[str]:
 
 def clean_all_finished(*, purge: bool = False, force: bool = False) -> list[CleanResult]:
     """``autorun clean --all-finished``: :func:`clean` every run that is not running."""
-    from autorun_py.orchestration import all_orchestrations
+    from autorun_py.rundir import all_orchestrations
 
     out = []
     for d in all_orchestrations():

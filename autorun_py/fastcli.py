@@ -27,7 +27,7 @@ def _nonneg(text: str) -> Optional[int]:
 
 
 def _orch_dir(ref: str) -> Optional[Path]:
-    """What :func:`autorun_py.orchestration.resolve` finds for a path or a name,
+    """What :func:`autorun_py.rundir.resolve` finds for a path or a name,
     or ``None`` (the full CLI then says what is wrong)."""
     if not ref:
         return None

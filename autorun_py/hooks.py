@@ -308,7 +308,7 @@ def on_session_end(
 def session_closed(session: str) -> None:
     """tmux closed ``session``: recover the running stage it was, if any (the one place
     that looks through the runs: tmux knows only the session's name)."""
-    from autorun_py.orchestration import all_orchestrations
+    from autorun_py.rundir import all_orchestrations
     from autorun_py.state import IN_PROGRESS, RUN_RUNNING, StatusStore
 
     for orch_dir in all_orchestrations():

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py.launch import claim, session_name, start_claimed
-from autorun_py.orchestration import create_orchestration, initial_state, repo_info, target_dir
+from autorun_py.rundir import create_orchestration, initial_state, repo_info, target_dir
 from autorun_py.state import PENDING, STATUS_FILE, StatusStore, Transaction
 from autorun_py.summary import launch_summary
 
@@ -62,8 +62,8 @@ def run_orchestrate(
     verify_timeout: Optional[float] = None,
 ) -> OrchestrateOutcome:
     from autorun_py.gate import resolve_spec
-    from autorun_py.orchestration import unique_slug
     from autorun_py.plan import load_plan
+    from autorun_py.rundir import unique_slug
 
     plan = load_plan(plan_path)
     gate = resolve_spec(

@@ -30,7 +30,7 @@ from autorun_py.state import (
     update_phase,
 )
 
-# orchestration (git, worktrees) and tmux are imported where they are used: the
+# rundir (git, worktrees) and tmux are imported where they are used: the
 # lean `phase` / `context` path (autorun_py/fastcli.py) needs neither.
 _CONTEXT_NAME = re.compile(r"^stage-([0-9]+)-context\.md$")
 
@@ -271,7 +271,7 @@ def find_context(
     found = context_from_env(here, include_done)
     if found is not None:
         return found
-    from autorun_py.orchestration import all_orchestrations
+    from autorun_py.rundir import all_orchestrations
 
     session = session if session is not None else current_tmux_session()
     best: Optional[tuple[int, StageContext]] = None

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from autorun_py.errors import AutorunError
 from autorun_py.gate import spec_of
-from autorun_py.orchestration import all_orchestrations
+from autorun_py.rundir import all_orchestrations
 from autorun_py.state import (
     BLOCKED,
     CANCELLED,

@@ -339,7 +339,7 @@ CREATING_PREFIX = ".creating-"
 
 def remove_creating_dir(path: Path) -> None:
     """Delete a half-made orchestration directory (``orchestration/.creating-*``,
-    see :mod:`autorun_py.orchestration`); anything else is refused."""
+    see :mod:`autorun_py.rundir`); anything else is refused."""
     root = _real(paths.layout().orchestration)
     p = Path(path)
     if (

@@ -23,8 +23,8 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["AUTORUN_HOME"] = str(Path(tmp) / "home")
-        from autorun_py.orchestration import create_orchestration
         from autorun_py.plan import load_plan
+        from autorun_py.rundir import create_orchestration
         from benchmarks.contention import drill
 
         repo = Path(tmp) / "repo"

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py import worktrees
-from autorun_py.orchestration import create_orchestration
 from autorun_py.plan import load_plan
+from autorun_py.rundir import create_orchestration
 from autorun_py.state import IN_PROGRESS, StatusStore, transition
 from tests.helpers import git
 

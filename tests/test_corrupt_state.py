@@ -160,8 +160,8 @@ def world_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         mp.setenv("GIT_COMMITTER_NAME", "t")
         mp.setenv("GIT_COMMITTER_EMAIL", "t@autorun.invalid")
         mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-        from autorun_py.orchestration import create_orchestration
         from autorun_py.plan import load_plan
+        from autorun_py.rundir import create_orchestration
 
         repo = base / "project"
         repo.mkdir()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from autorun_py.orchestration import create_orchestration
 from autorun_py.plan import load_plan
+from autorun_py.rundir import create_orchestration
 from autorun_py.state import IN_PROGRESS, KILL_ENV, StatusStore, transition
 from tests.helpers import read_events, run_cli, write_plan
 

@@ -11,8 +11,8 @@ from typing import Optional
 
 import pytest
 
-from autorun_py.orchestration import create_orchestration
 from autorun_py.plan import load_plan
+from autorun_py.rundir import create_orchestration
 from autorun_py.state import IN_PROGRESS, StatusStore, transition
 from tests.helpers import run_cli, write_plan
 
@@ -86,7 +86,7 @@ def test_context_same_output_as_click(repo: Path, orch: Path) -> None:
         slow = _click(["context", *flags], wt, env=env)
         assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
         assert fast.stdout == slow.stdout and fast.stderr == slow.stderr
-    heavy = {"click", "filelock", "autorun_py.orchestration", "autorun_py.git", "autorun_py.tmux"}
+    heavy = {"click", "filelock", "autorun_py.rundir", "autorun_py.git", "autorun_py.tmux"}
     assert not heavy & _modules(["context", "--json"], wt, env)
 
 
@@ -124,7 +124,7 @@ def test_phase_lean_records_like_click(repo: Path, orch: Path) -> None:
         "create_plan",
         "implement",
     ]
-    heavy = {"click", "filelock", "autorun_py.orchestration", "autorun_py.git", "autorun_py.tmux"}
+    heavy = {"click", "filelock", "autorun_py.rundir", "autorun_py.git", "autorun_py.tmux"}
     assert not heavy & _modules(["phase", "triage", "completed"], wt, env)
 
 

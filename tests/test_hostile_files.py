@@ -15,8 +15,8 @@ import pytest
 
 from autorun_py import fsutil
 from autorun_py.errors import AutorunError
-from autorun_py.orchestration import create_orchestration
 from autorun_py.plan import PLAN_SIZE_LIMIT, load_plan
+from autorun_py.rundir import create_orchestration
 from autorun_py.state import StatusStore
 from tests.helpers import run_cli, write_plan
 

@@ -366,9 +366,9 @@ def test_report_cli(recorded: Path, tmp_path: Path, autorun_home: Path) -> None:
 
 
 def test_a_failed_runs_report_says_why(repo: Path) -> None:
-    from autorun_py.orchestration import create_orchestration
     from autorun_py.plan import load_plan
     from autorun_py.report import render_markdown
+    from autorun_py.rundir import create_orchestration
     from autorun_py.state import IN_PROGRESS, StatusStore, fail_stage, transition
     from tests.helpers import write_plan
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from autorun_py.errors import AutorunError
-from autorun_py.orchestration import check_component, create_orchestration
 from autorun_py.plan import load_plan
+from autorun_py.rundir import check_component, create_orchestration
 from autorun_py.state import (
     BLOCKED,
     COMPLETED,

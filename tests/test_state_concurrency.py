@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from autorun_py.orchestration import create_orchestration
 from autorun_py.plan import load_plan
+from autorun_py.rundir import create_orchestration
 from autorun_py.state import StatusStore
 from benchmarks.contention import drill
 from tests.helpers import write_plan

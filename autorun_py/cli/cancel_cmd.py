@@ -19,7 +19,7 @@ def cancel(orch: str, stage: Optional[int], as_json: bool) -> None:
     """Stop RUN (or one stage): end its sessions and monitor, mark what was running
     or waiting `cancelled`. Branches and worktrees are kept; idempotent."""
     from autorun_py.cancel import cancel as do_cancel
-    from autorun_py.orchestration import resolve
+    from autorun_py.rundir import resolve
 
     result = do_cancel(resolve(orch), stage)
     if as_json:
@@ -44,7 +44,7 @@ def clean(orch: Optional[str], all_finished: bool, purge: bool, force: bool, as_
     from autorun_py.cancel import clean as do_clean
     from autorun_py.cancel import clean_all_finished
     from autorun_py.errors import AutorunError, UsageError
-    from autorun_py.orchestration import resolve
+    from autorun_py.rundir import resolve
 
     if bool(orch) == all_finished:
         raise UsageError("name a RUN or give --all-finished (not both)")

@@ -31,7 +31,7 @@ def merge(
     """
     from autorun_py.errors import AutorunError, ExitCode, UsageError
     from autorun_py.merge import merge as do_merge
-    from autorun_py.orchestration import resolve
+    from autorun_py.rundir import resolve
 
     if cont and abort:
         raise UsageError("--continue and --abort exclude each other")

@@ -12,7 +12,7 @@ from autorun_py.cli._out import echo_json
 
 
 def _orch(ref: Optional[str]) -> Path:
-    from autorun_py.orchestration import resolve
+    from autorun_py.rundir import resolve
 
     return resolve(ref)
 

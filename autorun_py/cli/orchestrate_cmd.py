@@ -122,7 +122,7 @@ def orchestrate(
 def launch_ready(orch: Optional[str], as_json: bool) -> None:
     """Launch whatever is ready and not running (idempotent)."""
     from autorun_py.launch import launch_ready as do_launch
-    from autorun_py.orchestration import resolve
+    from autorun_py.rundir import resolve
 
     result = do_launch(resolve(orch))
     if as_json:

@@ -14,7 +14,7 @@ from autorun_py.state import PHASES
 
 
 def _orch(ref: Optional[str]) -> Path:
-    from autorun_py.orchestration import resolve
+    from autorun_py.rundir import resolve
 
     return resolve(ref)
 
@@ -160,7 +160,7 @@ def _run_finished(orch_dir: Path) -> bool:
 def _wait_for_run(poll: float = 1.0) -> Path:
     """The running orchestration of this repository, waiting until there is one."""
     from autorun_py.errors import AutorunError
-    from autorun_py.orchestration import current_orchestration, is_running
+    from autorun_py.rundir import current_orchestration, is_running
 
     while True:
         try:

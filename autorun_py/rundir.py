@@ -1,4 +1,4 @@
-"""Creating an orchestration directory, and finding one again.
+"""The run directory: creating it, and finding it again.
 
 ``$AUTORUN_HOME/orchestration/<plan-name>/`` holds ``status.json``,
 ``events.jsonl`` and ``stages/stage-N-context.md`` in the seed's formats. It is
