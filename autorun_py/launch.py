@@ -84,11 +84,10 @@ def _priority(state: RunState) -> dict[int, float]:
 
 
 def select_ready(state: RunState) -> list[int]:
-    from autorun_py.schedule import StageView, select_launches
+    from autorun_py.schedule import select_launches
 
-    views = {n: StageView(s.status, tuple(s.depends_on)) for n, s in state.stages.items()}
     return select_launches(
-        views,
+        state.views(),
         schedule=state.schedule,
         waves=state.waves,
         priority=_priority(state),

@@ -23,12 +23,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict, TypeVar, cast
 
 from autorun_py import fsutil
 from autorun_py import statuses as _statuses
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import event_line, flush_journal, log_size, make_event, utc_now, write_lines
+
+if TYPE_CHECKING:
+    from autorun_py.schedule import StageView
 
 SCHEMA_VERSION = 1
 STATUS_FILE = "status.json"
@@ -348,14 +351,19 @@ class RunState:
     def is_finished(self) -> bool:
         return all(s.status in TERMINAL for s in self.stages.values())
 
+    def views(self) -> dict[int, StageView]:
+        """What the scheduler (:mod:`autorun_py.schedule`) needs of each stage."""
+        from autorun_py.schedule import StageView
+
+        return {n: StageView(s.status, tuple(s.depends_on)) for n, s in self.stages.items()}
+
     def ready(self) -> list[int]:
-        """Pending stages whose dependencies are all completed (dataflow readiness)."""
-        return sorted(
-            n
-            for n, s in self.stages.items()
-            if s.status == PENDING
-            and all(self.stages[d].status == COMPLETED for d in s.depends_on if d in self.stages)
-        )
+        """The stages that may start now: :func:`autorun_py.schedule.ready_stages`, the
+        one readiness rule (the run's schedule; a dependency on a stage that is not in
+        the run is an error, never a satisfied dependency)."""
+        from autorun_py.schedule import ready_stages
+
+        return ready_stages(self.views(), schedule=self.schedule, waves=self.waves)
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STAGE_STATUSES, 0)

@@ -16,6 +16,7 @@ from autorun_py.schedule import (
     ready_stages,
     select_launches,
 )
+from autorun_py.state import RunState, StageState
 
 # 1 -> 2 -> 3 (a chain), 4 alone, 5 depends on 4.
 DEPS: dict[int, tuple[int, ...]] = {1: (), 2: (1,), 3: (2,), 4: (), 5: (4,)}
@@ -190,3 +191,43 @@ def test_simulate_chain_costs_what_a_fan_out_costs() -> None:
         chain_t.append(once(chain))
         fan_t.append(once(fan))
     assert min(chain_t) <= 2.5 * min(fan_t), (chain_t, fan_t)
+
+
+def _run_state(deps: dict[int, tuple[int, ...]], status: dict[int, str], schedule: str) -> RunState:
+    return RunState(
+        plan_path="/p/plan.md",
+        plan_name="plan",
+        project_slug="plan",
+        project_root="/p",
+        base_branch="main",
+        created_at="2026-01-01T00:00:00Z",
+        orch_dir="/o",
+        stages={
+            n: StageState(n, f"S{n}", list(d), f"/o/{n}.md", status=status.get(n, "pending"))
+            for n, d in deps.items()
+        },
+        waves=compute_waves(deps) if all(d in deps for ds in deps.values() for d in ds) else [],
+        schedule=schedule,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(STATUSES), min_size=5, max_size=5),
+    st.sampled_from(SCHEDULES),
+)
+def test_run_state_ready_is_the_scheduler(statuses: list[str], schedule: str) -> None:
+    """`RunState.ready` (what `status` shows) is `ready_stages` (what the launcher
+    starts), for every mix of statuses and both schedules: one function."""
+    status = dict(zip(sorted(DEPS), statuses))
+    state = _run_state(DEPS, status, schedule)
+    views = {n: StageView(status[n], d) for n, d in DEPS.items()}
+    assert state.ready() == ready_stages(views, schedule=schedule, waves=WAVES)
+
+
+def test_a_missing_dependency_never_makes_a_stage_ready() -> None:
+    """A dependency on a stage that is not in the run is an error naming both stages,
+    not a dependency that counts as met (RunState.ready used to skip it)."""
+    state = _run_state({1: (), 2: (9,)}, {}, "dataflow")
+    with pytest.raises(AutorunError, match="stage 2 depends on stage 9, which is not in the plan"):
+        state.ready()
