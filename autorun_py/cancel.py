@@ -305,7 +305,7 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
         if monitor_pid(orch_dir) is not None:
             result.skipped = "its monitor is still running (it ends by itself in a moment)"
             return result
-    if not launchers.uses_tmux(state):  # the run's background sessions: stopped, removed
+    if launchers.launcher_name(state) == "background":  # its sessions: stopped, removed
         from autorun_py.launchers.background import stage_ids, stop_ids
 
         with contextlib.suppress(AutorunError):

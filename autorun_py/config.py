@@ -19,8 +19,11 @@ Environment overrides: ``AUTORUN_CLAUDE`` (the agent executable),
 ``AUTORUN_AGENT_ARGS`` (extra arguments, shell-like words), ``AUTORUN_PERMISSION_MODE``,
 ``AUTORUN_MODEL`` (every phase) and ``AUTORUN_MODEL_<PHASE>``, ``AUTORUN_KEEP_SESSIONS``,
 ``AUTORUN_PLUGIN_DIR`` (passed as ``--plugin-dir`` when the plugin is not installed),
-``AUTORUN_LAUNCHER`` (``launcher``: ``tmux``, the default, or ``background``; what
-runs the stages of new runs, see docs/scale-out.md).
+``AUTORUN_LAUNCHER`` (``launcher``: ``tmux``, the default, ``background`` or
+``remote``; what runs the stages of new runs, see docs/scale-out.md). The remote
+launcher's ``"remote": {"environment": "ccpool_...", "git_remote": "origin"}``
+(the plan's front matter and ``--remote-environment`` / ``--remote-git-remote``
+take precedence).
 
 ``permission_mode`` is passed to Claude Code as ``--permission-mode``; ``dontAsk``
 needs an allow list in Claude Code's settings (``permissions.allow``). Which mode an
@@ -61,6 +64,9 @@ class Config:
     verify_attempts: Optional[int] = None
     verify_parallel: Optional[int] = None
     launcher: str = "tmux"  # what runs new runs' stages (autorun_py/launchers)
+    # the remote launcher's defaults (``"remote": {"environment", "git_remote"}``)
+    remote_environment: Optional[str] = None
+    remote_git_remote: Optional[str] = None
 
     def model_for(self, phase: str) -> Optional[str]:
         return self.models.get(phase) or self.models.get("default")
@@ -144,7 +150,17 @@ def load_config() -> Config:
             f"launcher must be one of {', '.join(NAMES)}, not {launcher!r}",
             path="AUTORUN_LAUNCHER" if env.get("AUTORUN_LAUNCHER") else path,
         )
+    remote = raw.get("remote") if raw.get("remote") is not None else {}
+    if not isinstance(remote, dict) or not all(
+        isinstance(remote.get(k), (str, type(None))) for k in ("environment", "git_remote")
+    ):
+        raise AutorunError(
+            'remote must be an object {"environment": "ccpool_...", "git_remote": "origin"}',
+            path=path,
+        )
     return Config(
+        remote_environment=remote.get("environment") or None,
+        remote_git_remote=remote.get("git_remote") or None,
         verify=verify or None,
         verify_timeout=v_timeout,
         verify_attempts=v_attempts,

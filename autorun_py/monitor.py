@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from autorun_py import paths
+from autorun_py import launchers, paths
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
 from autorun_py.launchers import stage_alive, uses_tmux
@@ -446,6 +446,8 @@ class Monitor:
             self._finding(result, "interrupted_merge", stage=rec.stage, outcome=rec.action)
         for rec in retry_blocked_if_changed(self.orch_dir, source="monitor"):
             self._finding(result, "blocked_merge_retried", stage=rec.stage, outcome=rec.action)
+        for found in launchers.poll(state):  # stages that report through git (remote)
+            self._finding(result, f"remote_{found.pop('kind')}", **found)
 
         running = {
             n: st

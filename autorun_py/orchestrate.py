@@ -60,6 +60,8 @@ def run_orchestrate(
     monitor: bool = True,
     verify: Optional[str] = None,
     verify_timeout: Optional[float] = None,
+    remote_environment: Optional[str] = None,
+    remote_git_remote: Optional[str] = None,
 ) -> OrchestrateOutcome:
     from autorun_py.gate import resolve_spec
     from autorun_py.plan import load_plan
@@ -72,6 +74,9 @@ def run_orchestrate(
         front_matter=plan.front_matter,
         plan_path=plan.path,
     ).to_raw()
+    remote = None
+    if launcher == "remote":
+        remote = _remote_settings(plan, cwd, remote_environment, remote_git_remote)
     if dry_run:
         repo = repo_info(cwd)
         target = target_dir(plan.name, repo.root)
@@ -109,6 +114,9 @@ def run_orchestrate(
         plan, cwd, schedule=schedule, max_parallel=max_parallel, verify=gate, launcher=launcher
     )
     orch_dir = Path(state.orch_dir)
+    if remote is not None:  # before any stage is claimed: the launcher reads it
+        with StatusStore(orch_dir).transaction() as t:
+            t.state.extra["remote"] = remote
     launched: list[int] = []
     failed: list[tuple[int, str]] = []
     if not monitor:
@@ -171,3 +179,23 @@ def _start_monitor(orch_dir: Path) -> Optional[int]:
     from autorun_py.monitor import spawn_monitor
 
     return spawn_monitor(orch_dir)
+
+
+def _remote_settings(
+    plan: Any, cwd: Path, environment: Optional[str], git_remote: Optional[str]
+) -> dict[str, str]:
+    """The remote launcher's settings (flags over front matter over config), and a
+    refusal before anything is made when the repository lacks the git remote."""
+    from autorun_py.config import load_config
+    from autorun_py.git import repo_root
+    from autorun_py.launchers.remote import check_git_remote, resolve_settings
+
+    settings = resolve_settings(
+        command_line_environment=environment,
+        command_line_git_remote=git_remote,
+        front_matter=plan.front_matter,
+        plan_path=plan.path,
+        config=load_config(),
+    )
+    check_git_remote(repo_root(cwd), settings)
+    return settings.to_raw()

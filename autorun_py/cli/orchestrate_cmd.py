@@ -29,11 +29,24 @@ from autorun_py.cli._out import echo_err, echo_json
 )
 @click.option(
     "--launcher",
-    type=click.Choice(["tmux", "background"]),
+    type=click.Choice(["tmux", "background", "remote"]),
     default=None,
-    help="What runs each stage's session: tmux (a tmux session each) or background "
-    "(Claude Code background sessions, `claude --bg`). Default: AUTORUN_LAUNCHER, else the "
-    "config's launcher, else tmux. Kept for the whole run (docs/scale-out.md).",
+    help="What runs each stage's session: tmux (a tmux session each), background "
+    "(Claude Code background sessions, `claude --bg`) or remote (cloud sessions on your "
+    "self-hosted environment). Default: AUTORUN_LAUNCHER, else the config's launcher, else "
+    "tmux. Kept for the whole run (docs/scale-out.md).",
+)
+@click.option(
+    "--remote-environment",
+    metavar="ID",
+    help="The remote launcher's self-hosted environment (ccpool_...; over the plan's "
+    "`remote.environment:` front matter and config.json's remote.environment).",
+)
+@click.option(
+    "--remote-git-remote",
+    metavar="NAME",
+    help="The git remote the remote launcher pushes the stages' branches to "
+    "(default: remote.git_remote of the plan or config, else origin).",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would happen; touch nothing.")
 @click.option("--no-launch", is_flag=True, help="Create the orchestration but start no stage.")
@@ -57,6 +70,8 @@ def orchestrate(
     max_parallel: Optional[int],
     schedule: str,
     launcher: Optional[str],
+    remote_environment: Optional[str],
+    remote_git_remote: Optional[str],
     dry_run: bool,
     no_launch: bool,
     no_monitor: bool,
@@ -93,6 +108,8 @@ def orchestrate(
             monitor=not no_monitor,
             verify=verify,
             verify_timeout=verify_timeout,
+            remote_environment=remote_environment,
+            remote_git_remote=remote_git_remote,
         )
     except PlanError as exc:
         if as_json:

@@ -8,6 +8,9 @@ a stage; they call the few functions here, which pick the run's launcher from
   tmux session of autorun's server.
 - ``background`` (:mod:`.background`): a Claude Code background session
   (``claude --bg``), supervised by Claude Code's own daemon; no tmux at all.
+- ``remote`` (:mod:`.remote`): a Claude Code cloud session on the user's
+  self-hosted environment, working on a branch autorun pushed; it reports back
+  through git, which :func:`poll` (the monitor's check) reads.
 
 Every launcher starts a stage's agent from the same argv (:func:`autorun_py.
 config.agent_argv`: plugin, model, permission mode) in the stage's worktree, and
@@ -23,7 +26,7 @@ from typing import Any, Optional, Protocol
 from autorun_py.errors import AutorunError
 
 DEFAULT = "tmux"
-NAMES = ("tmux", "background")
+NAMES = ("tmux", "background", "remote")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,10 @@ def get(name: str, tmux: Any = None) -> Launcher:
         from autorun_py.launchers.background import BackgroundLauncher
 
         return BackgroundLauncher()
+    if name == "remote":
+        from autorun_py.launchers.remote import RemoteLauncher
+
+        return RemoteLauncher()
     from autorun_py.launchers.tmux_launcher import TmuxLauncher
     from autorun_py.tmux import Tmux
 
@@ -136,3 +143,21 @@ def record_started(launcher: Launcher, stage: Any, started: Started) -> None:
         ids = stage.extra.setdefault("claude_session_ids", [])
         if isinstance(ids, list) and started.claude_session_id not in ids:
             ids.append(started.claude_session_id)
+
+
+def poll(state: Any) -> list[dict[str, Any]]:
+    """What the run's stages reported since the last look, for launchers whose
+    sessions report through git (``remote``: fetch each stage's branch, file its
+    questions, merge a completed one through the gate). The monitor calls it once
+    per check; a run without such stages costs nothing."""
+    from autorun_py.state import IN_PROGRESS
+
+    stages = getattr(state, "stages", {})
+    if not any(
+        st.status == IN_PROGRESS and (st.extra.get("launcher") or launcher_name(state)) == "remote"
+        for st in stages.values()
+    ):
+        return []
+    from autorun_py.launchers.remote import poll_run
+
+    return [f.to_json() for f in poll_run(Path(state.orch_dir))]

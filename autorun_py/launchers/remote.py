@@ -1,0 +1,648 @@
+"""The ``remote`` launcher: each stage as a Claude Code cloud session on the
+user's self-hosted environment (the scale-out engine, docs/scale-out.md).
+
+What it relies on, observed with Claude Code 2.1.332 (docs/claude-code.md,
+"Cloud sessions"; ``tests/e2e/test_claude_flags.py`` checks the flags):
+
+- ``claude -p "<prompt>" --environment <ccpool_...> --ref <branch> --name <name>
+  --output-format json`` creates a cloud session on that environment and prints
+  one JSON object. ``--ref`` is accepted but hidden from ``--help``. Without a
+  claude.ai login it prints ``{"ok":false,"error":...}`` and exits 1; the
+  success object could not be seen here: autorun reads the session id from
+  ``session_id`` (the field ``--cloud``'s own answer carries), ``sessionId`` or
+  ``id``, and the URL from ``url`` (else ``https://claude.ai/code/<id>``, a form
+  ``--cloud`` accepts).
+- ``claude -p "<message>" --cloud <session id>`` sends the session a message (an
+  id is ``session_...`` or ``cse_...``). The CLI has no command to ask a cloud
+  session's state or to stop one: liveness is "started and not stopped"; a stop
+  is a message (:data:`STOP_MESSAGE`).
+
+The session cannot call the local engine, so its prompt is self-contained
+(:func:`stage_prompt`) and everything comes back through git: autorun pushes the
+stage's branch ``autorun/<run>/...`` to ``remote.git_remote`` from the tip that
+holds its dependencies; the session commits there, asks questions by committing
+``.autorun/questions/<name>.md`` and finishes with a completion commit carrying
+the trailer ``Autorun-Stage: <run>/<n>``, then pushes. :func:`poll_run` (called
+by the monitor each check, through :func:`autorun_py.launchers.poll`) fetches
+each remote stage's branch, files new questions in the review inbox, sends
+answers back with ``--cloud``, and sends a completed stage through the same merge
+gate as a local stage (:func:`autorun_py.merge.merge`).
+
+This module is the one wrapper for those ``claude`` calls (argv lists only,
+never a shell) and for autorun's git calls towards the remote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from autorun_py import git, proc
+from autorun_py.errors import AutorunError
+from autorun_py.launchers import Started
+
+NAME = "remote"
+# The flags this launcher passes (tests/e2e/test_claude_flags.py checks each in
+# the installed CLI's --help); HIDDEN_FLAGS are accepted but not listed.
+CLI_FLAGS = ("--print", "--environment", "--cloud", "--name", "--output-format")
+HIDDEN_FLAGS = ("--ref",)
+TRAILER = "Autorun-Stage"
+QUESTION_DIR = ".autorun/questions"
+STOP_MESSAGE = (
+    "autorun: stop. This stage was cancelled on the user's machine: stop working now, "
+    "push nothing more, and end the session."
+)
+ENV_PREFIX = "ccpool_"
+SESSION_ID = re.compile(r"^(?:session|cse)_[A-Za-z0-9_-]+$")
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}  # never wait for a password on a terminal
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """``remote.environment`` (the self-hosted environment's id) and
+    ``remote.git_remote`` (the git remote the sessions' branches live on)."""
+
+    environment: str
+    git_remote: str = "origin"
+
+    def to_raw(self) -> dict[str, str]:
+        return {"environment": self.environment, "git_remote": self.git_remote}
+
+
+def check_environment(value: str, where: str) -> str:
+    value = value.strip()
+    if not value.startswith(ENV_PREFIX) or len(value) <= len(ENV_PREFIX) or " " in value:
+        raise AutorunError(
+            f"{where}: remote.environment must be a self-hosted environment id "
+            f"({ENV_PREFIX}...), not {value!r}"
+        )
+    return value
+
+
+def resolve_settings(
+    *,
+    command_line_environment: Optional[str] = None,
+    command_line_git_remote: Optional[str] = None,
+    front_matter: Optional[dict[str, str]] = None,
+    plan_path: Optional[Path] = None,
+    config: Any = None,
+) -> RemoteSettings:
+    """The run's remote settings: command line over plan front matter
+    (``remote.environment:``, ``remote.git_remote:``) over ``config.json``'s
+    ``"remote": {"environment", "git_remote"}``. One clear line when none names an
+    environment."""
+    front = dict(front_matter or {})
+    plan_where = str(plan_path or "plan")
+    env_value: Optional[str] = None
+    where = ""
+    for value, src in (
+        (command_line_environment, "--remote-environment"),
+        (front.get("remote.environment"), f"{plan_where}: remote.environment (front matter)"),
+        (getattr(config, "remote_environment", None), "remote.environment in config.json"),
+    ):
+        if value:
+            env_value, where = str(value), src
+            break
+    if not env_value:
+        raise AutorunError(
+            "the remote launcher needs a self-hosted environment: --remote-environment "
+            "ccpool_..., `remote.environment: ccpool_...` in the plan's front matter, or "
+            '"remote": {"environment": "ccpool_..."} in config.json (docs/scale-out.md)'
+        )
+    environment = check_environment(env_value, where)
+    remote = "origin"
+    for value in (
+        command_line_git_remote,
+        front.get("remote.git_remote"),
+        getattr(config, "remote_git_remote", None),
+    ):
+        if value:
+            remote = str(value).strip()
+            break
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", remote):
+        raise AutorunError(f"remote.git_remote: {remote!r} is not a git remote name")
+    return RemoteSettings(environment, remote)
+
+
+def check_git_remote(repo: Path, settings: RemoteSettings) -> None:
+    """Refuse a run whose git remote the repository does not have."""
+    res = git.run_git(["remote", "get-url", settings.git_remote], repo, check=False)
+    if not res.ok or not res.stdout.strip():
+        raise AutorunError(
+            f"remote.git_remote: {repo} has no git remote {settings.git_remote!r} "
+            f"(`git remote -v` lists them); the remote launcher pushes the stages' branches "
+            "there; no run was created"
+        )
+
+
+def settings_of(state: Any) -> RemoteSettings:
+    raw = state.extra.get("remote") if hasattr(state, "extra") else None
+    if not isinstance(raw, dict) or not isinstance(raw.get("environment"), str):
+        raise AutorunError(
+            f"{Path(state.orch_dir) / 'status.json'}: remote: no remote.environment recorded "
+            "for this run's remote stages"
+        )
+    remote = raw.get("git_remote")
+    return RemoteSettings(raw["environment"], remote if isinstance(remote, str) else "origin")
+
+
+def stage_launcher(state: Any, stage: Any) -> str:
+    """The launcher of one stage: its own (a run mixing launchers) or the run's."""
+    from autorun_py.launchers import launcher_name
+
+    own = stage.extra.get("launcher") if hasattr(stage, "extra") else None
+    return str(own) if isinstance(own, str) and own else launcher_name(state)
+
+
+def run_of(state: Any) -> str:
+    return Path(state.orch_dir).name
+
+
+def trailer_value(state: Any, stage: Any) -> str:
+    return f"{run_of(state)}/{stage.number}"
+
+
+# --------------------------------------------------------------------------- claude
+
+
+def _agent() -> str:
+    from autorun_py.config import load_config, require_agent
+
+    return require_agent(load_config())
+
+
+def run_claude(args: list[str], *, cwd: Optional[Path] = None, timeout: float = 120) -> proc.Result:
+    from autorun_py.launchers.background import claude_env
+
+    try:
+        return proc.run([_agent(), *args], cwd=cwd, env=claude_env(), timeout=timeout)
+    except AutorunError as exc:
+        raise AutorunError(f"`claude {' '.join(args[:1])} ... ` failed: {exc}") from None
+
+
+def _json_object(text: str) -> Optional[dict[str, Any]]:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                data = json.loads(line)
+                if isinstance(data, dict):
+                    return data
+    return None
+
+
+def parse_created(result: proc.Result) -> tuple[str, str]:
+    """The session id and URL from ``-p --environment ... --output-format json``."""
+    data = _json_object(result.stdout)
+    if result.returncode != 0 or data is None or data.get("ok") is False:
+        error = (data or {}).get("error") or result.stderr.strip() or result.stdout.strip()
+        raise AutorunError(
+            f"`claude -p --environment` did not create a cloud session "
+            f"(exit {result.returncode}): {str(error)[-300:]}"
+        )
+    sid = next(
+        (
+            str(data[k])
+            for k in ("session_id", "sessionId", "id")
+            if isinstance(data.get(k), str) and SESSION_ID.match(data[k])
+        ),
+        None,
+    )
+    url = data.get("url") if isinstance(data.get("url"), str) else None
+    if sid is None and url:
+        m = re.search(r"/code/((?:session|cse)_[A-Za-z0-9_-]+)", url)
+        sid = m.group(1) if m else None
+    if sid is None:
+        raise AutorunError(
+            "`claude -p --environment --output-format json` printed no session id: "
+            + result.stdout.strip()[-300:]
+        )
+    return sid, url or f"https://claude.ai/code/{sid}"
+
+
+def send_message(session_id: str, message: str, *, cwd: Optional[Path] = None) -> None:
+    """``claude -p "<message>" --cloud <session id>``; raise when it was refused."""
+    if not SESSION_ID.match(session_id):
+        raise AutorunError(f"{session_id!r} is not a cloud session id")
+    res = run_claude(["-p", message, "--cloud", session_id, "--output-format", "json"], cwd=cwd)
+    data = _json_object(res.stdout)
+    if res.returncode != 0 or (data is not None and data.get("ok") is False):
+        error = (data or {}).get("error") or res.stderr.strip()
+        raise AutorunError(f"`claude --cloud {session_id}` refused the message: {error}"[-400:])
+
+
+# --------------------------------------------------------------------------- prompt
+
+
+def _section(text: str, name: str) -> str:
+    m = re.search(rf"^## {name}\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
+    return m.group(1).strip() if m else ""
+
+
+def stage_prompt(state: Any, stage: Any, settings: RemoteSettings) -> str:
+    """The self-contained prompt of a remote stage (the session cannot call the
+    local engine). Only the plan's own text, names and branches: no secret."""
+    try:
+        context = Path(stage.context_file).read_text(encoding="utf-8")
+    except OSError:
+        context = ""
+    scope = _section(context, "Scope") or f"Stage {stage.number}: {stage.name}"
+    deps = [
+        f"- Stage {d} ({state.stages[d].name}): merged already; its work is in the branch "
+        "you start from"
+        for d in stage.depends_on
+        if d in state.stages
+    ]
+    branch = stage.branch
+    trailer = f"{TRAILER}: {trailer_value(state, stage)}"
+    return "\n".join(
+        [
+            f"You are stage {stage.number} ({stage.name}) of the autorun run {run_of(state)} "
+            f"(plan: {state.plan_name}), running as a cloud session. You cannot reach autorun "
+            "on the user's machine: everything you need is in this message.",
+            "",
+            "## Branch",
+            f"You start on the branch `{branch}`, which autorun pushed to the project's git "
+            "remote from the tip that holds this stage's dependencies. Commit only on it and "
+            f"push only to it: `git push origin HEAD:refs/heads/{branch}`. Never push another "
+            "branch, never open a pull request, never merge: autorun merges the stage once "
+            "the project's checks pass.",
+            "",
+            "## Scope",
+            scope,
+            "",
+            "## Dependencies",
+            "\n".join(deps) if deps else "None.",
+            "",
+            "## What to commit",
+            "Commit your work on the branch in small commits with clear messages. Never commit "
+            "secrets, tokens or credentials.",
+            "",
+            "## Asking a question",
+            f"Commit a file `{QUESTION_DIR}/<short-name>.md`: its first line `# <title>`, one "
+            "line `- <question>` per question, then any context, and push. It reaches the "
+            "user's review inbox; the answers come back to this session as a message. Wait for "
+            f"them. Remove the question files (`git rm -r {QUESTION_DIR}`) before you finish.",
+            "",
+            "## Finishing",
+            "When the scope is done, make a completion commit (`git commit --allow-empty` if "
+            "nothing is left to add) whose message ends with the trailer line",
+            "",
+            f"    {trailer}",
+            "",
+            f"and push it to `{branch}`. Then stop. autorun fetches the branch, runs the "
+            "project's checks and merges it. If the checks fail you get a message with what "
+            "failed: fix it, commit, make a new completion commit with the same trailer and "
+            "push again.",
+            "",
+            'A message starting with "autorun: stop" means the stage was cancelled: stop at '
+            "once and push nothing more.",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- git
+
+
+def _git(args: list[str], cwd: Path, *, check: bool = True) -> git.GitResult:
+    return git.run_git(args, cwd, check=check, env=GIT_ENV)
+
+
+def remote_tip(repo: Path, settings: RemoteSettings, branch: str) -> Optional[str]:
+    """The commit ``branch`` points to on the git remote (None: no such branch)."""
+    res = _git(["ls-remote", settings.git_remote, f"refs/heads/{branch}"], repo, check=False)
+    if not res.ok:
+        raise AutorunError(
+            f"git ls-remote {settings.git_remote} failed: {res.stderr.strip()[-300:]}"
+        )
+    for line in res.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref == f"refs/heads/{branch}":
+            return sha
+    return None
+
+
+def push_branch(repo: Path, settings: RemoteSettings, branch: str, commit: str) -> None:
+    """Push ``commit`` as ``branch`` to the remote (never forced). A branch already
+    there that holds ``commit`` (a session's work after a restart) is kept."""
+    res = _git(["push", "--quiet", settings.git_remote, f"{commit}:refs/heads/{branch}"], repo,
+               check=False)  # fmt: skip
+    if res.ok:
+        return
+    tip = remote_tip(repo, settings, branch)
+    if tip is not None:
+        _git(["fetch", "--quiet", "--no-tags", settings.git_remote, f"refs/heads/{branch}"],
+             repo, check=False)  # fmt: skip
+        if git.is_ancestor(commit, tip, repo):
+            return
+    raise AutorunError(
+        f"git push {settings.git_remote} {branch} failed: {res.stderr.strip()[-300:]}"
+    )
+
+
+def delete_remote_branch(state: Any, stage: Any) -> bool:
+    """Delete the stage's branch on the git remote: only an ``autorun/<run>/...``
+    branch this run pushed (``remote_branches`` of the stage)."""
+    from autorun_py.worktrees import is_own_branch
+
+    settings = settings_of(state)
+    pushed = stage.extra.get("remote_branches") or []
+    done = False
+    for branch in [b for b in pushed if isinstance(b, str)]:
+        if not is_own_branch(branch, state.orch_dir):
+            continue
+        res = _git(["push", "--quiet", settings.git_remote, "--delete", f"refs/heads/{branch}"],
+                   Path(state.project_root), check=False)  # fmt: skip
+        done = done or res.ok
+    return done
+
+
+# --------------------------------------------------------------------------- launcher
+
+
+def current_id(stage: Any) -> Optional[str]:
+    handle = stage.extra.get("launcher_handle")
+    return str(handle) if isinstance(handle, str) and SESSION_ID.match(handle) else None
+
+
+@dataclass
+class RemoteLauncher:
+    name: str = NAME
+
+    def start(
+        self,
+        state: Any,
+        stage: Any,
+        argv: list[str],
+        *,
+        cwd: Path,
+        window: str,
+        env: dict[str, str],
+        log_file: Path,
+        replace: bool = False,
+    ) -> Started:
+        """Push the stage's branch, then create its cloud session (``argv``, the
+        local agent's command line, is not used: the session runs elsewhere)."""
+        from autorun_py.state import StatusStore
+
+        settings = settings_of(state)
+        repo = Path(state.project_root)
+        branch = stage.branch
+        if not branch:
+            raise AutorunError(f"stage {stage.number} has no branch to push")
+        tip = git.rev_parse(f"refs/heads/{branch}", repo)  # holds its dependencies
+        store = StatusStore(Path(state.orch_dir))
+        with store.transaction() as txn:  # intent first: what autorun may delete later
+            st = txn.state.stage(stage.number)
+            pushed = st.extra.setdefault("remote_branches", [])
+            if isinstance(pushed, list) and branch not in pushed:
+                pushed.append(branch)
+        push_branch(repo, settings, branch, tip)
+        prompt = stage_prompt(state, stage, settings)
+        name = f"{stage.session or state.project_slug}-{window}"
+        created = run_claude(
+            ["-p", prompt, "--environment", settings.environment, "--ref", branch,
+             "--name", name, "--output-format", "json"],
+            cwd=cwd,
+        )  # fmt: skip
+        sid, url = parse_created(created)
+        with store.transaction() as txn:
+            st = txn.state.stage(stage.number)
+            st.extra["remote_url"] = url
+            st.extra["remote_started_from"] = tip
+            st.extra.pop("remote_stopped", None)
+            txn.emit("remote_session_started", stage=stage.number, session=sid, url=url,
+                     branch=branch, environment=settings.environment)  # fmt: skip
+        return Started(sid)
+
+    def alive(self, state: Any, stage: Any) -> bool:
+        # The CLI cannot ask a cloud session's state: one started and not stopped
+        # counts as running (never a second copy). Without an id the start did not
+        # finish: the monitor's recovery starts it.
+        return current_id(stage) is not None and not stage.extra.get("remote_stopped")
+
+    def waiting(self, state: Any, stage: Any) -> Optional[str]:
+        asked = stage.extra.get("remote_questions") or {}
+        open_ = [q for q in asked.values() if isinstance(q, dict) and not q.get("answered")]
+        if open_:
+            return f"a question in the review inbox: {open_[0].get('review')}"
+        return None
+
+    def stop(self, state: Any, stage: Any) -> list[str]:
+        from autorun_py.state import StatusStore
+
+        sid = current_id(stage)
+        if sid is None or stage.extra.get("remote_stopped"):
+            return []
+        send_message(sid, STOP_MESSAGE)
+        with StatusStore(Path(state.orch_dir)).transaction() as txn:
+            txn.state.stage(stage.number).extra["remote_stopped"] = True
+        return [sid]
+
+    def attach(self, state: Any, stage: Any) -> Optional[str]:
+        url = stage.extra.get("remote_url")
+        return str(url) if isinstance(url, str) and url else None
+
+    def kill_target(self, state: Any, stage: Any) -> Optional[str]:
+        return None  # a merged stage's session ended with its completion commit
+
+
+# --------------------------------------------------------------------------- poll
+
+
+@dataclass(frozen=True)
+class Finding:
+    stage: int
+    kind: str  # completed | merged | merge_result | question | answered | error
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "kind": self.kind, "detail": self.detail}
+
+
+def _completion(wt: Path, start: str, tip: str, value: str) -> Optional[str]:
+    """The newest commit in ``start..tip`` with the trailer ``Autorun-Stage: value``."""
+    fmt = f"%H%x1f%(trailers:key={TRAILER},valueonly,separator=%x1f)%x1e"
+    out = _git(["log", f"--format={fmt}", f"{start}..{tip}"], wt).stdout
+    for record in out.split("\x1e"):
+        fields = [f.strip() for f in record.strip().split("\x1f")]
+        if len(fields) > 1 and value in fields[1:]:
+            return fields[0]
+    return None
+
+
+def _questions(wt: Path, tip: str) -> dict[str, str]:
+    """``{path: blob}`` of the question files in ``tip``."""
+    out = _git(["ls-tree", "-r", tip, "--", QUESTION_DIR + "/"], wt, check=False).stdout
+    found = {}
+    for line in out.splitlines():
+        meta, _, path = line.partition("\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[1] == "blob" and path.endswith(".md"):
+            found[path] = parts[2]
+    return found
+
+
+def parse_question(text: str, path: str) -> tuple[str, list[str], str]:
+    title, questions, context = "", [], []
+    for line in text.splitlines():
+        if not title and line.startswith("# "):
+            title = line[2:].strip()
+        elif line.startswith("- ") and line[2:].strip():
+            questions.append(line[2:].strip())
+        elif line.strip():
+            context.append(line)
+    return title or Path(path).stem, questions or [text.strip() or path], "\n".join(context)
+
+
+def _file_questions(orch_dir: Path, state: Any, stage: Any, wt: Path, tip: str) -> list[Finding]:
+    from autorun_py.review import new_review
+    from autorun_py.state import StatusStore
+
+    found = []
+    asked = dict(stage.extra.get("remote_questions") or {})
+    for path, blob in sorted(_questions(wt, tip).items()):
+        key = f"{path}@{blob}"
+        if key in asked:
+            continue
+        text = _git(["cat-file", "blob", blob], wt).stdout
+        title, questions, context = parse_question(text, path)
+        context = (context + "\n\n" if context else "") + (
+            f"(asked by the remote session of stage {stage.number}, committed as {path} "
+            f"on {stage.branch})"
+        )
+        review = new_review(title, questions, context, stage=(orch_dir, stage.number))
+        with StatusStore(orch_dir).transaction() as txn:
+            st = txn.state.stage(stage.number)
+            st.extra.setdefault("remote_questions", {})[key] = {
+                "review": str(review),
+                "path": path,
+            }
+            txn.emit("remote_question", stage=stage.number, path=path, review=str(review))
+        found.append(Finding(stage.number, "question", str(review)))
+    return found
+
+
+def _send_answers(orch_dir: Path, state: Any, stage: Any) -> list[Finding]:
+    from autorun_py.review import DEFAULT_SETTLE, read_review
+    from autorun_py.state import StatusStore
+
+    found = []
+    sid = current_id(stage)
+    for key, q in sorted((stage.extra.get("remote_questions") or {}).items()):
+        if not isinstance(q, dict) or q.get("answered") or sid is None:
+            continue
+        try:
+            doc = read_review(Path(q["review"]))
+        except (AutorunError, OSError, KeyError):
+            continue
+        if not doc.complete:
+            continue
+        with contextlib.suppress(OSError):  # still being written: answered at a later look
+            if not doc.done and time.time() - Path(q["review"]).stat().st_mtime < DEFAULT_SETTLE:
+                continue
+        lines = [f"Answers to your question {q.get('path')}:"]
+        for a in doc.answers:
+            lines += [f"Q: {a.question}", f"A: {a.answer}"]
+        send_message(sid, "\n".join(lines))
+        with StatusStore(orch_dir).transaction() as txn:
+            st = txn.state.stage(stage.number)
+            entry = st.extra.setdefault("remote_questions", {}).get(key)
+            if isinstance(entry, dict):
+                entry["answered"] = True
+            txn.emit("remote_answer_sent", stage=stage.number, path=q.get("path"))
+        found.append(Finding(stage.number, "answered", str(q.get("path"))))
+    return found
+
+
+def poll_stage(orch_dir: Path, state: Any, stage: Any) -> list[Finding]:
+    """Fetch one remote stage's branch: file its questions, send answers, and merge
+    it through the gate once a completion commit is there."""
+    from autorun_py.state import StatusStore
+
+    findings = _send_answers(orch_dir, state, stage)
+    settings = settings_of(state)
+    repo = Path(state.project_root)
+    branch = stage.branch
+    wt = Path(stage.worktree) if stage.worktree else None
+    if not branch or wt is None or not wt.is_dir():
+        return findings
+    tip = remote_tip(repo, settings, branch)
+    done = stage.extra.get("remote_completion")
+    if tip is not None and tip != stage.extra.get("remote_seen"):
+        # Into the stage worktree's own FETCH_HEAD (per worktree): no ref of the user's.
+        _git(["fetch", "--quiet", "--no-tags", settings.git_remote, f"refs/heads/{branch}"], wt)
+        tip = _git(["rev-parse", "FETCH_HEAD"], wt).stdout.strip()
+        head = _git(["rev-parse", "HEAD"], wt).stdout.strip()
+        if not git.is_ancestor(head, tip, wt):
+            with StatusStore(orch_dir).transaction() as txn:
+                txn.state.stage(stage.number).extra["remote_seen"] = tip
+                txn.emit("remote_branch_diverged", stage=stage.number, tip=tip, local=head)
+            detail = f"{branch} on {settings.git_remote} no longer holds {head[:12]}; not merged"
+            return [*findings, Finding(stage.number, "error", detail)]
+        findings += _file_questions(orch_dir, state, stage, wt, tip)
+        new = _completion(wt, head, tip, trailer_value(state, stage))
+        with StatusStore(orch_dir).transaction() as txn:
+            st = txn.state.stage(stage.number)
+            st.extra["remote_seen"] = tip
+            if new:
+                st.extra["remote_completion"] = done = new
+                txn.emit("remote_completed", stage=stage.number, commit=new, branch=branch)
+                findings.append(Finding(stage.number, "completed", new))
+    if not isinstance(done, str) or stage.extra.get("remote_merged_try") == done:
+        return findings
+    return findings + _merge_completed(orch_dir, state, stage, wt, done)
+
+
+def _merge_completed(orch_dir: Path, state: Any, stage: Any, wt: Path, done: str) -> list[Finding]:
+    """Send a completed remote stage through the same merge (and gate) as a local one."""
+    from autorun_py.merge import merge
+    from autorun_py.state import StatusStore
+
+    # The stage's worktree and branch are autorun's own: carried to the completion.
+    _git(["merge", "--quiet", "--ff-only", done], wt)
+    report = merge(orch_dir, stage.number)
+    with StatusStore(orch_dir).transaction() as txn:
+        txn.state.stage(stage.number).extra["remote_merged_try"] = done
+    findings = [Finding(stage.number, "merge_result", f"{report.result}: {report.message}")]
+    if report.result in ("merged", "already_merged"):
+        with contextlib.suppress(AutorunError):
+            delete_remote_branch(state, stage)
+    elif report.result == "verify_failed" and current_id(stage):
+        from autorun_py.gate import red_text
+
+        with contextlib.suppress(AutorunError):
+            send_message(
+                str(current_id(stage)),
+                "autorun: the project's checks failed on your completion commit "
+                f"{done[:12]}; fix it, commit, make a new completion commit with the trailer "
+                f"'{TRAILER}: {trailer_value(state, stage)}' and push again.\n"
+                + "\n".join(red_text(report))[-3000:],
+            )
+    return findings
+
+
+def poll_run(orch_dir: Path) -> list[Finding]:
+    """One look at every remote stage in progress of the run (the monitor's check)."""
+    from autorun_py.state import IN_PROGRESS, StatusStore
+
+    state = StatusStore(orch_dir).read()
+    findings: list[Finding] = []
+    for n, st in sorted(state.stages.items()):
+        if st.status != IN_PROGRESS or stage_launcher(state, st) != NAME:
+            continue
+        if st.merge_state in ("conflict", "blocked") or st.merge_intent:
+            continue  # the user's (conflict) or the existing retries' (blocked)
+        try:
+            findings += poll_stage(orch_dir, state, st)
+        except AutorunError as exc:  # one stage's trouble does not stop the others
+            findings.append(Finding(n, "error", str(exc)))
+    return findings
