@@ -217,6 +217,11 @@ def test_cancel_stops_the_cloud_sessions_and_merges_nothing(
     started = wait_until(lambda: len(_started(orch)) == 3 and _started(orch), 60, "3 starts")
     for sid in started.values():  # each session has pushed its first work
         wait_until(lambda s=sid: "pushed" in cloud.session_log(s), 60, "work pushed")
+    # The status view says where to look at each running stage: its session's URL.
+    view = json.loads(run_cli(["status", orch.name, "--json"], cloud.repo, check=True).stdout)
+    rows = view["stages"] if isinstance(view["stages"], list) else list(view["stages"].values())
+    attach = {r["number"]: r["attach"] for r in rows if r["status"] == "in_progress"}
+    assert attach == {n: f"https://claude.ai/code/{sid}" for n, sid in started.items()}
     res = run_cli(["cancel", orch.name, "--json"], cloud.repo)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
@@ -378,3 +383,30 @@ def test_the_standin_refuses_what_the_contract_does_not_cover(
     )
     assert res.returncode != 0 and needle in res.stderr, (res.returncode, res.stderr)
     assert cloud.sessions() == {}
+
+
+def test_a_cancelled_stage_is_retried_as_a_new_cloud_session(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMOTE_STANDIN_HOLD", str(cloud.hold))
+    orch = orchestrate_plan(
+        cloud.repo, SIX[:2], "--launcher", "remote", "--remote-environment", ENV_ID
+    )
+    first = wait_until(lambda: _started(orch).get(1), 60, "stage 1 started")
+    wait_until(lambda: "pushed" in cloud.session_log(first), 60, "stage 1's work pushed")
+    res = run_cli(["cancel", orch.name, "--stage", "1", "--json"], cloud.repo)
+    assert res.returncode == 0 and json.loads(res.stdout)["sessions_killed"] == [first]
+    wait_until(lambda: "stopped" in cloud.session_log(first), 30, "stage 1's session stopped")
+    run_cli(["retry", orch.name, "1"], cloud.repo, check=True)
+    second = wait_until(
+        lambda: [e["session"] for e in _events(orch, "remote_session_started", 1)][1:], 60,
+        "stage 1 started again",
+    )[0]  # fmt: skip
+    assert second != first
+    cloud.release(1, 2)
+    status = wait_finished(orch, timeout=120)
+    assert status["status"] == "completed", json.dumps(status, indent=1)
+    assert sorted(e["stage"] for e in events_of(orch, "merge_complete")) == [1, 2]
+    assert "done" in cloud.session_log(second) and "done" not in cloud.session_log(first)
+    assert status["stages"]["1"]["launcher_handle"] == second
+    wait_until(lambda: cloud.remote_branches() == [], 30, "remote stage branches deleted")
