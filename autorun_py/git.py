@@ -126,9 +126,50 @@ def repo_root(cwd: PathLike) -> Path:
 
 
 def common_dir(cwd: PathLike) -> Path:
-    """The repository's shared .git directory (the same for every worktree)."""
+    """The repository's shared .git directory (the same for every worktree):
+    read from ``cwd/.git`` when ``cwd`` is a work tree's top level
+    (:func:`common_dir_from_files`), else asked of git."""
+    found = common_dir_from_files(cwd)
+    if found is not None:
+        return found
     out = git_out(["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd)
     return Path(out).resolve()
+
+
+def _read_small(path: Path) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def common_dir_from_files(cwd: PathLike) -> Optional[Path]:
+    """What ``git rev-parse --git-common-dir`` says for a work tree's top level,
+    read from its ``.git`` (a repository directory, or a ``gitdir:`` file and the
+    git directory's ``commondir``) without running git; None when ``cwd`` has no
+    plain ``.git`` of its own (a subdirectory, anything unusual: ask git)."""
+    dot = Path(cwd) / ".git"
+    if dot.is_dir() and not dot.is_symlink():
+        git_dir = dot
+    else:
+        text = _read_small(dot)
+        if text is None or not text.startswith("gitdir:") or len(text.splitlines()) != 1:
+            return None
+        target = Path(text[len("gitdir:") :].strip())
+        git_dir = target if target.is_absolute() else Path(cwd) / target
+    common = git_dir
+    link = _read_small(git_dir / "commondir")
+    if link is not None:
+        if len(link.splitlines()) != 1 or not link.strip():
+            return None
+        target = Path(link.strip())
+        common = target if target.is_absolute() else git_dir / target
+    elif (git_dir / "commondir").exists():
+        return None
+    if not ((git_dir / "HEAD").is_file() and (common / "objects").is_dir()):
+        return None
+    return common.resolve()
 
 
 def main_worktree(cwd: PathLike) -> Path:

@@ -69,6 +69,7 @@ The caller clears the intent in the same transaction that records the outcome
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import os
@@ -137,6 +138,10 @@ class MergeOutcome:
     blocked_reason: str = ""  # BLOCKED: one line for people
     resolution_summary: str = ""  # continue_merge: Markdown for conflicts.md
     candidate: str | None = None  # VERIFY_FAILED: the commit that failed
+    # MERGED / ALREADY_MERGED: the stage tip the base now holds (the branch may be
+    # deleted while it still points there) and the worktrees as this merge read them
+    stage_tip: str | None = None
+    worktrees: worktrees.Listing | None = field(default=None, compare=False, repr=False)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -220,11 +225,53 @@ def repo_merge_lock(repo: Path, timeout: float = 600) -> MergeLock:
 # -- checks the caller makes before merging ------------------------------------
 
 
-def stage_commits_ahead(repo: Path, stage_branch: str, start_commit: str) -> int:
-    """How many commits the stage branch has beyond its start point."""
-    _require_branch(repo, stage_branch, "stage")
-    out = g.git_out(["rev-list", "--count", f"{start_commit}..refs/heads/{stage_branch}"], repo)
+def stage_commits_ahead(
+    repo: Path, stage_branch: str, start_commit: str, *, tip: str | None = None
+) -> int:
+    """How many commits the stage branch has beyond its start point (``tip``: its
+    tip as the caller read it, e.g. by :func:`read_tips`)."""
+    if tip is None:
+        _require_branch(repo, stage_branch, "stage")
+        tip = f"refs/heads/{stage_branch}"
+    elif tip == start_commit:
+        return 0
+    out = g.git_out(["rev-list", "--count", f"{start_commit}..{tip}"], repo)
     return int(out)
+
+
+@dataclass(frozen=True)
+class Tips:
+    """Both branches' tips (and the base's tree), read by one ``for-each-ref``."""
+
+    base: str
+    base_tree: str
+    stage: str
+
+
+def read_tips(repo: Path, base_branch: str, stage_branch: str) -> Tips:
+    """:class:`Tips` of both branches; the "branch ... does not exist" error for a
+    missing one (before anything is done)."""
+    want = {f"refs/heads/{base_branch}": "base", f"refs/heads/{stage_branch}": "stage"}
+    out = g.git_out(
+        [
+            "for-each-ref",
+            "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(tree)",
+            *want,
+        ],
+        repo,
+    )
+    found: dict[str, tuple[str, str]] = {}
+    for line in out.splitlines():
+        parts = line.split("\0")
+        if len(parts) == 4 and parts[0] in want and parts[1] == "commit":
+            found[want[parts[0]]] = (parts[2], parts[3])
+    if len(found) < 2 or base_branch == stage_branch:
+        # missing, or not plainly a commit (a tag object...): the one-ref-at-a-time way
+        base = _existing_tip(repo, base_branch, "base")
+        stage = _existing_tip(repo, stage_branch, "stage")
+        tree = g.git_out(["rev-parse", "--verify", f"{base}^{{tree}}"], repo)
+        return Tips(base, tree, stage)
+    return Tips(found["base"][0], found["base"][1], found["stage"][0])
 
 
 def worktree_dirty_files(worktree: Path) -> list[str]:
@@ -275,6 +322,7 @@ def merge_stage(
     merge_worktree: Path,
     journal: Journal | None = None,
     verify: Optional[Verify] = None,
+    tips: Tips | None = None,
 ) -> MergeOutcome:
     """Merge ``stage_branch`` into ``base_branch`` (the caller holds the lock).
 
@@ -287,15 +335,17 @@ def merge_stage(
     passed it, by the same compare-and-swap; if the base moved meanwhile the
     candidate is rebuilt on the new tip and verified again. A red candidate is
     VERIFY_FAILED and the base does not move.
+
+    ``tips``: both tips as the caller read them under the lock (:func:`read_tips`).
+    The repository's worktrees are listed once (:class:`worktrees.Listing`) and
+    that listing serves the whole merge, the clean-up included.
     """
     repo = Path(repo)
     merge_worktree = Path(merge_worktree)
     # Both tips, read once: a missing branch is refused before anything is done.
-    tips: tuple[str, str] | None = (
-        _existing_tip(repo, base_branch, "base"),
-        _existing_tip(repo, stage_branch, "stage"),
-    )
-    state = _merge_worktree_state(repo, merge_worktree)
+    current: Tips | None = tips or read_tips(repo, base_branch, stage_branch)
+    known = worktrees.listing(repo)
+    state = _merge_worktree_state(repo, merge_worktree, known)
     if state == "conflict":
         raise AutorunError(
             f"an earlier merge of {stage_branch} into {base_branch} is waiting for its conflicts "
@@ -307,23 +357,27 @@ def merge_stage(
             repo, base_branch, stage_branch, merge_worktree, message, "", journal, verify
         )
     if state == "stale":
-        _remove_worktree(repo, merge_worktree)
+        _remove_worktree(repo, merge_worktree, known)
 
     for _ in range(_MAX_ATTEMPTS):
-        if tips is not None:
-            (base_tip, stage_tip), tips = tips, None
-        else:  # the base moved meanwhile: read both again
-            base_tip = _branch_tip(repo, base_branch)
-            stage_tip = _branch_tip(repo, stage_branch)
-        if g.is_ancestor(stage_tip, base_tip, repo):
+        if current is None:  # the base moved meanwhile: read both again, and the worktrees
+            current = read_tips(repo, base_branch, stage_branch)
+            known = worktrees.listing(repo)
+        base_tip, stage_tip = current.base, current.stage
+        tree, conflicted = _merge_tree(repo, base_tip, stage_tip)
+        # A stage tip the base already holds merges to the base's own tree; only
+        # then is the ancestry asked (a tree that differs rules it out).
+        if tree == current.base_tree and g.is_ancestor(stage_tip, base_tip, repo):
             return MergeOutcome(
                 MergeKind.ALREADY_MERGED,
                 base_branch,
                 stage_branch,
                 merge_commit=_merge_commit_of(repo, stage_tip, base_tip),
                 previous_tip=base_tip,
+                stage_tip=stage_tip,
+                worktrees=known,
             )
-        tree, conflicted = _merge_tree(repo, base_tip, stage_tip)
+        current = None
         if conflicted:
             return _start_conflict(
                 repo,
@@ -341,11 +395,21 @@ def merge_stage(
             journal({"step": "verifying", "candidate": new, "old": base_tip})
             if not verify(new, base_tip):
                 return _verify_failed(base_branch, stage_branch, base_tip, new)
+            known = worktrees.listing(repo)  # the verify took a while: read them again
         outcome = _advance_base(
-            repo, base_branch, stage_branch, base_tip, new, message, journal=journal
+            repo,
+            base_branch,
+            stage_branch,
+            base_tip,
+            new,
+            message,
+            journal=journal,
+            known=known,
         )
         if outcome is not None:
-            return outcome
+            import dataclasses
+
+            return dataclasses.replace(outcome, stage_tip=stage_tip, worktrees=known)
     raise AutorunError(
         f"{base_branch} kept moving while merging {stage_branch} ({_MAX_ATTEMPTS} attempts); "
         "try again"
@@ -697,23 +761,28 @@ def _same_path(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _registered_worktree(repo: Path, path: Path) -> g.Worktree | None:
-    want = os.path.realpath(path)
-    for wt in g.list_worktrees(repo):
-        if os.path.realpath(wt.path) == want or _same_path(wt.path, Path(path)):
+def _registered_worktree(
+    repo: Path, path: Path, known: worktrees.Listing | None = None
+) -> g.Worktree | None:
+    known = known or worktrees.listing(repo)
+    wt, _ = known.find(Path(os.path.realpath(path)))
+    if wt is not None:
+        return wt
+    for wt in known.entries:  # the same directory by another path (a bind mount)
+        if wt.path.name == Path(path).name and _same_path(wt.path, Path(path)):
             return wt
     return None
 
 
-def _merge_worktree_state(repo: Path, mw: Path) -> str:
+def _merge_worktree_state(repo: Path, mw: Path, known: worktrees.Listing | None = None) -> str:
     """absent | conflict | resolved | stale (ours, no merge in progress)."""
-    wt = _registered_worktree(repo, mw)
+    known = known or worktrees.listing(repo)
+    wt = _registered_worktree(repo, mw, known)
     if wt is None:
         if mw.exists() and any(mw.iterdir()):
             raise AutorunError(f"{mw} exists and is not a merge worktree of {repo}; remove it")
-        g.run_git(["worktree", "prune"], repo, check=False)
         return "absent"
-    if _same_path(wt.path, g.main_worktree(repo)):
+    if known.entries and _same_path(wt.path, known.entries[0].path):
         raise AutorunError(f"{mw} is the repository's main work tree, not a merge worktree")
     if not mw.exists():
         return "stale"
@@ -727,10 +796,10 @@ def _merge_worktree_state(repo: Path, mw: Path) -> str:
     return "resolved" if parents.ok else "stale"
 
 
-def _remove_worktree(repo: Path, path: Path) -> None:
+def _remove_worktree(repo: Path, path: Path, known: worktrees.Listing | None = None) -> None:
     """Remove a merge worktree (also when locked) through the one owner of
     worktrees, which refuses anything autorun did not create."""
-    worktrees.remove(repo, path)
+    worktrees.remove(repo, path, known=known)
 
 
 def _unmerged_files(worktree: Path) -> list[str]:
@@ -957,26 +1026,73 @@ def _git_dir(worktree: Path) -> Path | None:
     return git_dir if (git_dir / "HEAD").is_file() else None
 
 
-def _in_progress_on(repo: Path, wt: g.Worktree, branch: str) -> str | None:
-    """'rebased' / 'bisected' when a work tree is rebasing or bisecting ``branch``."""
-    git_dir = _git_dir(wt.path)
-    if git_dir is None:
-        res = g.run_git(["rev-parse", "--path-format=absolute", "--git-dir"], wt.path, check=False)
-        if not res.ok:
-            return None  # removed meanwhile (e.g. a verification worktree that just finished)
-        git_dir = Path(res.stdout.strip())
+_IN_PROGRESS = (
+    ("rebase-merge", "head-name", "rebased"),
+    ("rebase-apply", "head-name", "rebased"),
+    ("BISECT_START", "", "bisected"),
+)
+
+
+def _in_progress_on(git_dir: Path, branch: str, names: Sequence[str] | None = None) -> str | None:
+    """'rebased' / 'bisected' when the work tree whose git directory is
+    ``git_dir`` is rebasing or bisecting ``branch`` (``names``: that directory's
+    entries, when the caller listed it already)."""
     ref = f"refs/heads/{branch}"
-    for name, what in (
-        ("rebase-merge/head-name", "rebased"),
-        ("rebase-apply/head-name", "rebased"),
-        ("BISECT_START", "bisected"),
-    ):
+    for entry, inner, what in _IN_PROGRESS:
+        if names is not None and entry not in names:
+            continue
         try:
-            text = (git_dir / name).read_text(encoding="utf-8").strip()
+            text = (git_dir / entry / inner if inner else git_dir / entry).read_text(
+                encoding="utf-8"
+            )
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.strip() in (ref, branch):
+            return what
+    return None
+
+
+def _being_rebased(repo: Path, known: worktrees.Listing, branch: str) -> tuple[Path, str] | None:
+    """(work tree, 'rebased' / 'bisected') for the first worktree in ``known``,
+    not on ``branch`` itself, that is rebasing or bisecting ``branch``.
+
+    One directory listing per worktree, in the repository's own git directory
+    (``<common>/worktrees/<id>``, the main worktree's is ``<common>``): only a
+    worktree with a rebase or bisect under way is looked at further, so many
+    worktrees cost little (no file of each worktree is opened)."""
+    common = g.common_dir(repo)
+    admin: list[Path] = [common]
+    with contextlib.suppress(OSError):
+        admin += [Path(e.path) for e in os.scandir(common / "worktrees") if e.is_dir()]
+    markers = {entry for entry, _, _ in _IN_PROGRESS}
+    hits: dict[str, str] = {}  # resolved work tree path -> what
+    for i, git_dir in enumerate(admin):
+        try:
+            names = [n for n in os.listdir(git_dir) if n in markers]
         except OSError:
             continue
-        if text in (ref, branch):
-            return what
+        if not names:
+            continue
+        what = _in_progress_on(git_dir, branch, names)
+        if what is None:
+            continue
+        if i == 0:
+            where = known.entries[0].path if known.entries else Path(repo)
+        else:
+            try:
+                dot_git = (git_dir / "gitdir").read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            where = Path(dot_git).parent
+        hits[os.path.realpath(where)] = what
+    if not hits:
+        return None
+    for wt in known.entries:
+        if wt.prunable or wt.branch == branch:
+            continue
+        what = hits.get(os.path.realpath(wt.path))
+        if what is not None and wt.path.exists():
+            return wt.path, what
     return None
 
 
@@ -1074,36 +1190,41 @@ def _advance_base(
     *,
     journal: Journal | None = None,
     extra: dict[str, Any] | None = None,
+    known: worktrees.Listing | None = None,
 ) -> MergeOutcome | None:
     """Move the base from ``old`` to ``new`` (CAS), carrying checked-out work
     trees along. MERGED, BLOCKED, or None when the base moved meanwhile.
 
+    ``known``: the worktrees as listed after ``old`` was read (listed now when
+    None); a checkout whose HEAD there is not ``old`` means the base moved.
     The ``advancing`` intent is recorded after every check and before the
     first checkout or ref changes (see :func:`recover_merge`)."""
     blocked = None
     checkouts: list[Path] = []
-    for wt in g.list_worktrees(repo):
-        if wt.prunable or not wt.path.exists():
+    known = known or worktrees.listing(repo)
+    rebasing = _being_rebased(repo, known, base_branch)
+    if rebasing is not None:
+        where, what = rebasing
+        return MergeOutcome(
+            MergeKind.BLOCKED,
+            base_branch,
+            stage_branch,
+            previous_tip=old,
+            blocked_checkout=where,
+            blocked_reason=f"{base_branch} is being {what} in {where}",
+        )
+    for wt in known.entries:
+        if wt.branch != base_branch or wt.prunable or not wt.path.exists():
             continue
-        if wt.branch != base_branch:
-            what = _in_progress_on(repo, wt, base_branch)
-            if what is not None:
-                return MergeOutcome(
-                    MergeKind.BLOCKED,
-                    base_branch,
-                    stage_branch,
-                    previous_tip=old,
-                    blocked_checkout=wt.path,
-                    blocked_reason=f"{base_branch} is being {what} in {wt.path}",
-                )
-            continue
+        if wt.head != old:
+            return None  # somebody committed in between: start over
         checkouts.append(wt.path)
 
     incoming, added, deleted = _changed_paths(repo, old, new) if checkouts else ([], [], [])
     for ck in checkouts:
-        g.run_git(["update-index", "-q", "--refresh"], ck, check=False)
-        if g.git_out(["rev-parse", "--verify", "HEAD"], ck) != old:
-            return None  # somebody committed in between: start over
+        # `git status` refreshes the index's stat data (and writes it) first, as
+        # `update-index --refresh` would, so `read-tree -m -u` below sees clean
+        # files as clean.
         dirty, unmerged = _worktree_status(ck)
         if unmerged:
             blocked = (ck, tuple(unmerged), "an unfinished merge")

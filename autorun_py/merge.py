@@ -241,12 +241,20 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
             )
         kill = False
         worktree = branch = None
+    # The worktrees as the merge listed them, and the stage tip it put on the base
+    # (the branch goes only while it still points there): no second look needed.
+    known = outcome.worktrees
     if worktree:
-        warn = worktrees.try_remove(repo, Path(worktree), run=state.orch_dir)
+        warn = worktrees.try_remove(repo, Path(worktree), run=state.orch_dir, known=known)
         if warn:
             report.warnings.append(warn)
     if branch and not worktrees.try_delete_branch(
-        repo, branch, run=state.orch_dir, merged_into=state.base_branch
+        repo,
+        branch,
+        run=state.orch_dir,
+        merged_into=state.base_branch,
+        merged_tip=outcome.stage_tip,
+        known=known,
     ):
         report.warnings.append(f"branch {branch} kept (not fully merged into the base)")
     if kill and session:
@@ -454,8 +462,10 @@ def merge(
                 verify=verify,
             )
         else:
+            tips = None
             if not mw.exists():
-                _refuse_unmergeable(repo, state, stage)
+                tips = gitmerge.read_tips(repo, state.base_branch, stage.branch)
+                _refuse_unmergeable(repo, state, stage, tips.stage)
             with store.transaction() as txn:
                 update_phase(txn, number, "merge", "started")
             outcome = gitmerge.merge_stage(
@@ -466,6 +476,7 @@ def merge(
                 merge_worktree=mw,
                 journal=journal,
                 verify=verify,
+                tips=tips,
             )
         if outcome.kind is MergeKind.VERIFY_FAILED:
             assert verify is not None and verify.verdicts
@@ -585,7 +596,9 @@ def _queued(
     return _merged(orch_dir, state, stage, outcome, report, "")
 
 
-def _refuse_unmergeable(repo: Path, state: RunState, stage: StageState) -> None:
+def _refuse_unmergeable(
+    repo: Path, state: RunState, stage: StageState, tip: Optional[str] = None
+) -> None:
     assert stage.branch
     if stage.worktree and Path(stage.worktree).is_dir():
         dirty = gitmerge.worktree_dirty_files(Path(stage.worktree))
@@ -598,7 +611,7 @@ def _refuse_unmergeable(repo: Path, state: RunState, stage: StageState) -> None:
     start = stage.start_commit
     if not start:
         start = git.git_out(["merge-base", stage.branch, state.base_branch], repo)
-    if gitmerge.stage_commits_ahead(repo, stage.branch, start) == 0:
+    if gitmerge.stage_commits_ahead(repo, stage.branch, start, tip=tip) == 0:
         raise AutorunError(
             f"stage {stage.number} ({stage.name}) has no commits on {stage.branch} beyond "
             f"its start point {start[:12]}; commit the work, or report the stage failed "

@@ -118,13 +118,58 @@ def _checked_path(path: Path, run: Optional[str]) -> tuple[Path, str]:
     return real, found
 
 
-def _registration(repo: Path, real: Path) -> tuple[Optional[git.Worktree], bool]:
+class Listing:
+    """One ``git worktree list`` of a repository, read once and shared by the steps
+    of one operation under the merge lock (a merge reads it once: its conflict
+    worktree, the checkouts it carries, the stage worktree it removes and the
+    branch it deletes). :func:`remove` drops what it removed from it.
+
+    Looking a path up costs no system call per entry: git records a worktree's
+    resolved path, so only entries with the same last component are resolved and
+    compared (thousands of worktrees cost microseconds). A decision that deletes
+    files never rests on it alone: when ``git worktree remove`` does not finish,
+    :func:`remove` reads the registration again."""
+
+    def __init__(self, repo: Path, entries: list[git.Worktree]) -> None:
+        self.repo = Path(repo)
+        self.entries = entries
+
+    @classmethod
+    def read(cls, repo: Path) -> Listing:
+        return cls(repo, git.list_worktrees(repo))
+
+    def _index(self, real: Path) -> Optional[int]:
+        name = real.name
+        for i, wt in enumerate(self.entries):
+            if wt.path.name == name and (wt.path == real or _real(wt.path) == real):
+                return i
+        return None
+
+    def find(self, real: Path) -> tuple[Optional[git.Worktree], bool]:
+        """(the entry whose resolved path is ``real``, whether it is the main worktree)."""
+        i = self._index(real)
+        return (None, False) if i is None else (self.entries[i], i == 0)
+
+    def discard(self, real: Path) -> None:
+        i = self._index(real)
+        if i is not None and i > 0:
+            del self.entries[i]
+
+    def checked_out(self, branch: str) -> bool:
+        """True when a worktree has ``branch`` checked out."""
+        return any(wt.branch == branch for wt in self.entries)
+
+
+def listing(repo: Path) -> Listing:
+    """The repository's worktrees, read now (``git worktree list --porcelain``)."""
+    return Listing.read(repo)
+
+
+def _registration(
+    repo: Path, real: Path, known: Optional[Listing] = None
+) -> tuple[Optional[git.Worktree], bool]:
     """(the worktree entry for ``real``, whether it is the main worktree)."""
-    entries = git.list_worktrees(repo)
-    for i, wt in enumerate(entries):
-        if _real(wt.path) == real:
-            return wt, i == 0
-    return None, False
+    return (known or Listing.read(repo)).find(real)
 
 
 def _refuse_unregistered(repo: Path, path: Path) -> AutorunError:
@@ -164,16 +209,22 @@ def _delete_tree(real: Path, run: str) -> None:
 # --------------------------------------------------------------------------- removal
 
 
-def remove(repo: Path, path: Path, *, run: Optional[str] = None) -> None:
+def remove(
+    repo: Path, path: Path, *, run: Optional[str] = None, known: Optional[Listing] = None
+) -> None:
     """Remove a worktree autorun created (see the module doc for what is refused).
 
-    ``run`` defaults to the run directory ``path`` lies in.
+    ``run`` defaults to the run directory ``path`` lies in. ``known``: the
+    repository's worktrees as this operation read them (:class:`Listing`; read
+    now when None); the removed one is dropped from it.
     """
     real, found = _checked_path(Path(path), run)
     if not os.path.lexists(real):
         git.run_git(["worktree", "prune"], repo, check=False)
+        if known is not None:
+            known.discard(real)
         return
-    wt, is_main = _registration(repo, real)
+    wt, is_main = _registration(repo, real, known)
     if is_main:
         raise AutorunError(f"{path} is the main worktree of {repo}; autorun never removes it")
     if wt is None:
@@ -182,6 +233,12 @@ def remove(repo: Path, path: Path, *, run: Optional[str] = None) -> None:
         git.run_git(["worktree", "unlock", str(real)], repo, check=False)
     res = git.run_git(["worktree", "remove", "--force", "--force", str(real)], repo, check=False)
     left = os.path.lexists(real)
+    if left and known is not None:
+        # Deleting files on a listing read earlier: only what git still registers
+        # as this linked worktree, or what no repository claims (the module doc).
+        again, again_main = _registration(repo, real)
+        if again_main or (again is None and not _is_orphan(real)):
+            raise _refuse_unregistered(repo, Path(path))
     if left:
         # files git would not delete (e.g. read-only directories); ours by the checks above
         try:
@@ -190,12 +247,16 @@ def remove(repo: Path, path: Path, *, run: Optional[str] = None) -> None:
             raise AutorunError(f"could not remove worktree {path}: {exc}") from None
     if left or not res.ok:
         git.run_git(["worktree", "prune"], repo, check=False)
+    if known is not None:
+        known.discard(real)
 
 
-def try_remove(repo: Path, path: Path, *, run: Optional[str] = None) -> Optional[str]:
+def try_remove(
+    repo: Path, path: Path, *, run: Optional[str] = None, known: Optional[Listing] = None
+) -> Optional[str]:
     """:func:`remove` that never raises: a one-line warning when it did not remove."""
     try:
-        remove(repo, path, run=run)
+        remove(repo, path, run=run, known=known)
     except (AutorunError, OSError) as exc:
         return str(exc)
     if os.path.lexists(path):
@@ -296,38 +357,75 @@ def list_run(repo: Path, run: str) -> list[git.Worktree]:
 # --------------------------------------------------------------------------- branches
 
 
-def delete_branch(repo: Path, branch: str, *, run: str, merged_into: Optional[str] = None) -> bool:
+def delete_branch(
+    repo: Path,
+    branch: str,
+    *,
+    run: str,
+    merged_into: Optional[str] = None,
+    merged_tip: Optional[str] = None,
+    known: Optional[Listing] = None,
+) -> bool:
     """Delete autorun's own branch ``branch`` (refused for any other: AutorunError).
 
     False (and nothing deleted) when it does not exist, a worktree has it checked
     out, or ``merged_into`` is given and does not hold all of it.
+
+    ``merged_tip``: a commit the caller just put on ``merged_into`` (a merge's
+    stage tip, under the merge lock): the branch is deleted only while it still
+    points at exactly that commit (``update-ref -d`` compares and deletes in one
+    step), so nothing needs to be read first. ``known``: the worktrees as this
+    operation read them (:class:`Listing`).
     """
     require_own_branch(branch, run)
-    found = git.run_git(
-        ["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"], repo, check=False
-    )
-    if not found.ok:
-        return False  # no such branch
-    tip = found.stdout.strip()
-    if merged_into is not None:
-        if not git.branch_exists(merged_into, repo):
-            return False
-        if not git.is_ancestor(tip, f"refs/heads/{merged_into}", repo):
-            return False
-    if any(wt.branch == branch for wt in git.list_worktrees(repo)):
+    if merged_tip is not None:
+        tip = merged_tip
+    else:
+        found = git.run_git(
+            ["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"],
+            repo,
+            check=False,
+        )
+        if not found.ok:
+            return False  # no such branch
+        tip = found.stdout.strip()
+        if merged_into is not None:
+            if not git.branch_exists(merged_into, repo):
+                return False
+            if not git.is_ancestor(tip, f"refs/heads/{merged_into}", repo):
+                return False
+    if (known or Listing.read(repo)).checked_out(branch):
         return False
     res = git.run_git(["update-ref", "-d", f"refs/heads/{branch}", tip], repo, check=False)
-    if res.ok:
+    if res.ok and _has_branch_config(repo, branch):
         git.run_git(["config", "--remove-section", f"branch.{branch}"], repo, check=False)
     return res.ok
 
 
+def _has_branch_config(repo: Path, branch: str) -> bool:
+    """Whether the repository's own config may have a ``[branch "<branch>"]`` section
+    (``git config --remove-section`` edits only that file); True when unsure."""
+    try:
+        text = (git.common_dir(repo) / "config").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True
+    return branch in text
+
+
 def try_delete_branch(
-    repo: Path, branch: str, *, run: str, merged_into: Optional[str] = None
+    repo: Path,
+    branch: str,
+    *,
+    run: str,
+    merged_into: Optional[str] = None,
+    merged_tip: Optional[str] = None,
+    known: Optional[Listing] = None,
 ) -> bool:
     """:func:`delete_branch` that never raises (False when not deleted)."""
     try:
-        return delete_branch(repo, branch, run=run, merged_into=merged_into)
+        return delete_branch(
+            repo, branch, run=run, merged_into=merged_into, merged_tip=merged_tip, known=known
+        )
     except (AutorunError, OSError):
         return False
 

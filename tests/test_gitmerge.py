@@ -662,3 +662,77 @@ def test_untracked_directory_on_the_path_is_fine(base: Path, tmp_path: Path) -> 
     assert out.kind is MergeKind.MERGED
     assert (base / "notes" / "mine.txt").read_text() == "mine\n"
     assert (base / "notes" / "new.txt").read_text() == "stage\n"
+
+
+# -- its cost ------------------------------------------------------------------------
+
+
+def _merge_and_clean_up_calls(repo: Path, run: str, others: int) -> list[list[str]]:
+    """The git calls of one clean merge into a checked-out base and its clean-up
+    (as ``autorun merge`` does it), with ``others`` more worktrees in the repository."""
+    from autorun_py import git as g
+    from autorun_py import worktrees
+
+    for i in range(others):
+        git(repo, "worktree", "add", "-q", "--detach", str(repo.parent / f"other-{run}-{i}"))
+    branch = f"autorun/{run}/stage-1-x"
+    wt = worktrees.create(
+        repo,
+        Path(os.environ["AUTORUN_HOME"]) / "worktrees" / run / "stage-1",
+        branch,
+        "main",
+        run=run,
+    )
+    commit(wt, {f"{run}.txt": "work\n"}, "stage work")
+    calls: list[list[str]] = []
+    real = g.run_git
+
+    def counting(args: list[str], cwd: object, **kw: object) -> g.GitResult:
+        calls.append(list(args))
+        return real(args, cwd, **kw)  # type: ignore[arg-type]
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(g, "run_git", counting)
+    try:
+        out = merge_stage(
+            repo, "main", branch, message="m", merge_worktree=mw_path(repo, f"merge-{run}")
+        )
+        assert out.kind is MergeKind.MERGED and out.updated_checkouts == (repo,)
+        assert worktrees.try_remove(repo, wt, run=run, known=out.worktrees) is None
+        assert worktrees.try_delete_branch(
+            repo,
+            branch,
+            run=run,
+            merged_into="main",
+            merged_tip=out.stage_tip,
+            known=out.worktrees,
+        )
+    finally:
+        mp.undo()
+    assert not wt.exists() and git(repo, "branch", "--list", branch) == ""
+    assert (repo / f"{run}.txt").read_text() == "work\n"  # the checkout was carried
+    return calls
+
+
+def test_a_merge_lists_the_worktrees_once_and_costs_the_same_with_many(base: Path) -> None:
+    """Issue 16: one `git worktree list` per merge (its clean-up included), no git
+    call per other worktree, and at most 15 git calls in all."""
+    few = _merge_and_clean_up_calls(base, "few", 0)
+    many = _merge_and_clean_up_calls(base, "many", 24)
+    assert [c[0] for c in few] == [c[0] for c in many]
+    assert sum(c[:2] == ["worktree", "list"] for c in many) == 1
+    assert len(many) <= 15, many
+
+
+def test_the_common_dir_read_from_files_is_what_git_says(base: Path, tmp_path: Path) -> None:
+    from autorun_py import git as g
+
+    linked = tmp_path / "linked wt"
+    git(base, "worktree", "add", "-q", "--detach", str(linked))
+    (base / "sub").mkdir()
+    for where in (base, linked):
+        asked = git(where, "rev-parse", "--path-format=absolute", "--git-common-dir")
+        assert g.common_dir_from_files(where) == Path(asked).resolve()
+        assert g.common_dir(where) == Path(asked).resolve()
+    assert g.common_dir_from_files(base / "sub") is None  # not a top level: git is asked
+    assert g.common_dir(base / "sub") == (base / ".git").resolve()

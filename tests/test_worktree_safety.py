@@ -418,3 +418,51 @@ def test_kill_server_of_a_private_tmux_takes_its_socket_and_nothing_else(
     with pytest.raises(AutorunError):
         worktrees.remove_tmux_socket(fake, "other")
     assert fake.read_text() == "mine\n" and os.path.exists(fake)
+
+
+def test_a_listing_read_earlier_never_lets_remove_delete_what_took_its_place(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A merge lists the worktrees once and removes the stage worktree on that
+    listing; if the worktree went and something else took its place meanwhile, the
+    files are deleted only after the registration was read again."""
+    run = "r"
+    wt = _run_root(run) / "stage-1"
+    worktrees.create(repo, wt, f"autorun/{run}/stage-1-x", "main", run=run)
+    stale = worktrees.listing(repo)
+    git(repo, "worktree", "remove", "--force", str(wt))
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    git(other, "commit", "-q", "--allow-empty", "-m", "o")
+    git(other, "worktree", "add", "-q", "-b", "f", str(wt), "main")
+    (wt / "theirs.txt").write_text("theirs\n")
+    with pytest.raises(AutorunError, match="not a registered linked worktree"):
+        worktrees.remove(repo, wt, run=run, known=stale)
+    assert (wt / "theirs.txt").read_text() == "theirs\n" and (wt / ".git").is_file()
+    # on a listing that is still true, one `git worktree remove` and it is gone
+    mine = _run_root(run) / "stage-2"
+    worktrees.create(repo, mine, f"autorun/{run}/stage-2-x", "main", run=run)
+    known = worktrees.listing(repo)
+    worktrees.remove(repo, mine, run=run, known=known)
+    assert not mine.exists() and known.find(mine.resolve()) == (None, False)
+
+
+def test_branch_deleted_on_a_known_merged_tip_only_while_it_points_there(repo: Path) -> None:
+    run = "r"
+    mine = f"autorun/{run}/stage-1-x"
+    git(repo, "branch", mine)
+    merged = git(repo, "rev-parse", mine)
+    git(repo, "commit", "-q", "--allow-empty", "-m", "base moves on")
+    wt = _run_root(run) / "stage-1"
+    worktrees.attach(repo, wt, mine, run=run)
+    git(wt, "commit", "-q", "--allow-empty", "-m", "stage work after the merge")
+    worktrees.remove(repo, wt, run=run)
+    # the branch gained a commit after `merged`: compare-and-delete refuses, nothing lost
+    assert worktrees.delete_branch(repo, mine, run=run, merged_tip=merged) is False
+    assert git(repo, "rev-parse", mine) != merged
+    git(repo, "branch", "-f", mine, merged)
+    git(repo, "config", f"branch.{mine}.note", "x")
+    assert worktrees.delete_branch(repo, mine, run=run, merged_tip=merged) is True
+    assert git(repo, "branch", "--list", mine) == ""
+    assert mine not in (repo / ".git" / "config").read_text()  # its config section went too
