@@ -152,24 +152,20 @@ def cancel(orch_dir: Path, stage: Optional[int] = None) -> CancelResult:
             result.note = f"run {orch_dir.name} is {state.status}; nothing to cancel"
         result.run_status = state.status
         wanted = stage
-        sessions = [
-            s.session
-            for n, s in sorted(state.stages.items())
-            if s.status == CANCELLED and s.session and (wanted is None or n == wanted)
-        ]
-        monitor = dict(state.monitor)
-        others = [
-            copy.deepcopy(s)
+        ended = [
+            s
             for n, s in sorted(state.stages.items())
             if s.status == CANCELLED and (wanted is None or n == wanted)
         ]
+        # each stage's sessions through its own launcher (a run may mix them)
+        sessions = [s.session for s in ended if s.session and launchers.stage_uses_tmux(state, s)]
+        monitor = dict(state.monitor)
+        others = [copy.deepcopy(s) for s in ended if not launchers.stage_uses_tmux(state, s)]
         run_state = copy.deepcopy(state)
     # The state says cancelled; now end what still runs (again, after a killed call).
-    if not launchers.uses_tmux(run_state):  # another launcher: its own stop
-        for st in others:
-            with contextlib.suppress(AutorunError):
-                result.sessions_killed += launchers.stop_stage(run_state, st)
-        sessions = []
+    for st in others:
+        with contextlib.suppress(AutorunError):
+            result.sessions_killed += launchers.stop_stage(run_state, st)
     tmux = Tmux.from_env()
     for name in sessions:
         with contextlib.suppress(AutorunError):
@@ -305,11 +301,11 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
         if monitor_pid(orch_dir) is not None:
             result.skipped = "its monitor is still running (it ends by itself in a moment)"
             return result
-    if launchers.launcher_name(state) == "background":  # its sessions: stopped, removed
-        from autorun_py.launchers.background import stage_ids, stop_ids
+    from autorun_py.launchers.background import stage_ids, stop_ids
 
+    ids = [i for st in state.stages.values() for i in stage_ids(st)]
+    if ids:  # the run's background sessions (of any stage that had one): stopped, removed
         with contextlib.suppress(AutorunError):
-            ids = [i for st in state.stages.values() for i in stage_ids(st)]
             result.sessions_killed += stop_ids(ids, remove=True)
     tmux = Tmux.from_env()
     for name in tmux.list_sessions():

@@ -4,12 +4,15 @@ Each stage is a Claude Code session of several hundred MB, and all of them share
 one usage limit, so a plan of 40 independent stages must not start 40 sessions.
 The default cap is ``min(cores * 2, available memory / SESSION_MB)``, at least 1;
 ``--max-parallel``, ``AUTORUN_MAX_PARALLEL`` or the config's ``max_parallel``
-override it (in that order).
+override it (in that order); a run whose every launcher has a cap of its own
+(``--launcher tmux=2,background=4``) is capped at their sum instead. Each launcher's
+own cap is applied at claim time (:func:`autorun_py.launchers.place`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -67,10 +70,16 @@ def machine_default() -> ParallelCap:
 
 
 def resolve_max_parallel(
-    flag: Optional[int], env: Optional[str], configured: Optional[int]
+    flag: Optional[int],
+    env: Optional[str],
+    configured: Optional[int],
+    *,
+    launcher_caps: Sequence[Optional[int]] = (),
 ) -> ParallelCap:
-    """The cap for a new run: the flag, else the environment, else the config, else the
-    machine default. ``env`` is the raw ``AUTORUN_MAX_PARALLEL`` value (validated here)."""
+    """The cap for a new run: the flag, else the environment, else the config, else
+    the sum of the launchers' caps when every launcher has one (``tmux=2,background=4``:
+    6), else the machine default. ``env`` is the raw ``AUTORUN_MAX_PARALLEL`` value
+    (validated here)."""
     from autorun_py.errors import AutorunError
 
     if flag is not None:
@@ -87,5 +96,7 @@ def resolve_max_parallel(
         return ParallelCap(value, "AUTORUN_MAX_PARALLEL")
     if configured is not None:
         return ParallelCap(configured, "config max_parallel")
+    if launcher_caps and all(c is not None for c in launcher_caps):
+        return ParallelCap(sum(c or 0 for c in launcher_caps), "the sum of the launchers' caps")
     cap = machine_default()
     return ParallelCap(cap.value, f"machine default: {cap.reason}")

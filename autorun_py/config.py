@@ -20,10 +20,11 @@ Environment overrides: ``AUTORUN_CLAUDE`` (the agent executable),
 ``AUTORUN_MODEL`` (every phase) and ``AUTORUN_MODEL_<PHASE>``, ``AUTORUN_KEEP_SESSIONS``,
 ``AUTORUN_PLUGIN_DIR`` (passed as ``--plugin-dir`` when the plugin is not installed),
 ``AUTORUN_LAUNCHER`` (``launcher``: ``tmux``, the default, ``background`` or
-``remote``; what runs the stages of new runs, see docs/scale-out.md). The remote
-launcher's ``"remote": {"environment": "ccpool_...", "git_remote": "origin"}``
-(the plan's front matter and ``--remote-environment`` / ``--remote-git-remote``
-take precedence).
+``remote``; what runs the stages of new runs, or several with a cap each,
+``tmux=2,background=4``, also as ``"launchers": {"tmux": 2, "background": 4}``;
+see docs/scale-out.md). The remote launcher's ``"remote": {"environment":
+"ccpool_...", "git_remote": "origin"}`` (the plan's front matter and
+``--remote-environment`` / ``--remote-git-remote`` take precedence).
 
 ``permission_mode`` is passed to Claude Code as ``--permission-mode``; ``dontAsk``
 needs an allow list in Claude Code's settings (``permissions.allow``). Which mode an
@@ -63,7 +64,8 @@ class Config:
     verify_timeout: Optional[float] = None
     verify_attempts: Optional[int] = None
     verify_parallel: Optional[int] = None
-    launcher: str = "tmux"  # what runs new runs' stages (autorun_py/launchers)
+    # what runs new runs' stages: a name or caps, "tmux=2,background=4" (autorun_py/launchers)
+    launcher: str = "tmux"
     # the remote launcher's defaults (``"remote": {"environment", "git_remote"}``)
     remote_environment: Optional[str] = None
     remote_git_remote: Optional[str] = None
@@ -142,14 +144,7 @@ def load_config() -> Config:
         raise AutorunError(
             "verify_timeout, verify_attempts and verify_parallel must be numbers", path=path
         ) from None
-    launcher = str(env.get("AUTORUN_LAUNCHER") or raw.get("launcher") or "tmux")
-    from autorun_py.launchers import NAMES
-
-    if launcher not in NAMES:
-        raise AutorunError(
-            f"launcher must be one of {', '.join(NAMES)}, not {launcher!r}",
-            path="AUTORUN_LAUNCHER" if env.get("AUTORUN_LAUNCHER") else path,
-        )
+    launcher = _launcher_spec(env.get("AUTORUN_LAUNCHER"), raw, path)
     remote = raw.get("remote") if raw.get("remote") is not None else {}
     if not isinstance(remote, dict) or not all(
         isinstance(remote.get(k), (str, type(None))) for k in ("environment", "git_remote")
@@ -177,6 +172,27 @@ def load_config() -> Config:
         max_parallel=max_parallel,
         launch_stagger=stagger,
     )
+
+
+def _launcher_spec(from_env: Optional[str], raw: dict[str, Any], path: Any) -> str:
+    """``AUTORUN_LAUNCHER``, else the config's ``launchers`` (``{"tmux": 2,
+    "background": 4}``) or ``launcher`` (a name or ``tmux=2,background=4``), as the
+    spec text ``--launcher`` takes; one clear error for a bad one."""
+    from autorun_py.launchers import NAMES, from_value, spec_text
+
+    if from_env:
+        value: Any = from_env
+        where: Any = "AUTORUN_LAUNCHER"
+    elif raw.get("launchers") is not None:
+        value, where = raw["launchers"], path
+    else:
+        value, where = raw.get("launcher") or "tmux", path
+    try:
+        return spec_text(from_value(value, "launcher"))
+    except AutorunError as exc:
+        raise AutorunError(
+            f"launcher must be one of {', '.join(NAMES)} (or name=cap,...): {exc}", path=where
+        ) from None
 
 
 def find_agent(config: Config) -> Optional[str]:

@@ -103,13 +103,17 @@ def record_session_id(stage: StageState, session_id: str) -> None:
 
 
 def claim(txn: Transaction, numbers: Optional[list[int]] = None) -> list[int]:
-    """Claim the stages to start now (all the scheduler picks, or just ``numbers``)."""
+    """Claim the stages to start now (all the scheduler picks, or just ``numbers``),
+    each on the first of the run's launchers with a free slot (``launcher``)."""
     state = txn.state
     chosen = select_ready(state)
     if numbers is not None:
         chosen = [n for n in chosen if n in numbers]
+    placed = launchers.place(state, chosen)
+    chosen = [n for n in chosen if n in placed]
     for n in chosen:
         stage = state.stages[n]
+        stage.extra["launcher"] = placed[n]
         stage.launch_attempts += 1
         transition(txn, n, IN_PROGRESS, source="launch", attempt=stage.launch_attempts)
         stage.launched_at = utc_now()
@@ -261,7 +265,7 @@ def _start_stage(
         phase="start",
         session_id=stage.claude_session_id,
     )
-    started = launchers.for_run(state, tmux).start(
+    started = launchers.for_stage(state, stage, tmux).start(
         state,
         stage,
         argv,
@@ -340,7 +344,7 @@ def start_claimed(
             st = txn.state.stages[n]
             st.start_commit = start
             st.extra["session_started_at"] = utc_now()
-            launchers.record_started(launchers.for_run(txn.state, tmux), st, started)
+            launchers.record_started(launchers.for_stage(txn.state, st, tmux), st, started)
             txn.emit(
                 "stage_launched",
                 stage=n,
@@ -508,7 +512,7 @@ def chain(
     if ctx is not None:
         env.update({"AUTORUN_ORCH_DIR": ctx.orch_dir, "AUTORUN_STAGE": str(ctx.stage)})
         run_state = StatusStore(Path(ctx.orch_dir)).read()
-        if not launchers.uses_tmux(run_state):
+        if not launchers.stage_uses_tmux(run_state, run_state.stage(ctx.stage)):
             return _chain_launcher(run_state, ctx.stage, argv, env, workdir, window, close_caller)
         store = StatusStore(Path(ctx.orch_dir))
         with store.transaction() as txn:
@@ -548,11 +552,11 @@ def _chain_launcher(
     window: str,
     close_caller: bool,
 ) -> ChainResult:
-    """``chain`` in a run whose launcher is not tmux: the next step is a new session
+    """``chain`` in a stage whose launcher is not tmux: the next step is a new session
     of that launcher in the same worktree; the caller's session is ended shortly
     after (``--close-caller``), found by its Claude session id."""
-    launcher = launchers.for_run(state)
     stage = state.stage(number)
+    launcher = launchers.for_stage(state, stage)
     started = launcher.start(
         state,
         stage,

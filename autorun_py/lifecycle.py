@@ -60,7 +60,7 @@ def retry(orch_dir: Path, number: int) -> dict[str, Any]:
                 "stage is retried"
             )
         old_worktree, old_session = stage.worktree, stage.session
-        if not launchers.uses_tmux(state):  # another launcher ends its own sessions
+        if not launchers.stage_uses_tmux(state, stage):  # another launcher ends its own
             with contextlib.suppress(AutorunError):
                 launchers.stop_stage(state, stage)
             old_session = None

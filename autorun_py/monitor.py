@@ -44,7 +44,7 @@ from typing import Any, Callable, Optional
 from autorun_py import launchers, paths
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
-from autorun_py.launchers import stage_alive, uses_tmux
+from autorun_py.launchers import stage_alive, stage_uses_tmux
 from autorun_py.resume import stage_record
 from autorun_py.state import IN_PROGRESS, RUN_RUNNING, RunState, StatusStore
 from autorun_py.timeutil import format_utc as _iso
@@ -457,7 +457,7 @@ class Monitor:
         first: dict[int, tuple[str, str]] = {}
         missing: list[int] = []
         for n, st in sorted(running.items()):
-            if not uses_tmux(state):  # no pane to read: liveness from the launcher
+            if not stage_uses_tmux(state, st):  # no pane: liveness from its launcher
                 if not stage_alive(self.tmux, state, st):
                     missing.append(n)
                 continue
@@ -553,9 +553,10 @@ class Monitor:
                     and st.session
                     and st.start_commit
                     and n not in handled
+                    and stage_uses_tmux(state, st)  # other launchers': at the checks
                 ]
-                if not running or not uses_tmux(state):
-                    continue  # another launcher's sessions: at the checks (claude agents)
+                if not running:
+                    continue
                 names = set(self.tmux.list_sessions())
                 for n in running:
                     if state.stages[n].session not in names:

@@ -75,7 +75,9 @@ def run_orchestrate(
         plan_path=plan.path,
     ).to_raw()
     remote = None
-    if launcher == "remote":
+    from autorun_py.launchers import parse_spec
+
+    if "remote" in [c.name for c in parse_spec(launcher, "--launcher")]:
         remote = _remote_settings(plan, cwd, remote_environment, remote_git_remote)
     if dry_run:
         repo = repo_info(cwd)

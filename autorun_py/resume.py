@@ -180,7 +180,7 @@ def restart_agent(
             prompt = f"/autorun:start {st.context_file}"
         argv = agent_argv(config, prompt, phase="start", session_id=sid)
     st.session = name
-    launcher = launchers.for_run(state, tmux)
+    launcher = launchers.for_stage(state, st, tmux)
     started = launcher.start(
         state,
         st,

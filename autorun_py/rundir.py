@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from autorun_py import git, paths, worktrees
 from autorun_py.errors import AutorunError, UsageError
 from autorun_py.events import append_event, utc_now
+from autorun_py.launchers import parse_spec, set_run_launchers
 from autorun_py.state import (
     RUN_RUNNING,
     STATUS_FILE,
@@ -203,8 +204,9 @@ def initial_state(
         schedule=schedule,
         max_parallel=max_parallel,
         critical_path=list(plan.critical_path),
-        extra={"launcher": launcher},
     )
+    # ``launcher``: one name or a spec with caps, ``tmux=2,background=4`` (launchers/)
+    set_run_launchers(state.extra, parse_spec(launcher, "launcher"))
     if verify is not None:
         state.extra["verify"] = dict(verify)  # the merge gate (autorun_py/gate.py)
     return state

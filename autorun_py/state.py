@@ -524,7 +524,8 @@ def _stage_numbers(
 
 _STAGE_STR_FIELDS = (
     "name context_file branch plan_file started_at completed_at worktree session "
-    "claude_session_id launched_at start_commit merge_commit failure failed_at merge_state"
+    "claude_session_id launched_at start_commit merge_commit failure failed_at merge_state "
+    "launcher"
 ).split()
 _RUN_STR_FIELDS = "created_at orch_dir completed_at base_commit".split()
 _RUN_STATUSES = (RUN_RUNNING, RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES, RUN_CANCELLED)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autorun_py import paths
 from autorun_py.gate import spec_of
+from autorun_py.launchers import stage_launcher_name
 from autorun_py.state import COMPLETED, PENDING, RunState
 from autorun_py.timeutil import format_duration
 from autorun_py.view import elapsed_seconds
@@ -17,6 +18,17 @@ from autorun_py.view import elapsed_seconds
 def _tmux_prefix() -> str:
     sock = os.environ.get("AUTORUN_TMUX_SOCKET")
     return f"tmux -L {shlex.quote(sock)}" if sock else "tmux"
+
+
+def launchers_text(state: RunState) -> str:
+    """The run's launchers in placement order with their caps: ``tmux (at most 2),
+    background (at most 4)``; one without a cap: ``tmux``."""
+    from autorun_py.launchers import run_caps
+
+    return ", ".join(
+        c.name if c.max_parallel is None else f"{c.name} (at most {c.max_parallel})"
+        for c in run_caps(state)
+    )
 
 
 def launch_summary(
@@ -47,6 +59,7 @@ def launch_summary(
         + (f", at most {state.max_parallel} at once" if state.max_parallel else ", no cap")
         + (f" ({cap_reason})" if cap_reason and state.max_parallel else ""),
         f"  Merge gate:    {spec_of(state).describe()}",
+        f"  Launchers:     {launchers_text(state)}",
         "",
     ]
     first_wave = state.waves[0] if state.waves else []
@@ -60,7 +73,7 @@ def launch_summary(
         lines += [
             f"  Stage {n}: {st.name}",
             f"    Branch:   {st.branch or '-'}",
-            f"    Session:  {st.session or '-'}",
+            f"    Session:  {st.session or '-'} ({stage_launcher_name(state, st)})",
             f"    Worktree: {st.worktree or '-'}",
             "    Pipeline: start → triage → appropriate pipeline → merge",
         ]
@@ -79,13 +92,14 @@ def launch_summary(
 
     tm = _tmux_prefix()
     lines += ["", f"Monitor log: {paths.layout().monitor_log(state.project_slug)}"]
-    if launchers.uses_tmux(state):
-        lines.append(f"Sessions:    {tm} list-sessions | grep {state.project_slug}")
-    else:
-        lines.append(f"Sessions:    claude agents  (launcher {launchers.launcher_name(state)})")
+    for name in launchers.run_launcher_names(state):
+        if name == "tmux":
+            lines.append(f"Sessions:    {tm} list-sessions | grep {state.project_slug}")
+        else:
+            lines.append(f"Sessions:    claude agents  (launcher {name})")
     if launched:
         first = state.stages[launched[0]]
-        if launchers.uses_tmux(state):
+        if launchers.stage_uses_tmux(state, first):
             lines.append(f"Attach:      {tm} attach -t {shlex.quote(first.session or '')}")
         else:
             hint = launchers.attach_hint(state, first)

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from autorun_py.errors import AutorunError
 from autorun_py.gate import spec_of
+from autorun_py.launchers import stage_launcher_name
 from autorun_py.rundir import all_orchestrations
 from autorun_py.state import (
     BLOCKED,
@@ -86,8 +87,11 @@ def liveness(
     alive = None if sessions is None else bool(stage.session and stage.session in sessions)
     from autorun_py import launchers
 
-    if not launchers.uses_tmux(state):  # liveness from the run's own launcher
-        alive = launchers.stage_alive(None, state, stage)
+    if not launchers.stage_uses_tmux(state, stage):  # liveness from the stage's launcher
+        try:
+            alive = launchers.stage_alive(None, state, stage)
+        except AutorunError:
+            alive = None
     stamps = []
     try:
         stamps.append(log_path(state, stage.number).stat().st_mtime)
@@ -122,7 +126,9 @@ def stage_row(
         "implement_progress": progress,
         "branch": stage.branch,
         "session": stage.session,
+        "launcher": stage_launcher_name(state, stage) if stage.status != PENDING else None,
         "attach": _attach(state, stage),
+        "waiting_for": _waiting_for(state, stage),
         "worktree": stage.worktree,
         "elapsed_seconds": elapsed_seconds(stage.started_at, stage.completed_at or stage.failed_at)
         if stage.status != PENDING
@@ -136,6 +142,16 @@ def stage_row(
         **monitor_fields(state, stage),
         **liveness(state, stage, sessions),
     }
+
+
+def _waiting_for(state: RunState, stage: StageState) -> Optional[str]:
+    """What the stage's session waits for, when its launcher knows (background:
+    ``claude agents``' state; tmux: the monitor's classifier, in ``attention``)."""
+    if stage.status != IN_PROGRESS:
+        return None
+    from autorun_py.launchers import stage_waiting
+
+    return stage_waiting(state, stage)
 
 
 def _attach(state: RunState, stage: StageState) -> Optional[str]:
@@ -170,9 +186,13 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
     counts = state.counts()
     total = len(state.stages)
     running = any(s.status == IN_PROGRESS for s in state.stages.values())
-    from autorun_py.launchers import launcher_name, uses_tmux
+    from autorun_py.launchers import launcher_name, run_caps, stage_uses_tmux
 
-    sessions = tmux_sessions() if running and uses_tmux(state) else {}
+    caps = run_caps(state)
+    tmux_running = any(
+        s.status == IN_PROGRESS and stage_uses_tmux(state, s) for s in state.stages.values()
+    )
+    sessions = tmux_sessions() if running and tmux_running else {}
     stages = [stage_row(state, state.stages[n], sessions) for n in sorted(state.stages)]
     from autorun_py.monitor import monitor_alive
 
@@ -188,6 +208,7 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
         "status": state.status,
         "schedule": state.schedule,
         "launcher": launcher_name(state),
+        "launchers": [c.to_raw() for c in caps],
         "max_parallel": state.max_parallel,
         "created_at": state.created_at,
         "elapsed_seconds": elapsed_seconds(state.created_at, state.completed_at),
@@ -264,6 +285,7 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
         lines.append(f"merge gate: {gate['command']} (timeout {gate.get('timeout', 0):g}s)")
     else:
         lines.append("merge gate: none (not gated)")
+    lines.append(f"launchers: {_launchers_text(summary)}")
     waves = "  ".join(f"{i}:{w}" for i, w in enumerate(summary["waves"], start=1))
     lines.append(f"waves: {waves}")
     if summary["critical_path"]:
@@ -288,15 +310,25 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
     return "\n".join(line[:width] if len(line) > width else line for line in lines)
 
 
+def _launchers_text(summary: dict[str, Any]) -> str:
+    caps = summary.get("launchers") or [{"name": summary.get("launcher") or "tmux"}]
+    return ", ".join(
+        str(c["name"]) + (f" (at most {c['max_parallel']})" if c.get("max_parallel") else "")
+        for c in caps
+    )
+
+
 def _session_lines(row: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     if row["status"] != IN_PROGRESS or row.get("session_alive") is None:
         return []
     idle = row.get("idle_seconds")
     last = f"last output {format_duration(idle)} ago" if idle is not None else "no output yet"
+    on = f" [{row['launcher']}]" if row.get("launcher") else ""
+    waiting = [f"        waiting: {row['waiting_for']}"] if row.get("waiting_for") else []
     if row["session_alive"]:
         attach = [f"        attach: {row['attach']}"] if row.get("attach") else []
-        return [f"        session alive, {last}", *attach]
-    return [f"        session GONE ({last})"]
+        return [f"        session alive, {last}{on}", *waiting, *attach]
+    return [f"        session GONE ({last}){on}", *waiting]
 
 
 def _monitor_lines(row: dict[str, Any]) -> list[str]:

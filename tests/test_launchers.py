@@ -93,3 +93,152 @@ def test_tmux_is_the_default_and_the_status_view_says_how_to_attach(
     text = run_cli(["status", orch.name], repo).stdout
     assert f"attach -t {row['session']}" in text
     assert wait_finished(orch)["status"] == "completed"
+
+
+# ------------------------------------------------------------- per-launcher capacity
+
+
+def test_a_launcher_spec_names_launchers_in_order_with_caps_and_refuses_bad_ones() -> None:
+    caps = launchers.parse_spec("tmux=2, background=4")
+    assert caps == [launchers.LauncherCap("tmux", 2), launchers.LauncherCap("background", 4)]
+    assert launchers.spec_text(caps) == "tmux=2,background=4"
+    assert launchers.parse_spec("background") == [launchers.LauncherCap("background", None)]
+    assert launchers.parse_spec("tmux=1,background")[1].max_parallel is None
+    for bad, why in (
+        ("tmux=0", "positive number"),
+        ("tmux=two", "positive number"),
+        ("tmux,tmux=2", "named twice"),
+        ("", "no launcher named"),
+        ("tmux=2,pigeon=1", "unknown launcher 'pigeon'"),
+    ):
+        with pytest.raises(AutorunError, match=why):
+            launchers.parse_spec(bad)
+    # the config's object and list forms
+    assert launchers.from_value({"tmux": 2, "background": None}, "x") == [
+        launchers.LauncherCap("tmux", 2),
+        launchers.LauncherCap("background", None),
+    ]
+    assert launchers.from_value([{"name": "background", "max_parallel": 3}], "x") == [
+        launchers.LauncherCap("background", 3)
+    ]
+    with pytest.raises(AutorunError, match=r"x\[0\]"):
+        launchers.from_value([7], "x")
+
+
+def test_each_stage_goes_to_the_first_launcher_with_a_free_slot() -> None:
+    caps = launchers.parse_spec("tmux=2,background=3")
+    assert launchers.assign([5, 1, 2, 3, 4, 6], caps, {}) == {
+        5: "tmux",
+        1: "tmux",
+        2: "background",
+        3: "background",
+        4: "background",
+    }  # stage 6 finds no slot: it waits
+    assert launchers.assign([1, 2], caps, {"tmux": 2, "background": 2}) == {1: "background"}
+    uncapped = launchers.parse_spec("tmux=1,background")
+    assert launchers.assign([1, 2, 3], uncapped, {"tmux": 0}) == {
+        1: "tmux",
+        2: "background",
+        3: "background",
+    }
+
+
+def test_config_launchers_object_and_environment_spec(
+    autorun_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    autorun_home.mkdir(parents=True, exist_ok=True)
+    cfg = autorun_home / "config.json"
+    cfg.write_text('{"launchers": {"tmux": 2, "background": 4}}')
+    assert load_config().launcher == "tmux=2,background=4"
+    cfg.write_text('{"launcher": "background=3"}')
+    assert load_config().launcher == "background=3"
+    cfg.write_text('{"launchers": {"tmux": 0}}')
+    with pytest.raises(AutorunError, match="positive number") as err:
+        load_config()
+    assert str(cfg) in str(err.value)
+    monkeypatch.setenv("AUTORUN_LAUNCHER", "background=1,tmux")
+    assert load_config().launcher == "background=1,tmux"
+
+
+def test_dry_run_and_summary_show_the_launchers_their_caps_and_each_stages_launcher(
+    repo: Path,
+) -> None:
+    write_plan(repo, [(n, f"S{n}", []) for n in range(1, 5)])
+    args = ["orchestrate", "master_plan.md", "--launcher", "tmux=1,background=2", "--dry-run"]
+    out = cli_json(args, repo)
+    assert out["launched"] == [1, 2, 3]  # 4 waits: the total is the caps' sum, 3
+    assert out["max_parallel"] == 3
+    text = run_cli(args, repo, check=True).stdout
+    assert "Launchers:     tmux (at most 1), background (at most 2)" in text, text
+    assert "at most 3 at once (the sum of the launchers' caps)" in text, text
+    assert "_stage-1 (tmux)" in text and "_stage-2 (background)" in text, text
+    assert "_stage-3 (background)" in text and "_stage-4" not in text, text
+    # --max-parallel still caps the total
+    capped = cli_json([*args, "--max-parallel", "2"], repo)
+    assert capped["launched"] == [1, 2]
+    bad = run_cli(["orchestrate", "master_plan.md", "--launcher", "tmux=0", "--dry-run"], repo)
+    assert bad.returncode == 2 and "positive number" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_claim_places_stages_per_launcher_records_it_and_status_shows_it(repo: Path) -> None:
+    from autorun_py.launch import claim
+    from autorun_py.state import COMPLETED, StatusStore, transition
+
+    write_plan(repo, [(1, "A", []), (2, "B", []), (3, "C", []), (4, "D", [])])
+    out = cli_json(
+        ["orchestrate", "master_plan.md", "--launcher", "tmux=1,background=2", "--no-launch"],
+        repo,
+    )
+    orch = Path(out["orch_dir"])
+    raw = json.loads((orch / "status.json").read_text())
+    assert raw["launcher"] == "tmux"  # what an older reader knows: the first one
+    assert raw["launchers"] == [
+        {"name": "tmux", "max_parallel": 1},
+        {"name": "background", "max_parallel": 2},
+    ]
+    assert raw["max_parallel"] == 3
+    store = StatusStore(orch)
+    with store.transaction() as txn:
+        assert claim(txn) == [1, 2, 3]
+    raw = json.loads((orch / "status.json").read_text())
+    placed = {n: raw["stages"][n].get("launcher") for n in "1234"}
+    assert placed == {"1": "tmux", "2": "background", "3": "background", "4": None}
+    with store.transaction() as txn:
+        transition(txn, 2, COMPLETED)  # a background slot frees up
+        assert claim(txn) == [4]
+        assert txn.state.stages[4].extra["launcher"] == "background"
+    with store.transaction() as txn:
+        transition(txn, 1, COMPLETED)
+        assert claim(txn) == []  # nothing left to place
+    view = cli_json(["status", orch.name], repo)
+    assert view["launchers"] == raw["launchers"]
+    rows = {r["number"]: r for r in view["stages"]}
+    assert rows[1]["launcher"] == "tmux" and rows[4]["launcher"] == "background"
+    text = run_cli(["status", orch.name], repo, check=True).stdout
+    assert "launchers: tmux (at most 1), background (at most 2)" in text, text
+
+
+def test_a_stage_without_a_launcher_is_the_runs_and_a_bad_one_is_one_line(repo: Path) -> None:
+    write_plan(repo, [(1, "A", [])])
+    out = cli_json(
+        ["orchestrate", "master_plan.md", "--launcher", "background", "--no-launch"], repo
+    )
+    orch = Path(out["orch_dir"])
+    raw = json.loads((orch / "status.json").read_text())
+    assert "launchers" not in raw  # one launcher without a cap: as before
+    from autorun_py.state import StatusStore
+
+    state = StatusStore(orch).read()
+    assert launchers.stage_launcher_name(state, state.stages[1]) == "background"
+    raw["launchers"] = [{"name": "tmux", "max_parallel": "lots"}]
+    (orch / "status.json").write_text(json.dumps(raw))
+    bad = run_cli(["status", orch.name], repo)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "launchers in status.json" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    del raw["launchers"]
+    raw["stages"]["1"]["launcher"] = 5
+    (orch / "status.json").write_text(json.dumps(raw))
+    bad = run_cli(["status", orch.name], repo)
+    assert bad.returncode != 0 and "stages.1.launcher" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -11,6 +11,20 @@ import click
 from autorun_py.cli._out import echo_err, echo_json
 
 
+def _launcher_option(
+    ctx: click.Context, param: click.Parameter, value: Optional[str]
+) -> Optional[str]:
+    if value is None:
+        return None
+    from autorun_py.errors import AutorunError
+    from autorun_py.launchers import parse_spec, spec_text
+
+    try:
+        return spec_text(parse_spec(value, "--launcher"))
+    except AutorunError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--launcher: ")) from None
+
+
 @click.command("orchestrate")
 @click.argument("plan_path", metavar="PLAN", type=click.Path(path_type=Path))
 @click.option(
@@ -29,12 +43,15 @@ from autorun_py.cli._out import echo_err, echo_json
 )
 @click.option(
     "--launcher",
-    type=click.Choice(["tmux", "background", "remote"]),
+    metavar="NAME[=CAP],...",
     default=None,
+    callback=_launcher_option,
     help="What runs each stage's session: tmux (a tmux session each), background "
     "(Claude Code background sessions, `claude --bg`) or remote (cloud sessions on your "
-    "self-hosted environment). Default: AUTORUN_LAUNCHER, else the config's launcher, else "
-    "tmux. Kept for the whole run (docs/scale-out.md).",
+    "self-hosted environment); several with a cap each, e.g. "
+    "tmux=2,background=4: each stage goes to the first with a free slot. Default: "
+    "AUTORUN_LAUNCHER, else the config's launcher(s), else tmux. Kept for the whole run "
+    "(docs/scale-out.md).",
 )
 @click.option(
     "--remote-environment",
@@ -84,13 +101,18 @@ def orchestrate(
 
     from autorun_py.capacity import resolve_max_parallel
     from autorun_py.config import load_config
+    from autorun_py.launchers import parse_spec
     from autorun_py.orchestrate import run_orchestrate
     from autorun_py.permissions import unattended_warning
     from autorun_py.plan import PlanError
 
     config = load_config()
+    launcher = launcher or config.launcher
     cap = resolve_max_parallel(
-        max_parallel, os.environ.get("AUTORUN_MAX_PARALLEL"), config.max_parallel
+        max_parallel,
+        os.environ.get("AUTORUN_MAX_PARALLEL"),
+        config.max_parallel,
+        launcher_caps=[c.max_parallel for c in parse_spec(launcher)],
     )
     warning = unattended_warning(config, Path.cwd())
     if warning:
@@ -102,7 +124,7 @@ def orchestrate(
             max_parallel=cap.value,
             max_parallel_reason=cap.reason,
             schedule=schedule,
-            launcher=launcher or config.launcher,
+            launcher=launcher,
             dry_run=dry_run,
             launch=not no_launch,
             monitor=not no_monitor,

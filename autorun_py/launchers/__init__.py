@@ -1,8 +1,15 @@
-"""Launchers: what runs a stage's Claude Code session, chosen per run.
+"""Launchers: what runs a stage's Claude Code session, chosen per stage at claim.
 
 The scheduler, merge, gate, review, monitor and report never ask which one runs
-a stage; they call the few functions here, which pick the run's launcher from
-``status.json`` (``"launcher"``, absent = ``tmux``):
+a stage; they call the few functions here, which pick the stage's launcher from
+``status.json``: the stage's ``"launcher"`` (set when it was claimed), else the
+run's ``"launcher"`` (absent = ``tmux``), so files written before stages had one
+read the same.
+
+A run may mix launchers with a cap each (``--launcher tmux=2,background=4``,
+kept as the run's ``"launchers"``: ``[{"name": "tmux", "max_parallel": 2},
+...]``): at claim time each ready stage gets the first launcher, in the order
+given, with a free slot (:func:`place`); the run's total cap still applies.
 
 - ``tmux`` (the default, :mod:`.tmux_launcher`): an interactive session in a
   tmux session of autorun's server.
@@ -19,6 +26,7 @@ answers the same questions (:class:`Launcher`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
@@ -73,7 +81,23 @@ class Launcher(Protocol):
         """What ``autorun_py.killer`` ends after a merge (None: nothing)."""
 
 
+@dataclass(frozen=True)
+class LauncherCap:
+    """One launcher of a run and how many of its stages may run at once (None: as
+    many as the run's total cap leaves)."""
+
+    name: str
+    max_parallel: Optional[int] = None
+
+    def text(self) -> str:
+        return self.name if self.max_parallel is None else f"{self.name}={self.max_parallel}"
+
+    def to_raw(self) -> dict[str, Any]:
+        return {"name": self.name, "max_parallel": self.max_parallel}
+
+
 def launcher_name(state: Any) -> str:
+    """The run's own launcher (the first of its launchers)."""
     name = state.extra.get("launcher") if hasattr(state, "extra") else None
     return str(name or DEFAULT)
 
@@ -82,6 +106,137 @@ def check_name(name: str, where: str = "--launcher") -> str:
     if name not in NAMES:
         raise AutorunError(f"{where}: unknown launcher {name!r} (one of: {', '.join(NAMES)})")
     return name
+
+
+def _cap(value: Any, where: str) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise AutorunError(f"{where}: a launcher's cap must be a positive number, not {value!r}")
+    return value
+
+
+def _checked(caps: list[LauncherCap], where: str) -> list[LauncherCap]:
+    if not caps:
+        raise AutorunError(f"{where}: no launcher named (e.g. tmux, or tmux=2,background=4)")
+    seen: set[str] = set()
+    for cap in caps:
+        check_name(cap.name, where)
+        if cap.name in seen:
+            raise AutorunError(f"{where}: launcher {cap.name!r} is named twice")
+        seen.add(cap.name)
+    return caps
+
+
+def parse_spec(text: str, where: str = "--launcher") -> list[LauncherCap]:
+    """``tmux`` or ``tmux=2,background=4`` (a name, or name=cap, comma-separated;
+    a name without a cap takes what the total cap leaves)."""
+    caps = []
+    for part in str(text).split(","):
+        name, eq, value = part.strip().partition("=")
+        if not name.strip() and not eq:
+            continue
+        cap = _cap(value.strip(), f"{where} {part.strip()!r}") if eq else None
+        caps.append(LauncherCap(name.strip(), cap))
+    return _checked(caps, where)
+
+
+def from_value(value: Any, where: str) -> list[LauncherCap]:
+    """The config's ``launcher``/``launchers``: a spec string, an object ``{"tmux": 2,
+    "background": 4}`` (in that order), or a list of names / ``{"name", "max_parallel"}``."""
+    if isinstance(value, str):
+        return parse_spec(value, where)
+    if isinstance(value, Mapping):
+        return _checked(
+            [LauncherCap(str(k), _cap(v, f"{where}.{k}")) for k, v in value.items()], where
+        )
+    if isinstance(value, list):
+        caps = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                caps.append(LauncherCap(item))
+            elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                caps.append(
+                    LauncherCap(item["name"], _cap(item.get("max_parallel"), f"{where}[{i}]"))
+                )
+            else:
+                raise AutorunError(
+                    f"{where}[{i}]: expected a launcher name or "
+                    f'{{"name": ..., "max_parallel": ...}}, not {item!r}'
+                )
+        return _checked(caps, where)
+    raise AutorunError(f"{where}: expected a launcher name or an object of caps, not {value!r}")
+
+
+def spec_text(caps: Sequence[LauncherCap]) -> str:
+    return ",".join(c.text() for c in caps)
+
+
+def run_caps(state: Any) -> list[LauncherCap]:
+    """The run's launchers with their caps, in the order stages are placed on them
+    (``status.json`` ``"launchers"``; absent = the run's one launcher, no cap of its own)."""
+    raw = state.extra.get("launchers") if hasattr(state, "extra") else None
+    if raw is None:
+        return [LauncherCap(launcher_name(state))]
+    return from_value(raw, "launchers in status.json")
+
+
+def set_run_launchers(extra: dict[str, Any], caps: Sequence[LauncherCap]) -> None:
+    """Record a new run's launchers: ``"launcher"`` (the first: what every reader of
+    an older autorun knows) and, for more than one or a cap, ``"launchers"``."""
+    extra["launcher"] = caps[0].name
+    if len(caps) > 1 or caps[0].max_parallel is not None:
+        extra["launchers"] = [c.to_raw() for c in caps]
+
+
+def stage_launcher_name(state: Any, stage: Any) -> str:
+    """The launcher that runs (or ran) ``stage``: its own, else the run's (not checked
+    here: :func:`for_stage` refuses an unknown one)."""
+    name = stage.extra.get("launcher") if hasattr(stage, "extra") else None
+    return launcher_name(state) if name is None else str(name)
+
+
+def run_launcher_names(state: Any) -> list[str]:
+    """Every launcher the run uses or used: its own, in order, then any a stage names."""
+    names = [c.name for c in run_caps(state)]
+    for stage in state.stages.values():
+        name = stage_launcher_name(state, stage)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def running_counts(state: Any, running_status: str = "in_progress") -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for stage in state.stages.values():
+        if stage.status == running_status:
+            name = stage_launcher_name(state, stage)
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def assign(
+    chosen: Iterable[int], caps: Sequence[LauncherCap], running: Mapping[str, int]
+) -> dict[int, str]:
+    """Pure: each stage of ``chosen`` (best first) on the first launcher of ``caps``
+    with a free slot, given ``running`` stages per launcher; a stage that finds none
+    is left out (it waits for a slot)."""
+    busy = dict(running)
+    out: dict[int, str] = {}
+    for n in chosen:
+        for cap in caps:
+            if cap.max_parallel is None or busy.get(cap.name, 0) < cap.max_parallel:
+                out[n] = cap.name
+                busy[cap.name] = busy.get(cap.name, 0) + 1
+                break
+    return out
+
+
+def place(state: Any, chosen: Sequence[int]) -> dict[int, str]:
+    """Where each of the scheduler's ``chosen`` stages runs (see :func:`assign`)."""
+    return assign(chosen, run_caps(state), running_counts(state))
 
 
 def get(name: str, tmux: Any = None) -> Launcher:
@@ -101,29 +256,50 @@ def get(name: str, tmux: Any = None) -> Launcher:
 
 
 def for_run(state: Any, tmux: Any = None) -> Launcher:
-    """The launcher of the run ``state`` (a :class:`~autorun_py.state.RunState`)."""
+    """The run's own launcher (a :class:`~autorun_py.state.RunState`); a stage's is
+    :func:`for_stage`."""
     return get(launcher_name(state), tmux)
 
 
+def for_stage(state: Any, stage: Any, tmux: Any = None) -> Launcher:
+    """The launcher that runs ``stage`` of the run ``state``."""
+    name = stage_launcher_name(state, stage)
+    check_name(name, f"stages.{stage.number}.launcher in status.json")
+    return get(name, tmux)
+
+
 def uses_tmux(state: Any) -> bool:
-    return launcher_name(state) == "tmux"
+    """Some stage of the run runs (or may run) in tmux."""
+    return "tmux" in run_launcher_names(state)
+
+
+def stage_uses_tmux(state: Any, stage: Any) -> bool:
+    return stage_launcher_name(state, stage) == "tmux"
 
 
 def stage_alive(tmux: Any, state: Any, stage: Any) -> bool:
-    return for_run(state, tmux).alive(state, stage)
+    return for_stage(state, stage, tmux).alive(state, stage)
+
+
+def stage_waiting(state: Any, stage: Any) -> Optional[str]:
+    """What the stage's session waits for, when its launcher knows (None: nothing known)."""
+    try:
+        return for_stage(state, stage).waiting(state, stage)
+    except AutorunError:
+        return None
 
 
 def stop_stage(state: Any, stage: Any, tmux: Any = None) -> list[str]:
-    return for_run(state, tmux).stop(state, stage)
+    return for_stage(state, stage, tmux).stop(state, stage)
 
 
 def kill_target(state: Any, stage: Any) -> Optional[str]:
-    return for_run(state).kill_target(state, stage)
+    return for_stage(state, stage).kill_target(state, stage)
 
 
 def attach_hint(state: Any, stage: Any) -> Optional[str]:
     try:
-        return for_run(state).attach(state, stage)
+        return for_stage(state, stage).attach(state, stage)
     except AutorunError:
         return None
 
@@ -154,7 +330,7 @@ def poll(state: Any) -> list[dict[str, Any]]:
 
     stages = getattr(state, "stages", {})
     if not any(
-        st.status == IN_PROGRESS and (st.extra.get("launcher") or launcher_name(state)) == "remote"
+        st.status == IN_PROGRESS and stage_launcher_name(state, st) == "remote"
         for st in stages.values()
     ):
         return []
