@@ -388,3 +388,36 @@ def test_a_failed_runs_report_says_why(repo: Path) -> None:
     by_number = {s["number"]: s for s in report.to_json()["stages"]}
     assert by_number[2]["blocked_by"] == 1
     assert by_number[1]["failure"].startswith("pytest: 3 tests failed")
+
+
+def test_the_report_shows_where_each_stage_ran(recorded: Path, tmp_path: Path) -> None:
+    """A run mixing launchers: each stage's launcher, the sessions that ran it and how
+    to attach, in the Markdown and the JSON; a run from before launchers reads as tmux."""
+    from autorun_py.report import render_markdown
+
+    plain = {s["number"]: s for s in build_report(recorded).to_json()["stages"]}
+    assert plain[1]["launcher"] == "tmux" and plain[1]["sessions"] == ["fixture_stage-1"]
+    status = recorded / "status.json"
+    raw = json.loads(status.read_text())
+    raw["launcher"] = "tmux"
+    raw["launchers"] = [
+        {"name": "tmux", "max_parallel": 2},
+        {"name": "background", "max_parallel": 4},
+    ]
+    st2 = raw["stages"]["2"]
+    st2.update(launcher="background", launcher_handle="1d45bc42")
+    st2["launcher_handles"] = ["0a1b2c3d", "1d45bc42"]
+    raw["stages"]["1"]["launcher"] = "tmux"
+    status.write_text(json.dumps(raw))
+    report = build_report(recorded)
+    by = {s["number"]: s for s in report.to_json()["stages"]}
+    assert by[2]["launcher"] == "background"
+    assert by[2]["sessions"] == ["0a1b2c3d", "1d45bc42"]
+    assert by[2]["attach"] == "claude attach 1d45bc42"
+    assert by[1]["launcher"] == "tmux" and "attach -t fixture_stage-1" in by[1]["attach"]
+    assert report.to_json()["launchers"] == raw["launchers"]
+    md = render_markdown(report)
+    where = md.split("## Where each stage ran\n", 1)[1].split("\n## ", 1)[0]
+    assert "Launchers: tmux (at most 2), background (at most 4)." in where
+    row2 = next(line for line in where.splitlines() if line.startswith("| 2 |"))
+    assert "| background | `0a1b2c3d`, `1d45bc42` | `claude attach 1d45bc42` |" in row2, row2

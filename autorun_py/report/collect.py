@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from autorun_py import git, transcripts
+from autorun_py import git, launchers, transcripts
 from autorun_py.errors import AutorunError
 from autorun_py.events import read_events
 from autorun_py.gate import spec_of
@@ -253,6 +253,7 @@ def build_report(orch_dir: Path) -> RunReport:
                 else st.failure,
                 blocked_by=_blocked_by(events, n) if st.status == BLOCKED else None,
                 gate=_gate_figures(events, n),
+                **_where(state, st),
             )
         )
     # Work only: a stage's waits (stalled, limits, permission, dead) are not what a
@@ -301,7 +302,27 @@ def build_report(orch_dir: Path) -> RunReport:
         unpriced_models=sorted(m for m, u in by_model.items() if u.unpriced_responses),
         events=dict(sorted(counts.items())),
         verify_command=spec_of(state).command,
+        launchers=_run_launchers(state),
     )
+
+
+def _run_launchers(state: Any) -> list[dict[str, Any]]:
+    try:
+        return [c.to_raw() for c in launchers.run_caps(state)]
+    except AutorunError:
+        return []
+
+
+def _where(state: Any, st: StageState) -> dict[str, Any]:
+    """Where a stage ran: its launcher, the sessions that ran it, how to look at it."""
+    if not st.launched_at and st.status not in (IN_PROGRESS, COMPLETED, FAILED):
+        return {}
+    name = launchers.stage_launcher_name(state, st)
+    handles = st.extra.get("launcher_handles")
+    sessions = [h for h in handles if isinstance(h, str)] if isinstance(handles, list) else []
+    if name == "tmux" and st.session:
+        sessions = [st.session]
+    return {"launcher": name, "sessions": sessions, "attach": launchers.attach_hint(state, st)}
 
 
 def _gate_figures(events: Sequence[Mapping[str, Any]], number: int) -> dict[str, Any]:

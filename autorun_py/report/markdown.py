@@ -26,6 +26,29 @@ def _cost(u: TokenUsage) -> str:
     return text + (" (+unpriced)" if u.unpriced_responses else "")
 
 
+def _where_lines(report: RunReport) -> list[str]:
+    """Where each stage ran: its launcher, its sessions, how to look at it."""
+    caps = ", ".join(
+        str(c.get("name")) + (f" (at most {c['max_parallel']})" if c.get("max_parallel") else "")
+        for c in report.launchers
+    )
+    lines = ["", "## Where each stage ran", ""]
+    if caps:
+        lines += [f"Launchers: {caps}.", ""]
+    lines += [
+        "| # | Stage | Launcher | Sessions | Attach (while it runs) |",
+        "|---|---|---|---|---|",
+    ]
+    for s in report.stages:
+        sessions = ", ".join(f"`{_cell(x)}`" for x in s.sessions) or "-"
+        attach = f"`{_cell(s.attach)}`" if s.attach else "-"
+        lines.append(
+            f"| {s.number} | {_cell(s.name)} | {s.launcher or '(not started)'} | "
+            f"{sessions} | {attach} |"
+        )
+    return lines
+
+
 def render_markdown(report: RunReport) -> str:
     counts: dict[str, int] = {}
     for s in report.stages:
@@ -139,6 +162,7 @@ def render_markdown(report: RunReport) -> str:
             lines.append(f"- Stage {s.number} ({_cell(s.name)}): {s.conflicts} time(s): {files}")
     else:
         lines.append("None.")
+    lines += _where_lines(report)
     lines += ["", "## Merge gate", ""]
     if report.verify_command:
         lines += [

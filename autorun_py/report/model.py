@@ -80,6 +80,11 @@ class StageReport:
     gate: dict[str, Any] = field(default_factory=dict)
     # Seconds spent waiting, not working: stalled, limit, permission, dead.
     waits: dict[str, float] = field(default_factory=dict)
+    # Where it ran: its launcher (None: never started), the sessions that ran it
+    # (tmux session, background ids, cloud session ids) and how to look at it.
+    launcher: Optional[str] = None
+    sessions: list[str] = field(default_factory=list)
+    attach: Optional[str] = None
 
     @property
     def work_seconds(self) -> Optional[float]:
@@ -111,6 +116,9 @@ class StageReport:
             "failure": self.failure,
             "blocked_by": self.blocked_by,
             "gate": self.gate,
+            "launcher": self.launcher,
+            "sessions": self.sessions,
+            "attach": self.attach,
         }
 
 
@@ -142,6 +150,8 @@ class RunReport:
     events: dict[str, int]
     generated_at: str = field(default_factory=lambda: format_utc(_now()))
     verify_command: Optional[str] = None  # the merge gate's command (None: not gated)
+    # the run's launchers in placement order with their caps ({"name", "max_parallel"})
+    launchers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def efficiency(self) -> float:
@@ -180,6 +190,7 @@ class RunReport:
             "events": self.events,
             "generated_at": self.generated_at,
             "verify_command": self.verify_command,
+            "launchers": self.launchers,
             "gantt": gantt(self),
             "graph": dependency_graph(self),
         }
