@@ -349,6 +349,13 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
                 result.branches_deleted.append(branch)
             elif git.branch_exists(branch, repo):
                 result.kept.append(f"branch {branch}: a worktree still has it checked out")
+    if have_repo:  # the run's stage branches on the git remote (the remote launcher's)
+        from autorun_py.launchers.remote import clean_remote_branches
+
+        with contextlib.suppress(AutorunError):
+            deleted, kept = clean_remote_branches(state)
+            result.branches_deleted += deleted
+            result.kept += kept
     scratch = worktrees.demo_scratch(repo)
     if scratch is not None:
         with contextlib.suppress(OSError):

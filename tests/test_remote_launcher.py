@@ -243,6 +243,12 @@ def test_cancel_stops_the_cloud_sessions_and_merges_nothing(
     # No completion was pushed after the stop.
     for sid in started.values():
         assert "done" not in cloud.session_log(sid)
+    # clean keeps the cancelled stages' branches on the remote (their sessions'
+    # work is only there), saying how to drop them.
+    cleaned = json.loads(run_cli(["clean", orch.name, "--json"], cloud.repo, check=True).stdout)
+    assert not [b for b in cleaned["branches_deleted"] if b.startswith("origin/")]
+    assert len([k for k in cleaned["kept"] if k.startswith("origin/autorun/")]) == 3
+    assert len(cloud.remote_branches()) == 3
 
 
 def test_resume_after_the_monitor_was_killed_merges_what_the_sessions_pushed(
@@ -410,3 +416,61 @@ def test_a_cancelled_stage_is_retried_as_a_new_cloud_session(
     assert "done" in cloud.session_log(second) and "done" not in cloud.session_log(first)
     assert status["stages"]["1"]["launcher_handle"] == second
     wait_until(lambda: cloud.remote_branches() == [], 30, "remote stage branches deleted")
+
+
+def test_a_check_killed_at_every_git_call_still_merges_the_stage_exactly_once(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    """SIGKILL the monitor's check (``autorun monitor --once``) at its 1st, 2nd, ...
+    git call while it fetches, fast-forwards and merges a completed remote stage; the
+    next check finishes or rolls back what the killed one left, every time."""
+    import shutil
+
+    from tests.killharness import WRAPPER
+
+    orch = orchestrate_plan(
+        cloud.repo, SIX[:1], "--launcher", "remote", "--remote-environment", ENV_ID,
+        "--verify", "test -d work", "--no-monitor",
+    )  # fmt: skip
+    sid = wait_until(lambda: _started(orch).get(1), 60, "stage 1 started")
+    wait_until(lambda: "done" in cloud.session_log(sid), 60, "its completion pushed")
+    wrap = tmp_path / "killgit"
+    wrap.mkdir()
+    (wrap / "git").write_text(WRAPPER)
+    (wrap / "git").chmod(0o755)
+    count = tmp_path / "killgit.count"
+    env = {
+        "PATH": f"{wrap}{os.pathsep}{os.environ['PATH']}",
+        "KILLGIT_REAL": str(shutil.which("git")),
+        "KILLGIT_COUNT": str(count),
+        "KILLGIT_LOG": str(tmp_path / "killgit.log"),
+    }
+    base = git(cloud.repo, "rev-parse", "main")
+    kills = 0
+    for at in range(1, 300):
+        count.unlink(missing_ok=True)
+        res = run_cli(
+            ["monitor", orch.name, "--once"], cloud.repo, env={**env, "KILLGIT_AT": str(at)}
+        )
+        merges = git(cloud.repo, "rev-list", "--merges", f"{base}..main").split()
+        assert len(merges) <= 1, merges  # never merged twice
+        assert "Traceback" not in res.stderr, res.stderr
+        if res.returncode != -signal.SIGKILL:
+            break  # this check ran to its end before its git call number `at`
+        kills += 1
+    print(f"remote poll kill drill: {kills} checks killed, one per git call")
+    assert kills >= 10, kills  # ls-remote, fetch, the merge's and the gate's steps...
+    status = read_status(orch)
+    assert status["stages"]["1"]["status"] == "completed", json.dumps(status, indent=1)
+    assert len(events_of(orch, "merge_complete")) == 1
+    assert len(git(cloud.repo, "rev-list", "--merges", f"{base}..main").split()) == 1
+    assert git(cloud.repo, "show", "main:work/stage-1.md").startswith("# Alpha")
+    assert git(cloud.repo, "status", "--porcelain") == ""
+    # A kill between the merge and the deletion of the stage branch on the remote
+    # leaves it there: `autorun clean` deletes it (a merged stage's, this run's).
+    left = cloud.remote_branches()
+    cleaned = json.loads(run_cli(["clean", orch.name, "--json"], cloud.repo, check=True).stdout)
+    assert sorted(b for b in cleaned["branches_deleted"] if b.startswith("origin/")) == sorted(
+        "origin/" + b[len("refs/heads/") :] for b in left
+    )
+    assert cloud.remote_branches() == []

@@ -348,21 +348,57 @@ def push_branch(repo: Path, settings: RemoteSettings, branch: str, commit: str) 
     )
 
 
-def delete_remote_branch(state: Any, stage: Any) -> bool:
-    """Delete the stage's branch on the git remote: only an ``autorun/<run>/...``
-    branch this run pushed (``remote_branches`` of the stage)."""
+def delete_remote_branch(state: Any, stage: Any) -> list[str]:
+    """Delete the stage's branches on the git remote: only ``autorun/<run>/...``
+    branches this run pushed for it (``remote_branches``); return those deleted."""
     from autorun_py.worktrees import is_own_branch
 
     settings = settings_of(state)
     pushed = stage.extra.get("remote_branches") or []
-    done = False
+    done = []
     for branch in [b for b in pushed if isinstance(b, str)]:
         if not is_own_branch(branch, state.orch_dir):
             continue
         res = _git(["push", "--quiet", settings.git_remote, "--delete", f"refs/heads/{branch}"],
                    Path(state.project_root), check=False)  # fmt: skip
-        done = done or res.ok
+        if res.ok:
+            done.append(branch)
     return done
+
+
+def clean_remote_branches(state: Any) -> tuple[list[str], list[str]]:
+    """``autorun clean``: the run's branches still on the git remote (one
+    ``ls-remote``): a merged stage's deleted, a cancelled stage's kept (its session's
+    work is only there). Returns (deleted, kept with the reason), as ``remote/branch``."""
+    from autorun_py.state import COMPLETED
+
+    if not any(stage_launcher(state, st) == NAME for st in state.stages.values()):
+        return [], []
+    settings = settings_of(state)
+    prefix = f"refs/heads/autorun/{run_of(state)}/"
+    res = _git(["ls-remote", settings.git_remote, prefix + "*"], Path(state.project_root),
+               check=False)  # fmt: skip
+    if not res.ok:
+        return [], [f"{settings.git_remote}: not reached ({res.stderr.strip()[-200:]})"]
+    there = {
+        ln.split("\t", 1)[1][len("refs/heads/") :] for ln in res.stdout.splitlines() if "\t" in ln
+    }
+    deleted: list[str] = []
+    kept: list[str] = []
+    for st in state.stages.values():
+        mine = [b for b in st.extra.get("remote_branches") or [] if b in there]
+        if not mine:
+            continue
+        if st.status == COMPLETED:
+            gone = delete_remote_branch(state, st)
+            deleted += [f"{settings.git_remote}/{b}" for b in gone]
+            mine = [b for b in mine if b not in gone]
+        kept += [
+            f"{settings.git_remote}/{b}: stage {st.number} is {st.status} (its session's work "
+            f"is there); `git push {settings.git_remote} --delete {b}` drops it"
+            for b in mine
+        ]
+    return deleted, kept
 
 
 # --------------------------------------------------------------------------- launcher
@@ -614,7 +650,7 @@ def _merge_completed(orch_dir: Path, state: Any, stage: Any, wt: Path, done: str
         txn.state.stage(stage.number).extra["remote_merged_try"] = done
     findings = [Finding(stage.number, "merge_result", f"{report.result}: {report.message}")]
     if report.result in ("merged", "already_merged"):
-        with contextlib.suppress(AutorunError):
+        with contextlib.suppress(AutorunError):  # a kill before it: `autorun clean` does it
             delete_remote_branch(state, stage)
     elif report.result == "verify_failed" and current_id(stage):
         from autorun_py.gate import red_text
