@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -89,9 +88,9 @@ def notify(message: str, *, title: str = "autorun") -> list[str]:
             tmux.run(["display-message", "-c", client, message], check=False)
         if clients:
             used.append("tmux")
-    desktop = sys.platform == "darwin" or bool(
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    )
+    from autorun_py.proc import has_desktop
+
+    desktop = has_desktop()
     argv: list[str] = []
     if desktop and sys.platform == "darwin" and shutil.which("osascript"):
         argv = ["osascript", "-e", "on run argv", "-e",

@@ -38,6 +38,7 @@ import json
 import os
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -57,6 +58,8 @@ class Config:
     max_launch_attempts: int = 3
     plugin_dir: Optional[str] = None
     agent_source: str = "the default"  # where ``agent`` came from, for messages
+    # where ``permission_mode`` came from, for messages
+    permission_source: str = "autorun config permission_mode"
     max_parallel: Optional[int] = None  # None: from the machine (autorun_py/capacity.py)
     launch_stagger: float = LAUNCH_STAGGER  # seconds between two session starts
     # the merge gate's defaults (a plan's front matter and --verify take precedence)
@@ -78,7 +81,9 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def load_config() -> Config:
+def load_config(environ: Optional[Mapping[str, str]] = None) -> Config:
+    """``config.json`` under ``$AUTORUN_HOME`` with the ``AUTORUN_*`` variables of
+    ``environ`` over it (default: this process's environment; see the module doc)."""
     path = paths.layout().config_file
     raw: dict[str, Any] = {}
     if path.is_file():
@@ -89,7 +94,7 @@ def load_config() -> Config:
         if not isinstance(loaded, dict):
             raise AutorunError("config must be a JSON object", path=path)
         raw = loaded
-    env = os.environ
+    env = os.environ if environ is None else environ
     agent = env.get("AUTORUN_CLAUDE") or str(raw.get("agent") or "claude")
     if env.get("AUTORUN_CLAUDE"):
         source = "$AUTORUN_CLAUDE"
@@ -164,6 +169,11 @@ def load_config() -> Config:
         agent=agent,
         agent_args=tuple(str(a) for a in args),
         permission_mode=env.get("AUTORUN_PERMISSION_MODE") or raw.get("permission_mode"),
+        permission_source=(
+            "AUTORUN_PERMISSION_MODE"
+            if env.get("AUTORUN_PERMISSION_MODE")
+            else "autorun config permission_mode"
+        ),
         models=models,
         keep_sessions=keep,
         max_launch_attempts=max(1, attempts),

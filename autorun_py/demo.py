@@ -20,6 +20,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -258,7 +259,9 @@ def run_demo(
 def demo_env(root: Path, home: Path, socket: str, delay: str) -> dict[str, str]:
     """The environment of the processes the demo starts (this process's is left alone):
     its own home, tmux server and stand-in agent, its transcripts in its own config dir."""
-    env = {k: v for k, v in os.environ.items() if k != "AUTORUN_PLUGIN_DIR"}
+    from autorun_py import proc
+
+    env = proc.child_env(drop=("AUTORUN_PLUGIN_DIR",))
     env.update(
         {
             "AUTORUN_HOME": str(home),
@@ -296,11 +299,12 @@ def _engine(args: list[str], cwd: Path, env: dict[str, str]) -> Any:
     return json.loads(result.stdout)
 
 
-def after_commands(result: DemoResult) -> list[str]:
-    """Commands that work after the demo, from any directory, as shell lines."""
+def after_commands(result: DemoResult, environ: Mapping[str, str]) -> list[str]:
+    """Commands that work after the demo, from any directory, as shell lines
+    (``environ``: this process's environment, see :func:`install.cli_words`)."""
     from autorun_py.install import cli_words
 
-    cli = cli_words()
+    cli = cli_words(environ)
     env = f"AUTORUN_HOME={shlex.quote(str(result.home))}"
     lines = []
     if result.orch_dir is not None:

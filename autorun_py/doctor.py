@@ -176,7 +176,7 @@ def _run_version(argv: list[str], timeout: float = 30) -> Optional[str]:
     return out.splitlines()[0] if res.returncode == 0 and out else None
 
 
-def check_python(which: Which) -> list[Check]:
+def check_python(which: Which, python: str = "python3") -> list[Check]:
     """The interpreter running autorun, and the ``python3`` the shim builds with."""
     running = _dotted(tuple(sys.version_info[:3]))
     checks = [
@@ -184,7 +184,7 @@ def check_python(which: Which) -> list[Check]:
             "python", running, sys.executable, MIN_PYTHON, "autorun's engine", required=True
         )
     ]
-    chosen = os.environ.get("AUTORUN_PYTHON") or "python3"
+    chosen = python
     found = which(chosen)
     if found is None:
         checks.append(
@@ -360,9 +360,11 @@ def check_cli() -> Check:
     return Check("autorun", "ok", False, None, found, f"-> {real}")
 
 
-def run_doctor(which: Which = shutil.which) -> DoctorReport:
+def run_doctor(which: Which = shutil.which, *, python: str = "python3") -> DoctorReport:
+    """Every check; ``python``: the interpreter the shim builds with (``$AUTORUN_PYTHON``,
+    read at the CLI edge)."""
     checks: list[Check] = [
-        *check_python(which),
+        *check_python(which, python),
         check_git(which),
         check_git_identity(which),
         check_tmux(which),

@@ -91,7 +91,7 @@ def _phase(args: list[str]) -> Optional[Callable[[], int]]:
     if orch is None:
         from autorun_py.stage import context_from_env
 
-        ctx = context_from_env(Path.cwd().resolve(), False)
+        ctx = context_from_env(Path.cwd().resolve(), False, os.environ)
         if ctx is None:
             return None  # not the session's own stage here: the full lookup
         orch, stage = Path(ctx.orch_dir), ctx.stage
@@ -114,7 +114,7 @@ def _context(args: list[str]) -> Optional[Callable[[], int]]:
         return None
     from autorun_py.stage import context_from_env
 
-    ctx = context_from_env(Path.cwd().resolve(), False)
+    ctx = context_from_env(Path.cwd().resolve(), False, os.environ)
     if ctx is None:
         return None
 

@@ -259,7 +259,7 @@ def verification_worktree(repo: Path, path: Path, commit: str) -> Iterator[Path]
 
 
 def _verify_env(commit: str, worktree: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    env = _proc.child_env(drop=_GIT_LOCATION_VARS)
     env["AUTORUN_VERIFY"] = "1"
     env["AUTORUN_VERIFY_COMMIT"] = commit
     env["PWD"] = str(worktree)

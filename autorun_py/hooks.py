@@ -83,9 +83,9 @@ def stage_of(environ: Mapping[str, str]) -> Optional[tuple[Path, int]]:
 
 
 def attach_command(session: Optional[str]) -> str:
-    sock = os.environ.get("AUTORUN_TMUX_SOCKET")
-    base = f"tmux -L {shlex.quote(sock)}" if sock else "tmux"
-    return f"{base} attach -t {shlex.quote('=' + (session or '?'))}"
+    from autorun_py.tmux import Tmux
+
+    return f"{Tmux.from_env().shell_prefix()} attach -t {shlex.quote('=' + (session or '?'))}"
 
 
 def _hook_record(st: Any) -> dict[str, Any]:
@@ -99,9 +99,9 @@ def _hook_record(st: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- handlers
 
 
-def _max_refusals() -> int:
+def _max_refusals(environ: Mapping[str, str]) -> int:
     try:
-        return max(0, int(os.environ.get("AUTORUN_STOP_REFUSALS", "") or MAX_REFUSALS))
+        return max(0, int(environ.get("AUTORUN_STOP_REFUSALS", "") or MAX_REFUSALS))
     except ValueError:
         return MAX_REFUSALS
 
@@ -131,7 +131,7 @@ def on_stop(
             rec["fingerprint"] = fp
             rec["refusals"] = 0
         count = int(rec.get("refusals", 0) or 0)
-        limit = _max_refusals()
+        limit = _max_refusals(environ)
         if count < limit:
             rec["refusals"] = count + 1
             st.counters["stop_refusals"] = st.counters.get("stop_refusals", 0) + 1
@@ -332,11 +332,11 @@ def spawn(action: str, orch_dir: Path, number: int, source: str) -> None:
     killed does not take the work with it)."""
     log = paths.layout().hooks_log
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.pop("CLAUDECODE", None)  # not a Claude Code shell: merge may clean up at once
-    with open(log, "ab") as out:
-        from autorun_py.proc import spawn
+    from autorun_py.proc import child_env, spawn
 
+    # not a Claude Code shell: merge may clean up at once
+    env = child_env(drop=("CLAUDECODE",))
+    with open(log, "ab") as out:
         spawn(
             [
                 sys.executable,

@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -31,8 +32,8 @@ def shim_path() -> Path:
     return plugin_root() / "scripts" / "autorun"
 
 
-def default_bin_dir() -> Path:
-    xdg = os.environ.get("XDG_BIN_HOME")
+def default_bin_dir(environ: Mapping[str, str]) -> Path:
+    xdg = environ.get("XDG_BIN_HOME")
     return Path(xdg).expanduser() if xdg else Path.home() / ".local" / "bin"
 
 
@@ -49,11 +50,9 @@ def is_autorun_shim_link(path: Path) -> bool:
     return Path(target).name == "autorun" and Path(target).parent.name == "scripts"
 
 
-def on_path(directory: Path) -> bool:
+def on_path(directory: Path, environ: Mapping[str, str]) -> bool:
     want = os.path.realpath(directory)
-    return any(
-        os.path.realpath(p) == want for p in os.environ.get("PATH", "").split(os.pathsep) if p
-    )
+    return any(os.path.realpath(p) == want for p in environ.get("PATH", "").split(os.pathsep) if p)
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ class InstallResult:
         return "\n".join(lines)
 
 
-def install_cli(bin_dir: Optional[Path] = None) -> InstallResult:
+def install_cli(bin_dir: Optional[Path], environ: Mapping[str, str]) -> InstallResult:
     """Link ``<bin_dir>/autorun`` to this plugin's shim (idempotent; see the module doc)."""
     shim = shim_path()
     if not shim.is_file():
@@ -95,7 +94,7 @@ def install_cli(bin_dir: Optional[Path] = None) -> InstallResult:
             f"this autorun has no shim at {shim} (installed as a Python package?): "
             "its `autorun` console script is already the command",
         )
-    directory = (bin_dir or default_bin_dir()).expanduser().absolute()
+    directory = (bin_dir or default_bin_dir(environ)).expanduser().absolute()
     link = directory / "autorun"
     if os.path.lexists(link):
         if _same_file(link, shim) and link.is_symlink():
@@ -119,7 +118,7 @@ def install_cli(bin_dir: Optional[Path] = None) -> InstallResult:
         action = "created"
     found = shutil.which("autorun")
     shadowed = found if found and not _same_file(found, shim) else None
-    return InstallResult(str(link), str(shim), action, on_path(directory), shadowed)
+    return InstallResult(str(link), str(shim), action, on_path(directory, environ), shadowed)
 
 
 def _symlink_over(target: Path, link: Path) -> None:
@@ -136,28 +135,30 @@ def _symlink_over(target: Path, link: Path) -> None:
         raise AutorunError(f"cannot link {link}: {exc.strerror}", path=link) from None
 
 
-def first_run_link() -> Optional[InstallResult]:
-    """On a run through the shim, when ``autorun`` is not on PATH and the default
-    link does not exist: make it. Never raises; None when nothing was done."""
-    if not os.environ.get(SHIM_ENV) or shutil.which("autorun"):
+def first_run_link(environ: Mapping[str, str]) -> Optional[InstallResult]:
+    """On a run through the shim (``environ``: this process's environment), when
+    ``autorun`` is not on PATH and the default link does not exist: make it. Never
+    raises; None when nothing was done."""
+    if not environ.get(SHIM_ENV) or shutil.which("autorun"):
         return None
-    if os.path.lexists(default_bin_dir() / "autorun"):
+    if os.path.lexists(default_bin_dir(environ) / "autorun"):
         return None
     try:
-        return install_cli()
+        return install_cli(None, environ)
     except (AutorunError, OSError):
         return None
 
 
-def cli_words() -> list[str]:
+def cli_words(environ: Mapping[str, str]) -> list[str]:
     """How to run this autorun from any directory, as argv words: ``autorun`` when
-    that is this plugin's shim on PATH, else the shim this process came through,
-    else this interpreter with ``-m autorun_py``."""
+    that is this plugin's shim on PATH, else the shim this process came through
+    (``environ``: this process's environment), else this interpreter with ``-m
+    autorun_py``."""
     found = shutil.which("autorun")
     shim = shim_path()
     if found and shim.is_file() and _same_file(found, shim):
         return ["autorun"]
-    came = os.environ.get(SHIM_ENV)
+    came = environ.get(SHIM_ENV)
     if came and os.path.isfile(came):
         return [os.path.abspath(came)]
     return [sys.executable, "-m", "autorun_py"]

@@ -18,16 +18,16 @@ A launch has three steps:
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from autorun_py import git, launchers, paths, worktrees
+from autorun_py import git, launchers, paths, proc, worktrees
 from autorun_py.config import Config, agent_argv, load_config, require_agent
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
@@ -173,7 +173,8 @@ def start_session(
     pane = tmux.new_session(name, argv, cwd=cwd, window=window, env=env)
     with contextlib.suppress(AutorunError):
         tmux.pipe_pane(pane, log_file)
-    if os.environ.get("AUTORUN_SESSION_CLOSED_HOOK", "1") != "0":
+    # ``env`` forwards this process's AUTORUN_* (tmux.forwarded_env): the switch too.
+    if env.get("AUTORUN_SESSION_CLOSED_HOOK", "1") != "0":
         with contextlib.suppress(AutorunError, OSError):
             watch_session_close(tmux)
     return pane
@@ -191,9 +192,8 @@ def watch_session_close(tmux: Tmux) -> None:
     home = str(paths.autorun_home())
     index = 1000 + binascii.crc32(home.encode()) % 9000
     env = ["env", f"AUTORUN_HOME={home}"]
-    for key in ("AUTORUN_TMUX_SOCKET", "HOME", "PATH"):
-        if os.environ.get(key):
-            env.append(f"{key}={os.environ[key]}")
+    for key, value in proc.inherited("AUTORUN_TMUX_SOCKET", "HOME", "PATH").items():
+        env.append(f"{key}={value}")
     argv = [*env, sys.executable, "-I", "-m", "autorun_py", "hook", "tmux-closed"]
     # tmux expands #{...} in the command: a literal '#' is '##'.
     # In the background (`&`): tmux ends when its last session closed and kills the
@@ -231,9 +231,9 @@ def gate_session_env(state: RunState) -> dict[str, str]:
     if not spec.gated:
         return {}
     ms = str(int((4 * spec.timeout + 600) * 1000))  # the gated merge's longest wait
-    return {
-        var: os.environ.get(var) or ms for var in ("BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS")
-    }
+    names = ("BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS")
+    own = proc.inherited(*names)
+    return {var: own.get(var) or ms for var in names}
 
 
 def _start_stage(
@@ -494,15 +494,19 @@ def chain(
     cwd: Optional[Path] = None,
     close_caller: bool = False,
     phase: Optional[str] = None,
+    environ: Mapping[str, str],
 ) -> ChainResult:
-    """Open the next pipeline step as a new window (or session); the text never meets a shell."""
+    """Open the next pipeline step as a new window (or session); the text never meets a shell.
+
+    ``environ``: the caller's process environment (the stage it names, its tmux pane
+    and Claude Code session, which ``close_caller`` ends)."""
     from autorun_py.stage import current_tmux_session, find_context
 
     tmux = Tmux.from_env()
-    config = load_config()
+    config = load_config(environ)
     ctx = None
     with contextlib.suppress(AutorunError):
-        ctx = find_context(cwd or Path.cwd(), session)
+        ctx = find_context(cwd or Path.cwd(), session, environ=environ)
     session = session or (ctx.session if ctx else None) or current_tmux_session()
     workdir = (cwd or Path.cwd()).resolve()
     step = phase or window.split("-")[0]
@@ -513,7 +517,8 @@ def chain(
         env.update({"AUTORUN_ORCH_DIR": ctx.orch_dir, "AUTORUN_STAGE": str(ctx.stage)})
         run_state = StatusStore(Path(ctx.orch_dir)).read()
         if not launchers.stage_uses_tmux(run_state, run_state.stage(ctx.stage)):
-            return _chain_launcher(run_state, ctx.stage, argv, env, workdir, window, close_caller)
+            caller_id = environ.get("CLAUDE_CODE_SESSION_ID") if close_caller else None
+            return _chain_launcher(run_state, ctx.stage, argv, env, workdir, window, caller_id)
         store = StatusStore(Path(ctx.orch_dir))
         with store.transaction() as txn:
             st = txn.state.stage(ctx.stage)
@@ -537,7 +542,7 @@ def chain(
     with contextlib.suppress(AutorunError):
         tmux.pipe_pane(pane, log_file)
     if close_caller:
-        caller = os.environ.get("TMUX_PANE")
+        caller = environ.get("TMUX_PANE")
         if caller:
             kill_later(caller, owner=ctx.orch_dir if ctx is not None else None)
     return ChainResult(session=session, window=window, pane=pane, cwd=str(workdir), argv=argv)
@@ -550,11 +555,11 @@ def _chain_launcher(
     env: dict[str, str],
     workdir: Path,
     window: str,
-    close_caller: bool,
+    caller: Optional[str],
 ) -> ChainResult:
     """``chain`` in a stage whose launcher is not tmux: the next step is a new session
-    of that launcher in the same worktree; the caller's session is ended shortly
-    after (``--close-caller``), found by its Claude session id."""
+    of that launcher in the same worktree; the caller's session (``caller``, its
+    Claude session id, given with ``--close-caller``) is ended shortly after."""
     stage = state.stage(number)
     launcher = launchers.for_stage(state, stage)
     started = launcher.start(
@@ -566,7 +571,6 @@ def _chain_launcher(
         env=env,
         log_file=log_path(state, number),
     )
-    caller = os.environ.get("CLAUDE_CODE_SESSION_ID")
     store = StatusStore(Path(state.orch_dir))
     old_handles: list[str] = []
     with store.transaction() as txn:
@@ -574,7 +578,7 @@ def _chain_launcher(
         old_handles = [h for h in st.extra.get("launcher_handles") or [] if isinstance(h, str)]
         launchers.record_started(launcher, st, started)
         txn.emit("chained", stage=number, window=window, command=argv[-1])
-    if close_caller and caller:
+    if caller:
         # the caller is one of this stage's own sessions (never anyone else's)
         target = next((h for h in old_handles if caller.startswith(h)), None)
         if target:

@@ -186,7 +186,9 @@ def _wave_events(txn: Transaction, number: int, wave_before: int) -> None:
         txn.emit("wave_started", wave=wave_after, stages=list(state.waves[wave_after - 1]))
 
 
-def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeReport) -> None:
+def _complete(
+    orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeReport, claude_shell: bool
+) -> None:
     """Mark the stage merged, claim what became ready, launch it, clean up."""
     store = StatusStore(orch_dir)
     with store.transaction() as txn:
@@ -227,7 +229,7 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
         report.launched, report.launch_failed = res.launched, res.failed
     # Clean-up: last, and never fatal.
     kill = bool(session) and not load_config().keep_sessions
-    if worktree and _claude_code_shell_inside(Path(worktree)):
+    if worktree and claude_shell and _cwd_inside(Path(worktree)):
         # `/autorun:merge` runs in the stage's worktree, and Claude Code checks its
         # shell's working directory after every command: removing it now would make
         # this successful merge a failed command. Remove it once the session is gone.
@@ -268,11 +270,8 @@ def _complete(orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeR
         report.summary = final_summary(final, tip)
 
 
-def _claude_code_shell_inside(worktree: Path) -> bool:
-    """True when this runs from a Claude Code shell (``CLAUDECODE=1``: an inline
-    ``!`` command or a Bash tool call) whose working directory is in ``worktree``."""
-    if not os.environ.get("CLAUDECODE"):
-        return False
+def _cwd_inside(worktree: Path) -> bool:
+    """True when this process's working directory is in ``worktree``."""
     try:
         here = Path.cwd().resolve()
     except OSError:
@@ -337,8 +336,14 @@ def merge(
     action: str = "merge",
     lock_timeout: Optional[float] = None,
     progress: Optional[Callable[[str], None]] = None,
+    claude_shell: bool = False,
 ) -> MergeReport:
     """Merge (or ``continue``/``abort`` a conflicted merge of) stage ``number``.
+
+    ``claude_shell``: this runs from a Claude Code shell (``CLAUDECODE=1``, an inline
+    ``!`` command or a Bash tool call; read at the CLI edge): when its working
+    directory is in the stage's worktree, that worktree is removed once the session
+    is gone, not at once.
 
     Under the repository's merge lock an interrupted merge of the stage (its
     ``merge_intent``: the process that recorded it is dead, as it no longer
@@ -405,7 +410,7 @@ def merge(
         )
     with gate.merge_lock(repo, spec, progress, entry, lock_timeout=lock_timeout) as queued:
         if queued is not None:  # settled by the merge queue's leader
-            return _queued(orch_dir, state, number, spec, queued, report)
+            return _queued(orch_dir, state, number, spec, queued, report, claude_shell)
         stage = store.read().stage(number)  # as it is now that no other merge runs
         if stage.status == COMPLETED:
             return already(stage)
@@ -433,7 +438,9 @@ def merge(
                     repo, state.base_branch, stage.branch, intent, merge_worktree=mw
                 )
                 if recovered is not None:
-                    return _merged(orch_dir, state, stage, recovered, report, carried_summary)
+                    return _merged(
+                        orch_dir, state, stage, recovered, report, carried_summary, claude_shell
+                    )
                 _clear_intent(store, number)
         elif action == "recover":
             report.result = "none"
@@ -483,7 +490,7 @@ def merge(
             gate.red(orch_dir, number, verify.spec, verify.verdicts[-1], report)
             return report
         if outcome.kind in (MergeKind.MERGED, MergeKind.ALREADY_MERGED):
-            return _merged(orch_dir, state, stage, outcome, report, carried_summary)
+            return _merged(orch_dir, state, stage, outcome, report, carried_summary, claude_shell)
         if outcome.kind is MergeKind.CONFLICT:
             report.result = "conflict"
             report.merge_worktree = str(outcome.merge_worktree)
@@ -555,11 +562,12 @@ def _merged(
     outcome: MergeOutcome,
     report: MergeReport,
     carried_summary: str,
+    claude_shell: bool,
 ) -> MergeReport:
     summary = outcome.resolution_summary or carried_summary
     if summary:
         _append_conflicts_md(state, stage, outcome, summary)
-    _complete(orch_dir, stage.number, outcome, report)
+    _complete(orch_dir, stage.number, outcome, report, claude_shell)
     if report.result == "merged":
         report.message = (
             f"stage {stage.number} ({stage.name}) merged into {state.base_branch} "
@@ -577,6 +585,7 @@ def _queued(
     spec: gate.VerifySpec,
     result: dict[str, Any],
     report: MergeReport,
+    claude_shell: bool,
 ) -> MergeReport:
     """A merge the queue's leader settled: red (exit 5), or on the base already."""
     if result.get("kind") == "red":
@@ -593,7 +602,7 @@ def _queued(
     with StatusStore(orch_dir).transaction() as txn:
         if txn.state.stage(number).status == IN_PROGRESS:
             update_phase(txn, number, "merge", "started")
-    return _merged(orch_dir, state, stage, outcome, report, "")
+    return _merged(orch_dir, state, stage, outcome, report, "", claude_shell)
 
 
 def _refuse_unmergeable(

@@ -169,5 +169,13 @@ def layout() -> Layout:
     return Layout.from_env()
 
 
+def claude_config_dir() -> Path:
+    """Claude Code's own directory (``$CLAUDE_CONFIG_DIR``, default ``~/.claude``):
+    its settings, and the transcripts of the sessions autorun starts (which inherit
+    this variable, so it is read from the process environment like ``AUTORUN_HOME``)."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".claude"
+
+
 def autorun_home() -> Path:
     return layout().home

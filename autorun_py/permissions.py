@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py import paths, proc
 from autorun_py.config import Config
 
 DOCS = "docs/permissions.md"
@@ -42,9 +43,7 @@ def _read_settings(path: Path) -> dict[str, Any]:
 
 def settings_files(project: Optional[Path]) -> list[Path]:
     """Claude Code's settings files, lowest precedence first."""
-    config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
-    user = Path(config_dir) if config_dir else Path.home() / ".claude"
-    out = [user / "settings.json"]
+    out = [paths.claude_config_dir() / "settings.json"]
     if project is not None:
         out += [project / ".claude" / "settings.json", project / ".claude" / "settings.local.json"]
     return out
@@ -82,9 +81,7 @@ def check_permissions(config: Config, project: Optional[Path] = None) -> Permiss
     if tools:
         allow += tools.replace(",", " ").split()
     if config.permission_mode:
-        from_env = os.environ.get("AUTORUN_PERMISSION_MODE") == config.permission_mode
-        source = "AUTORUN_PERMISSION_MODE" if from_env else "autorun config permission_mode"
-        mode = config.permission_mode
+        mode, source = config.permission_mode, config.permission_source
     flag = _flag_value(args, "--permission-mode")
     if flag:
         mode, source = flag, "autorun agent_args --permission-mode"
@@ -123,7 +120,9 @@ def _verdict(mode: str, source: str, allow: list[str], skip_prompt: bool) -> Per
         return result(False, f"never prompts; refuses what the allow list lacks{extra}")
     if mode == "bypassPermissions":
         problems = []
-        if hasattr(os, "geteuid") and os.geteuid() == 0 and os.environ.get("IS_SANDBOX") != "1":
+        # IS_SANDBOX: what the stage sessions inherit (tmux.FORWARD_EXACT)
+        sandbox = proc.inherited("IS_SANDBOX").get("IS_SANDBOX")
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and sandbox != "1":
             problems.append("as root Claude Code refuses it unless IS_SANDBOX=1")
         if not skip_prompt:
             problems.append(

@@ -64,6 +64,34 @@ def which(name: str) -> Optional[str]:
     return _which(name, os.environ.get("PATH"))
 
 
+def child_env(
+    overrides: Optional[Mapping[str, str]] = None, *, drop: Sequence[str] = ()
+) -> dict[str, str]:
+    """A child's environment: this process's, without ``drop``, plus ``overrides``.
+
+    The one place a library module gets a copy of the process environment for a
+    process it starts (the values a library function itself depends on are read at
+    the CLI edge and passed in)."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    if overrides:
+        env.update(overrides)
+    return env
+
+
+def inherited(*names: str) -> dict[str, str]:
+    """The set, non-empty ones of ``names`` in this process's environment, as a
+    child started with an environment of its own should get them."""
+    return {k: os.environ[k] for k in names if os.environ.get(k)}
+
+
+def has_desktop() -> bool:
+    """Whether a child started from here reaches a desktop (macOS, ``DISPLAY``
+    or ``WAYLAND_DISPLAY``): desktop notifications are worth trying."""
+    if sys.platform == "darwin":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 class CommandNotFound(AutorunError):
     """The program to run does not exist (or is not executable)."""
 

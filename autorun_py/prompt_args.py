@@ -27,6 +27,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -140,15 +141,15 @@ def take(session_id: Optional[str], command: str, *, now: Optional[float] = None
     return arguments
 
 
-def expand_argv(argv: list[str], environ: Optional[dict[str, str]] = None) -> list[str]:
+def expand_argv(argv: list[str], environ: Mapping[str, str]) -> list[str]:
     """``--args-of NAME rest...`` -> ``rest... -- <arguments>``: always one
     positional argument, even when it starts with ``-`` (nothing appended for
-    empty arguments). A missing record is said on stderr, for the model."""
+    empty arguments); ``environ`` (the process environment) names the Claude Code
+    session. A missing record is said on stderr, for the model."""
     if len(argv) < 2 or argv[0] != "--args-of":
         return argv
-    env = os.environ if environ is None else environ
     name, rest = argv[1], argv[2:]
-    arguments = take(env.get("CLAUDE_CODE_SESSION_ID"), name)
+    arguments = take(environ.get("CLAUDE_CODE_SESSION_ID"), name)
     if arguments is None:
         import sys
 

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -117,20 +118,9 @@ def make_context(state: RunState, stage: StageState) -> StageContext:
 
 def current_tmux_session() -> Optional[str]:
     """The tmux session this process runs in, if any."""
-    if not os.environ.get("TMUX"):
-        return None
-
     from autorun_py.tmux import Tmux
 
-    pane = os.environ.get("TMUX_PANE")
-    args = ["display-message", "-p"]
-    if pane:
-        args += ["-t", pane]
-    with contextlib.suppress(AutorunError, OSError):
-        proc = Tmux.from_env().run([*args, "#{session_name}"], check=False)
-        if proc.returncode == 0 and proc.stdout.strip():
-            return proc.stdout.strip()
-    return None
+    return Tmux.from_env().current_session()
 
 
 def _locate_context_file(context_file: Path) -> tuple[Path, int]:
@@ -238,12 +228,15 @@ def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = No
         return make_context(state, stage)
 
 
-def context_from_env(here: Path, include_done: bool) -> Optional[StageContext]:
+def context_from_env(
+    here: Path, include_done: bool, environ: Mapping[str, str]
+) -> Optional[StageContext]:
     """The stage named by the session's environment (``AUTORUN_ORCH_DIR`` and
-    ``AUTORUN_STAGE``, set by the engine for every stage session), when this
-    directory is its worktree (or that worktree is gone: a merged stage)."""
-    orch = os.environ.get("AUTORUN_ORCH_DIR")
-    number = os.environ.get("AUTORUN_STAGE") or ""
+    ``AUTORUN_STAGE`` in ``environ``, the caller's process environment, set by the
+    engine for every stage session), when this directory is its worktree (or that
+    worktree is gone: a merged stage)."""
+    orch = environ.get("AUTORUN_ORCH_DIR")
+    number = environ.get("AUTORUN_STAGE") or ""
     if not orch or not number.isdigit():
         return None
     try:
@@ -261,14 +254,19 @@ def context_from_env(here: Path, include_done: bool) -> Optional[StageContext]:
 
 
 def find_context(
-    cwd: Path, session: Optional[str] = None, *, include_done: bool = False
+    cwd: Path,
+    session: Optional[str] = None,
+    *,
+    include_done: bool = False,
+    environ: Mapping[str, str],
 ) -> StageContext:
     """``autorun context``: the running stage this directory or tmux session belongs to.
 
     ``include_done``: a stage already merged counts too (``autorun merge`` says so
-    instead of failing when it is called twice)."""
+    instead of failing when it is called twice). ``environ``: the caller's process
+    environment (its ``AUTORUN_ORCH_DIR`` and ``AUTORUN_STAGE`` name the stage first)."""
     here = cwd.resolve()
-    found = context_from_env(here, include_done)
+    found = context_from_env(here, include_done, environ)
     if found is not None:
         return found
     from autorun_py.rundir import all_orchestrations

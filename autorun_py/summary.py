@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +15,9 @@ from autorun_py.view import elapsed_seconds
 
 
 def _tmux_prefix() -> str:
-    sock = os.environ.get("AUTORUN_TMUX_SOCKET")
-    return f"tmux -L {shlex.quote(sock)}" if sock else "tmux"
+    from autorun_py.tmux import Tmux
+
+    return Tmux.from_env().shell_prefix()
 
 
 def launchers_text(state: RunState) -> str:

@@ -51,6 +51,11 @@ def forwarded_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]
     return out
 
 
+def current_pane() -> Optional[str]:
+    """The tmux pane this process runs in (``$TMUX_PANE``), if any."""
+    return os.environ.get("TMUX_PANE") or None
+
+
 def _window_args(
     command: Sequence[str], window: Optional[str], env: Optional[Mapping[str, str]]
 ) -> list[str]:
@@ -78,6 +83,24 @@ class Tmux:
     @classmethod
     def from_env(cls) -> Tmux:
         return cls(os.environ.get("AUTORUN_TMUX_SOCKET") or None)
+
+    def shell_prefix(self) -> str:
+        """``tmux`` or ``tmux -L <socket>``, for a command shown to a person."""
+        return f"tmux -L {shlex.quote(self.socket)}" if self.socket else "tmux"
+
+    def current_session(self) -> Optional[str]:
+        """The tmux session this process runs in (``$TMUX``, ``$TMUX_PANE``), if any."""
+        if not os.environ.get("TMUX"):
+            return None
+        args = ["display-message", "-p"]
+        pane = current_pane()
+        if pane:
+            args += ["-t", pane]
+        with contextlib.suppress(AutorunError, OSError):
+            res = self.run([*args, "#{session_name}"], check=False)
+            if res.returncode == 0 and res.stdout.strip():
+                return res.stdout.strip()
+        return None
 
     def argv(self, args: Sequence[str]) -> list[str]:
         base = ["tmux"]

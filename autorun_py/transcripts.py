@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py import paths
 from autorun_py.timeutil import format_utc
 
 # --------------------------------------------------------------------------- prices
@@ -106,8 +107,7 @@ def price_for(model: Optional[str]) -> Optional[Price]:
 
 
 def claude_config_dir() -> Path:
-    env = os.environ.get("CLAUDE_CONFIG_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".claude"
+    return paths.claude_config_dir()
 
 
 def projects_dir() -> Path:

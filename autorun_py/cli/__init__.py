@@ -163,7 +163,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             # never through a shell (autorun_py/prompt_args.py).
             from autorun_py.prompt_args import expand_argv
 
-            args = expand_argv(args)
+            args = expand_argv(args, os.environ)
         rv: Any = cli.main(args=args, prog_name="autorun", standalone_mode=False)
     except AutorunError as exc:
         _fail(f"autorun: error: {exc}", int(exc.exit_code))

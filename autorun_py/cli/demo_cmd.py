@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -57,6 +58,6 @@ def demo(root: Optional[Path], timeout: float, max_parallel: Optional[int], dela
         f"  Logs:       {result.home / 'logs'}\n"
         "\nLook around afterwards (these work from any directory):"
     )
-    for line in after_commands(result):
+    for line in after_commands(result, os.environ):
         click.echo(f"  {line}")
     check_demo(result)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from autorun_py.cli._out import echo_json
@@ -18,7 +20,7 @@ def doctor(as_json: bool) -> int:
     """
     from autorun_py.doctor import render_text, run_doctor
 
-    report = run_doctor()
+    report = run_doctor(python=os.environ.get("AUTORUN_PYTHON") or "python3")
     if as_json:
         echo_json(report.to_json())
     else:

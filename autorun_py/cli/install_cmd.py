@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -25,7 +26,7 @@ def install_cli(bin_dir: Optional[Path], as_json: bool) -> None:
     """
     from autorun_py.install import install_cli as do_install
 
-    result = do_install(bin_dir)
+    result = do_install(bin_dir, os.environ)
     if as_json:
         echo_json(result.to_json())
     else:

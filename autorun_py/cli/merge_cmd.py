@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
@@ -41,7 +42,6 @@ def merge(
             raise UsageError(
                 "give both ORCH and STAGE, or neither (to merge this worktree's stage)"
             )
-        import os
         from pathlib import Path
 
         from autorun_py.stage import find_context
@@ -50,7 +50,7 @@ def merge(
             here = Path.cwd()
         except OSError:  # the merged stage's worktree was removed under this shell
             here = Path(os.environ.get("PWD") or "/")
-        ctx = find_context(here, include_done=True)
+        ctx = find_context(here, include_done=True, environ=os.environ)
         orch, stage = ctx.orch_dir, ctx.stage
     import signal
 
@@ -63,7 +63,11 @@ def merge(
         signal.signal(sig, stop)
     try:
         report = do_merge(
-            resolve(orch), stage, action=action, progress=lambda line: click.echo(line, err=True)
+            resolve(orch),
+            stage,
+            action=action,
+            progress=lambda line: click.echo(line, err=True),
+            claude_shell=bool(os.environ.get("CLAUDECODE")),
         )
     except AutorunError as exc:
         if exc.exit_code is ExitCode.TIMEOUT:  # exit 5 of `autorun merge` means a red gate

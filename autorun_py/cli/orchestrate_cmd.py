@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -97,8 +98,6 @@ def orchestrate(
     as_json: bool,
 ) -> None:
     """Create an orchestration for PLAN and launch every stage that is ready."""
-    import os
-
     from autorun_py.capacity import resolve_max_parallel
     from autorun_py.config import load_config
     from autorun_py.launchers import parse_spec
@@ -141,7 +140,7 @@ def orchestrate(
     if not dry_run:
         from autorun_py.install import first_run_link
 
-        linked = first_run_link()  # the first run through the shim puts `autorun` on PATH
+        linked = first_run_link(os.environ)  # the first run through the shim puts `autorun` on PATH
         if linked is not None:
             for line in linked.to_text().splitlines():
                 echo_err(f"autorun: {line}")
@@ -206,7 +205,13 @@ def chain(
     from autorun_py.launch import chain as do_chain
 
     result = do_chain(
-        command, window=window, session=session, cwd=cwd, close_caller=close_caller, phase=phase
+        command,
+        window=window,
+        session=session,
+        cwd=cwd,
+        close_caller=close_caller,
+        phase=phase,
+        environ=os.environ,
     )
     if as_json:
         echo_json(asdict(result))

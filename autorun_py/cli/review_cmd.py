@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,6 +125,7 @@ def wait_cmd(
         open_file=not no_open,
         progress=lambda msg: click.echo(msg, err=True),
         settle=settle,
+        force_polling=bool(os.environ.get("AUTORUN_REVIEW_POLL")),
     )
     _print_answers(answers, as_json)
 
@@ -201,7 +203,7 @@ def _current_stage() -> tuple[Path, int] | None:
     from autorun_py.stage import find_context
 
     try:
-        ctx = find_context(Path.cwd())
+        ctx = find_context(Path.cwd(), environ=os.environ)
     except AutorunError:
         return None
     return Path(ctx.orch_dir), ctx.stage

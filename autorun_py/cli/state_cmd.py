@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ def phase(
     elif len(args) == 2:
         from autorun_py.stage import find_context
 
-        ctx = find_context(Path.cwd())
+        ctx = find_context(Path.cwd(), environ=os.environ)
         orch_dir, stage, name, action = Path(ctx.orch_dir), ctx.stage, args[0], args[1]
     else:
         raise UsageError("usage: autorun phase [ORCH STAGE] PHASE started|completed")
@@ -188,7 +189,7 @@ def context(as_json: bool, as_shell: bool) -> None:
     """Print the running stage this directory (or tmux session) belongs to; exit 1 if none."""
     from autorun_py.stage import find_context
 
-    _print_context(find_context(Path.cwd()), as_json, as_shell)
+    _print_context(find_context(Path.cwd(), environ=os.environ), as_json, as_shell)
 
 
 @click.group("stage")

@@ -81,10 +81,7 @@ def _agent() -> str:
 
 
 def claude_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for key in SCRUB:
-        env.pop(key, None)
-    return env
+    return proc.child_env(drop=SCRUB)
 
 
 def run_claude(

@@ -6,7 +6,6 @@ session's environment). The work is done by :mod:`autorun_py.launch` and
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +58,7 @@ class TmuxLauncher:
     def attach(self, state: Any, stage: Any) -> Optional[str]:
         if not stage.session:
             return None
-        sock = os.environ.get("AUTORUN_TMUX_SOCKET")
-        prefix = f"tmux -L {shlex.quote(sock)}" if sock else "tmux"
-        return f"{prefix} attach -t {shlex.quote(stage.session)}"
+        return f"{self.tmux.shell_prefix()} attach -t {shlex.quote(stage.session)}"
 
     def kill_target(self, state: Any, stage: Any) -> Optional[str]:
         return str(stage.session) if stage.session else None

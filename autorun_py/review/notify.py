@@ -3,7 +3,6 @@ terminal bell, a desktop notification, the run's events; opening the file."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -15,9 +14,9 @@ from autorun_py.review.store import run_name
 
 
 def has_desktop() -> bool:
-    if sys.platform == "darwin":
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    from autorun_py.proc import has_desktop as desktop
+
+    return desktop()
 
 
 def how_to_answer(path: Path) -> str:

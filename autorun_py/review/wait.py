@@ -42,7 +42,7 @@ def wait_for_answers(
     notify: bool = True,
     open_file: bool = True,
     progress: Optional[Callable[[str], None]] = None,
-    force_polling: Optional[bool] = None,
+    force_polling: bool = False,
     heartbeat: float = 60.0,
     settle: float = DEFAULT_SETTLE,
 ) -> list[Answer]:
@@ -51,15 +51,13 @@ def wait_for_answers(
     Returns at once when it already is. Raises AutorunError with
     ExitCode.TIMEOUT after ``timeout`` seconds, and AutorunError when the file
     is deleted (and not re-created within a second) or replaced by something
-    that is not a file. ``force_polling`` (default: ``$AUTORUN_REVIEW_POLL``
-    set) skips the native observer.
+    that is not a file. ``force_polling`` skips the native observer (the CLI sets
+    it when ``$AUTORUN_REVIEW_POLL`` is set).
     """
     from autorun_py.review.watch import ChangeWatcher
 
     path = resolve(Path(path))
     say: Callable[[str], None] = progress if progress is not None else (lambda _msg: None)
-    if force_polling is None:
-        force_polling = bool(os.environ.get("AUTORUN_REVIEW_POLL"))
     started = time.monotonic()
     deadline = None if timeout is None else started + max(0.0, timeout)
 
