@@ -123,3 +123,26 @@ def test_no_library_module_reads_the_environment() -> None:
     assert not done, f"no longer read the environment, so leave PENDING: {done}"
     unused = sorted(set(IN_FUNCTIONS) - reading)
     assert not unused, f"IN_FUNCTIONS names modules that read nothing: {unused}"
+
+
+ROOT = PACKAGE.parent
+
+
+def test_every_documented_autorun_variable_is_still_read() -> None:
+    """Moving reads to the edge must not drop one: every ``AUTORUN_*`` name the
+    README, docs/, the commands, the hooks or the scripts mention is still spelled in
+    the engine, the hooks or the scripts."""
+    import re
+
+    docs = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "commands").rglob("*.md")]
+    shipped = [p for d in ("hooks", "scripts") for p in (ROOT / d).rglob("*") if p.is_file()]
+    named: set[str] = set()
+    for path in [*docs, *shipped]:
+        named.update(
+            re.findall(r"\bAUTORUN_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(errors="replace"))
+        )
+    code = "\n".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py"))
+    code += "\n".join(p.read_text(errors="replace") for p in shipped)
+    assert named, "no AUTORUN_* variable found in the docs"
+    missing = sorted(v for v in named if not re.search(rf"\b{v}\b", code))
+    assert not missing, f"documented but read nowhere: {missing}"
