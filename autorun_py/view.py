@@ -324,7 +324,10 @@ def _session_lines(row: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     idle = row.get("idle_seconds")
     last = f"last output {format_duration(idle)} ago" if idle is not None else "no output yet"
     on = f" [{row['launcher']}]" if row.get("launcher") else ""
-    waiting = [f"        waiting: {row['waiting_for']}"] if row.get("waiting_for") else []
+    # the monitor's own lines (_monitor_lines) say more of what it recorded itself
+    known = row.get("attention") or row.get("usage_limit_until") or row.get("stalled")
+    waiting = [f"        waits for: {row['waiting_for']}"] if row.get("waiting_for") else []
+    waiting = [] if known else waiting
     if row["session_alive"]:
         attach = [f"        attach: {row['attach']}"] if row.get("attach") else []
         return [f"        session alive, {last}{on}", *waiting, *attach]

@@ -242,3 +242,37 @@ def test_a_stage_without_a_launcher_is_the_runs_and_a_bad_one_is_one_line(repo: 
     bad = run_cli(["status", orch.name], repo)
     assert bad.returncode != 0 and "stages.1.launcher" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_status_view_shows_what_a_stage_waits_for_when_its_launcher_knows(
+    repo: Path,
+) -> None:
+    """tmux: what the monitor and the hooks recorded (permission, limit, stall), in
+    ``waiting_for``; the background launcher reads ``claude agents``' waitingFor."""
+    from autorun_py.launch import claim
+    from autorun_py.state import StatusStore
+
+    write_plan(repo, [(1, "A", [])])
+    out = cli_json(["orchestrate", "master_plan.md", "--no-launch"], repo)
+    orch = Path(out["orch_dir"])
+    store = StatusStore(orch)
+    with store.transaction() as txn:
+        assert claim(txn) == [1]
+    assert cli_json(["status", orch.name], repo)["stages"][0]["waiting_for"] is None
+    with store.transaction() as txn:
+        txn.state.monitor.setdefault("stages", {})["1"] = {
+            "limit": {"kind": "usage limit", "until": "2026-12-01T13:00:00Z"}
+        }
+    row = cli_json(["status", orch.name], repo)["stages"][0]
+    assert row["waiting_for"] == "usage limit until 2026-12-01T13:00:00Z"
+    with store.transaction() as txn:
+        txn.state.monitor["stages"]["1"] = {"attention": {"tool": "Bash", "detail": "rm -rf x"}}
+    row = cli_json(["status", orch.name], repo)["stages"][0]
+    assert row["waiting_for"] == "permission for Bash" and row["launcher"] == "tmux"
+    from autorun_py.launchers.background import row_waiting
+
+    row_of = {"id": "1d45bc42", "status": "waiting", "waitingFor": "input needed"}
+    assert row_waiting(row_of) == "input needed (claude agents)"
+    assert "blocked" in str(row_waiting({"id": "1d45bc42", "state": "blocked"}))
+    assert row_waiting({"id": "1d45bc42", "state": "working"}) is None
+    assert row_waiting(None) is None

@@ -289,6 +289,25 @@ def stage_waiting(state: Any, stage: Any) -> Optional[str]:
         return None
 
 
+def monitor_waiting(state: Any, stage: Any) -> Optional[str]:
+    """What the monitor and the hooks recorded a stage's session waits for (its
+    ``monitor.stages.N`` record: ``attention``, ``limit``, ``stall_reported``)."""
+    stages = state.monitor.get("stages") if isinstance(state.monitor, dict) else None
+    rec = stages.get(str(stage.number)) if isinstance(stages, dict) else None
+    if not isinstance(rec, dict):
+        return None
+    att = rec.get("attention")
+    if isinstance(att, dict):
+        return f"permission for {att.get('tool') or 'a tool'}"
+    limit = rec.get("limit")
+    if isinstance(limit, dict):
+        until = limit.get("until")
+        return f"{limit.get('kind') or 'usage limit'}" + (f" until {until}" if until else "")
+    if rec.get("stall_reported"):
+        return "input (stalled at its prompt)"
+    return None
+
+
 def stop_stage(state: Any, stage: Any, tmux: Any = None) -> list[str]:
     return for_stage(state, stage, tmux).stop(state, stage)
 

@@ -140,6 +140,18 @@ def row_alive(row: Optional[dict[str, Any]]) -> bool:
     return _pid_runs(row.get("pid"))
 
 
+def row_waiting(row: Optional[dict[str, Any]]) -> Optional[str]:
+    """What a ``claude agents --json`` row says the session waits for: a session whose
+    ``status`` is ``waiting`` carries ``waitingFor`` (e.g. ``input needed``, ``dialog
+    open``; read in 2.1.332's code of the listing); ``state: blocked`` waits for the user."""
+    what = row.get("waitingFor") if row else None
+    if isinstance(what, str) and what.strip():
+        return f"{what.strip()} (claude agents)"
+    if row and row.get("state") == "blocked":
+        return "blocked (claude agents: waits for input or a permission)"
+    return None
+
+
 def bg_argv(argv: list[str], name: str, env: dict[str, str]) -> list[str]:
     """``agent_argv``'s argv as a background start: ``--bg --name`` and the stage's
     variables in ``--settings``; ``--session-id`` dropped (the daemon picks it)."""
@@ -262,9 +274,7 @@ class BackgroundLauncher:
 
     def waiting(self, state: Any, stage: Any) -> Optional[str]:
         with contextlib.suppress(AutorunError):
-            row = self._row(stage)
-            if row and row.get("state") == "blocked":
-                return "blocked (claude agents: waits for input or a permission)"
+            return row_waiting(self._row(stage))
         return None
 
     def stop(self, state: Any, stage: Any) -> list[str]:

@@ -46,7 +46,11 @@ class TmuxLauncher:
         return session_alive(self.tmux, stage.session, state.orch_dir)
 
     def waiting(self, state: Any, stage: Any) -> Optional[str]:
-        return None  # the monitor reads the pane (autorun_py.monitor)
+        """What the monitor (its pane classifier) and the hooks recorded of the stage:
+        a permission prompt, a usage-limit wait, a stall (``status.json`` ``monitor``)."""
+        from autorun_py.launchers import monitor_waiting
+
+        return monitor_waiting(state, stage)
 
     def stop(self, state: Any, stage: Any) -> list[str]:
         name = stage.session
