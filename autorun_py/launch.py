@@ -200,7 +200,11 @@ def watch_session_close(tmux: Tmux) -> None:
     # jobs it still runs; a child already detached from the job lives on.
     cmd = " ".join(shlex.quote(a).replace("#", "##") for a in argv)
     cmd += " '#{hook_session_name}' </dev/null >/dev/null 2>&1 &"
-    tmux.run(["set-hook", "-g", f"session-closed[{index}]", f"run-shell -b {shlex.quote(cmd)}"])
+    # A session autorun ended on purpose after its merge (Tmux.kill_later renames
+    # it autorun-done-N first) needs no recovery: tmux skips it, no process starts.
+    hook = f"run-shell -b {shlex.quote(cmd)}"
+    hook = f"if-shell -F '#{{m:autorun-done-*,#{{hook_session_name}}}}' '' {shlex.quote(hook)}"
+    tmux.run(["set-hook", "-g", f"session-closed[{index}]", hook])
     if tmux.socket:
         # autorun's own server (AUTORUN_TMUX_SOCKET): it must outlive its last
         # session, or the hook of that session's close dies with it. (The default
@@ -388,7 +392,14 @@ def kill_later(
     belongs to that run (its ``AUTORUN_ORCH_DIR``). ``then_clean`` = (repo,
     worktree, branch, base): afterwards remove the stage's worktree and merged
     branch (see :mod:`autorun_py.killer`; it needs ``owner``).
+
+    A tmux target without clean-up is killed by the tmux server itself
+    (:meth:`Tmux.kill_later`: no process); the rest by the detached killer.
     """
+    if then_clean is None and target != "-" and not target.startswith("bg:"):
+        with contextlib.suppress(AutorunError, OSError):
+            Tmux.from_env().kill_later(target, delay, session=session, owner=owner)
+        return  # scheduled, or gone / not the owner's: nothing to kill either way
     cmd = [sys.executable, "-m", "autorun_py.killer", target, str(delay)]
     if session:
         cmd.append("--session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -221,6 +222,33 @@ class Tmux:
 
     def kill_pane(self, target: str) -> bool:
         return self.run(["kill-pane", "-t", target], check=False).returncode == 0
+
+    def kill_later(self, target: str, delay: float, *, session: bool, owner: Optional[str]) -> bool:
+        """Have the tmux server itself kill the pane (or, ``session``, the session)
+        ``target`` after ``delay`` seconds (``run-shell -b -d -C``: no process
+        waits for it). The target is resolved to its id and its owner checked now;
+        a server never reuses an id, so the kill hits that very pane or session or
+        nothing. A session is renamed ``autorun-done-N`` first: the session-closed
+        hook (:func:`autorun_py.launch.watch_session_close`) knows it was ended on
+        purpose. True when scheduled; False when the target is gone or not
+        ``owner``'s (nothing is killed then)."""
+        tgt = target if target.startswith(("%", "=", "$", "@")) else f"={target}"
+        if session and tgt.startswith("="):
+            tgt += ":"
+        fmt = "#{session_id}" if session else "#{pane_id}"
+        res = self.run(["display-message", "-p", "-t", tgt, fmt], check=False)
+        ident = res.stdout.strip()
+        if res.returncode != 0 or not re.fullmatch(r"[$%][0-9]+", ident):
+            return False
+        if owner is not None and not self.owned_by(ident, owner):
+            return False
+        if session:
+            done = f"autorun-done-{ident[1:]}"
+            cmd = f"rename-session -t '{ident}' '{done}' ; kill-session -t '{ident}'"
+        else:
+            cmd = f"kill-pane -t '{ident}'"
+        res = self.run(["run-shell", "-b", "-d", f"{max(0.0, delay):g}", "-C", cmd], check=False)
+        return res.returncode == 0
 
     def kill_server(self) -> None:
         """Kill the server; a private one's (``-L``) socket file goes with it."""
