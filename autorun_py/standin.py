@@ -4,10 +4,15 @@ It accepts the arguments autorun passes to Claude Code (``--session-id``,
 ``--resume``, ``--model``, ``--permission-mode``, ``--plugin-dir``, a prompt)
 and does, with real commands, what the real pipeline does for a stage:
 
-``/autorun:start <context>``: ``autorun stage start``, record the phases the
-command texts ask for (triage completed, implement started and completed), make
-a real commit in the stage's worktree after a short random delay, then
-``autorun merge`` (the ``/autorun:merge`` step). Its behaviour can be steered
+``/autorun:start <context>``: what the command texts (``commands/*.md``) ask of
+a QUICK stage, with the same engine calls: ``autorun stage start`` (start.md's
+inline line), a real commit in the stage's worktree after a short random delay,
+then ``autorun chain "/autorun:merge" --window merge --close-caller`` (the engine
+records the phases from the hand-off). ``/autorun:merge [ORCH STAGE]`` (the
+window the chain opens, or a restart on a conflicted merge): ``autorun merge``
+(merge.md's inline line), and on exit 5 the fix-and-merge-again loop merge.md
+asks for. A ``--resume`` picks the step its conversation was on (the first
+prompt in its transcript). Its behaviour can be steered
 per stage through ``AUTORUN_STANDIN_*`` variables:
 
 - ``AUTORUN_STANDIN_DELAY``: ``"min-max"`` seconds of "work" (default ``0.2-1.0``)
@@ -28,7 +33,8 @@ per stage through ``AUTORUN_STANDIN_*`` variables:
 - ``AUTORUN_STANDIN_CRASH``: stages whose agent exits at once (every start)
 - ``AUTORUN_STANDIN_GATE``: a directory; before its work, stage N waits until
   ``<dir>/stage-N`` exists (a test holds stages mid-run with it)
-- ``AUTORUN_STANDIN_MERGE_GATE``: the same, after the commit and before the merge
+- ``AUTORUN_STANDIN_MERGE_GATE``: the same, after the commit and before the
+  hand-off to the merge
 - ``AUTORUN_STANDIN_TREE``: a directory; stage N's work is the files under
   ``<dir>/stage-N/`` (copied over its worktree) instead of ``stages/stage-N.md``.
   When the merge gate sends the stage back (``autorun merge`` exit 5), the
@@ -115,7 +121,7 @@ def _wait_for_gate(var: str, n: int, what: str) -> None:
     _log(f"stage {n} passed {what} gate")
 
 
-_SESSION: dict[str, Any] = {"id": None, "turn": 0}
+_SESSION: dict[str, Any] = {"id": None, "turn": 0, "prompt": ""}
 
 
 def _transcript(step: str, n: int = 0) -> None:
@@ -139,8 +145,11 @@ def _transcript(step: str, n: int = 0) -> None:
         "cache_creation_input_tokens": 1000 + turn,
         "cache_read_input_tokens": 5000 + 10 * turn,
     }
+    user: dict[str, Any] = {**base, "type": "user", "message": {"role": "user", "content": step}}
+    if turn == 1 and _SESSION.get("prompt"):
+        user["prompt"] = _SESSION["prompt"]  # what --resume goes on with
     lines = [
-        {**base, "type": "user", "message": {"role": "user", "content": step}},
+        user,
         {
             **base,
             "type": "assistant",
@@ -189,6 +198,7 @@ def _git(cwd: Path, *args: str) -> None:
 
 
 def run_stage(context_file: str) -> int:
+    """``/autorun:start``: the QUICK tier of commands/start.md."""
     proc = _autorun("stage", "start", context_file, "--json")
     if proc.returncode != 0:
         _log(f"stage start failed: {proc.stderr.strip()}")
@@ -207,8 +217,6 @@ def run_stage(context_file: str) -> int:
     if n in _stages("AUTORUN_STANDIN_REVIEW"):
         _review(orch, n)
     _wait_for_gate("AUTORUN_STANDIN_GATE", n, "work")
-    # What commands/start.md asks for: `stage start` opened triage already.
-    _autorun("phase", orch, str(n), "triage", "completed")
     if n in _stages("AUTORUN_STANDIN_IDLE"):
         _log("idle at prompt")
         _wait_for_continue()
@@ -221,7 +229,6 @@ def run_stage(context_file: str) -> int:
         print(f"Claude usage limit reached. Your limit will reset at {hour}.", flush=True)
         _log(f"usage limit until {hour}")
         _wait_for_continue()
-    _autorun("phase", orch, str(n), "implement", "started", "--current", "0", "--total", "1")
     time.sleep(_delay())
     if n in _stages("AUTORUN_STANDIN_FAIL"):
         _autorun("stage", "fail", orch, str(n), "--reason", "the stand-in was told to fail")
@@ -242,19 +249,51 @@ def run_stage(context_file: str) -> int:
     staged = run_git(["diff", "--cached", "--quiet"], wt, check=False)
     if staged.returncode != 0:  # a resumed stage may have committed already
         _git(wt, "commit", "-q", "-m", f"Stage {n}: {ctx['name']}")
-    _autorun("phase", orch, str(n), "implement", "completed", "--current", "1", "--total", "1")
     _transcript("implement", n)
     _wait_for_gate("AUTORUN_STANDIN_MERGE_GATE", n, "merge")
     _log(f"stage {n} committed; merging")
-    merged = _autorun("merge", orch, str(n), "--json")
+    # The hand-off of commands/start.md: the merge runs in the window it opens,
+    # and this pane is closed by the engine.
+    handed = _autorun("chain", "/autorun:merge", "--window", "merge", "--close-caller")
+    _log(f"stage {n} chain exit {handed.returncode}")
+    if handed.returncode != 0:
+        _log(handed.stderr.strip())
+        return handed.returncode
+    _idle_until_closed()
+    return 0
+
+
+def run_merge(args: list[str]) -> int:
+    """``/autorun:merge [ORCH STAGE]``: commands/merge.md's inline ``autorun merge``,
+    and what it asks on exit 5 (fix the branch, merge again)."""
+    _transcript("merge")
+    merged = _autorun("merge", *args, "--json")
+    try:
+        rep: dict[str, Any] = json.loads(merged.stdout) if merged.stdout.strip() else {}
+    except ValueError:
+        rep = {}
+    n = int(rep.get("stage") or 0)
     _log(f"stage {n} merge exit {merged.returncode}")
     for _ in range(10):
         if merged.returncode != 5:
             break
-        merged = _after_red_gate(orch, n, ctx, wt, merged)
+        merged = _after_red_gate(str(rep.get("orch_dir")), n, rep, Path.cwd(), merged)
     if merged.returncode not in (0, 3, 4, 5):
         _log(merged.stderr.strip())
+    if merged.returncode == 0:
+        _idle_until_closed()
     return 0 if merged.returncode in (0, 4) else merged.returncode
+
+
+def _idle_until_closed(seconds: float = 30.0) -> None:
+    """After its hand-off, sit at the prompt as Claude Code does until the engine
+    closes the pane (the chain's caller, the merged stage's session); a stand-in
+    that exited by itself would close its session before the engine does."""
+    sys.stdout.write("\n❯ ")
+    sys.stdout.flush()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _copy_tree(src: Path, dst: Path) -> None:
@@ -266,7 +305,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 def _after_red_gate(
-    orch: str, n: int, ctx: dict[str, Any], wt: Path, red: _proc.Result
+    orch: str, n: int, rep: dict[str, Any], wt: Path, red: _proc.Result
 ) -> _proc.Result:
     """What the model does on exit 5: read the failure, fix the branch, merge again."""
     try:
@@ -282,13 +321,13 @@ def _after_red_gate(
     tree = os.environ.get("AUTORUN_STANDIN_TREE")
     fix = Path(tree) / f"stage-{n}-fix" if tree else None
     if fix is not None and fix.is_dir():
-        base = ctx.get("base_branch") or "main"
+        base = rep.get("base_branch") or "main"
         _git(wt, "-c", "core.hooksPath=/dev/null", "merge", "-q", "--no-edit", base)
         _copy_tree(fix, wt)
         _git(wt, "add", "-A")
         _git(wt, "commit", "-q", "-m", f"Stage {n}: fix what the merge gate found")
         _log(f"stage {n} merged {base} in and fixed its code")
-    merged = _autorun("merge", orch, str(n), "--json")
+    merged = _autorun("merge", "--json")
     _log(f"stage {n} merge exit {merged.returncode}")
     return merged
 
@@ -314,16 +353,40 @@ def main(argv: Optional[list[str]] = None) -> int:
             prompt = a
         i += 1
     _log(f"stand-in agent: prompt={prompt!r} resume={resume!r}")
-    if prompt.startswith("/autorun:start "):
-        return run_stage(prompt[len("/autorun:start ") :].strip())
-    if resume:
-        # Resuming a conversation: pick up the stage this worktree belongs to.
+    if resume and not prompt.startswith("/"):
+        # Resuming a conversation: go on with the step it was started on.
+        first = _first_prompt()
+        if first.startswith("/autorun:merge"):
+            return run_merge([])
         proc = _autorun("context", "--json")
         if proc.returncode == 0:
             ctx = json.loads(proc.stdout)
             return run_stage(ctx["context_file"])
+    _SESSION["prompt"] = prompt
+    if prompt.startswith("/autorun:start "):
+        return run_stage(prompt[len("/autorun:start ") :].strip())
+    if prompt == "/autorun:merge" or prompt.startswith("/autorun:merge "):
+        return run_merge(prompt.split()[1:3])
     _log("nothing to do")
     return 0
+
+
+def _first_prompt() -> str:
+    """The prompt the resumed conversation began with (its first user line)."""
+    sid = _SESSION["id"]
+    if not sid:
+        return ""
+    from autorun_py.transcripts import transcript_path
+
+    try:
+        with open(transcript_path(os.getcwd(), sid), encoding="utf-8") as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if rec.get("type") == "user":
+                    return str(rec.get("prompt") or rec.get("message", {}).get("content") or "")
+    except (OSError, ValueError):
+        pass
+    return ""
 
 
 if __name__ == "__main__":

@@ -270,6 +270,8 @@ def test_purge_keeps_logs_another_run_of_the_same_slug_wrote(
     standin_env(monkeypatch, log=str(tmp_path / "standin.log"))
     first = _orchestrate(repo, [(1, "One", [])], "--no-monitor")
     wait_finished(first)
+    # Its session ends shortly after its merge; then its slug is free again.
+    wait_until(lambda: not Tmux.from_env().list_sessions(), what="the first run's session")
     other = tmp_path / "other" / "project"
     other.mkdir(parents=True)
     git(other, "init", "-q", "-b", "main")

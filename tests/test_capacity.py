@@ -88,7 +88,9 @@ def test_session_starts_are_staggered(
     assert outcome.launched == [1, 2, 3]
     assert wait_finished(Path(outcome.orch_dir))["status"] == "completed"
     starts = sorted(
-        float(line.split()[0]) for line in log.read_text().splitlines() if "stand-in agent:" in line
+        float(line.split()[0])
+        for line in log.read_text().splitlines()
+        if "stand-in agent: prompt='/autorun:start" in line
     )
     assert len(starts) == 3
     gaps = [b - a for a, b in zip(starts, starts[1:])]
