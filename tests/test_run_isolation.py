@@ -163,6 +163,54 @@ def test_run_b_never_kills_or_types_into_run_a_session(
     wait_until(lambda: not tmux.has_session(name), what="A's session killed by A")
 
 
+def test_the_tmux_side_delayed_kill_keeps_to_the_owner_and_skips_recovery(
+    repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill_later without clean-up: tmux kills the target itself (no killer process),
+    only a session or pane of the owner's run, and the session-closed hook starts no
+    recovery for a session ended so (a session killed otherwise still gets one)."""
+    monkeypatch.setenv("AUTORUN_CLAUDE", "true")
+    tmux = Tmux.from_env()
+    plan_a = write_plan(repo.parent, [(1, "One", []), (2, "Two", [])], name="plan-a.md")
+    run_a = Path(create_orchestration(load_plan(plan_a), repo).orch_dir)
+    run_b = _run(repo, "plan-b.md")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    names = {}
+    for n in (1, 2):  # two running stages of A, each in its session
+        names[n] = f"a-stage-{n}"
+        tmux.new_session(names[n], sleeper, cwd=repo, env={"AUTORUN_ORCH_DIR": str(run_a)})
+    with StatusStore(run_a).transaction() as txn:
+        for n in (1, 2):
+            txn.state.stages[n].status = "in_progress"
+            txn.state.stages[n].session = names[n]
+    tmux.new_session("users", sleeper, cwd=repo)
+    launch.watch_session_close(tmux)
+    # B's leaves A's session alone; nobody's session is left alone
+    launch.kill_later(names[1], 0, session=True, owner=str(run_b))
+    launch.kill_later("users", 0, session=True, owner=str(run_b))
+    pane = tmux.list_panes(names[2])[0]["pane_id"]
+    launch.kill_later(pane, 0, owner=str(run_b))
+    time.sleep(0.5)
+    assert tmux.has_session(names[1]) and tmux.has_session("users")
+    assert tmux.list_panes(names[2])[0]["pane_id"] == pane
+    # A's own: gone, after the delay, with no recovery started for it
+    t0 = time.monotonic()
+    launch.kill_later(names[1], 0.3, session=True, owner=str(run_a))
+    assert tmux.has_session(names[1])
+    wait_until(lambda: not tmux.has_session(names[1]), what="A's session killed by A")
+    assert time.monotonic() - t0 >= 0.25
+    assert tmux.has_session("users")
+    # the control: a session that just ends is looked at by the hook
+    tmux.kill_session(names[2])
+    hooks_log = paths.layout().hooks_log
+    wait_until(
+        lambda: hooks_log.exists() and f"session {names[2]}" in hooks_log.read_text(),
+        what="the session-closed hook for the session that ended",
+    )
+    assert f"session {names[1]}" not in hooks_log.read_text()
+    assert "autorun-done-" not in hooks_log.read_text()
+
+
 def test_a_new_session_does_not_inherit_autorun_settings_the_server_started_with(
     tmux_socket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
