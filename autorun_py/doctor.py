@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -256,12 +257,12 @@ def check_tmux(which: Which) -> Check:
     return _version_check("tmux", out, found, MIN_TMUX, "new-session -e")
 
 
-def check_claude(which: Which) -> Check:
+def check_claude(which: Which, environ: Mapping[str, str]) -> Check:
     """The agent the engine starts in stage sessions (config ``agent`` or $AUTORUN_CLAUDE)."""
     try:
         from autorun_py.config import load_config
 
-        agent = load_config().agent
+        agent = load_config(environ).agent
     except AutorunError as exc:
         return Check("claude", "broken", True, None, None, f"config: {exc}", None)
     found = which(agent) if os.sep not in agent else (agent if os.access(agent, os.X_OK) else None)
@@ -320,13 +321,13 @@ def check_home() -> Check:
     return Check("AUTORUN_HOME", "ok", True, None, str(home), detail)
 
 
-def check_permission_mode() -> Check:
+def check_permission_mode(environ: Mapping[str, str]) -> Check:
     """Whether unattended stage sessions will stop at permission prompts."""
     from autorun_py.config import load_config
     from autorun_py.permissions import DOCS, check_permissions, is_claude_code, project_root
 
     try:
-        config = load_config()
+        config = load_config(environ)
     except AutorunError as exc:
         return Check("permissions", "broken", False, None, None, f"config: {exc}")
     if not is_claude_code(config):
@@ -360,16 +361,17 @@ def check_cli() -> Check:
     return Check("autorun", "ok", False, None, found, f"-> {real}")
 
 
-def run_doctor(which: Which = shutil.which, *, python: str = "python3") -> DoctorReport:
-    """Every check; ``python``: the interpreter the shim builds with (``$AUTORUN_PYTHON``,
-    read at the CLI edge)."""
+def run_doctor(environ: Mapping[str, str], which: Which = shutil.which) -> DoctorReport:
+    """Every check, for a process with the environment ``environ`` (the CLI passes its
+    own: ``AUTORUN_PYTHON``, the interpreter the shim builds with; the config's
+    ``AUTORUN_*`` variables)."""
     checks: list[Check] = [
-        *check_python(which, python),
+        *check_python(which, environ.get("AUTORUN_PYTHON") or "python3"),
         check_git(which),
         check_git_identity(which),
         check_tmux(which),
-        check_claude(which),
-        check_permission_mode(),
+        check_claude(which, environ),
+        check_permission_mode(environ),
         check_cli(),
         check_environment(),
         check_home(),

@@ -20,7 +20,7 @@ def doctor(as_json: bool) -> int:
     """
     from autorun_py.doctor import render_text, run_doctor
 
-    report = run_doctor(python=os.environ.get("AUTORUN_PYTHON") or "python3")
+    report = run_doctor(os.environ)
     if as_json:
         echo_json(report.to_json())
     else:
