@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import pytest
 
+from autorun_py.state import dumps_readable
 from tests.helpers import write_plan
 
 Raw = dict[str, Any]
@@ -119,7 +120,10 @@ CORRUPTIONS: dict[str, Callable[[Raw], Any]] = {
 }
 
 
-def corrupt(orch: Path, name: str) -> None:
+def corrupt(orch: Path, name: str, *, readable: bool = False) -> None:
+    """Write ``orch``'s status.json with corruption ``name``: as one line of JSON, or
+    (``readable``) in autorun's own layout, one stage per line (the layout the
+    fast reader takes, autorun_py/state/codec.py)."""
     status = orch / "status.json"
     raw = json.loads(status.read_text())
     out = CORRUPTIONS[name](raw)
@@ -132,6 +136,8 @@ def corrupt(orch: Path, name: str) -> None:
         os.mkfifo(status)
     elif isinstance(out, bytes):
         status.write_bytes(out)
+    elif readable:
+        status.write_text(dumps_readable(out))
     else:
         status.write_text(json.dumps(out))
 
@@ -272,6 +278,31 @@ def test_a_broken_run_is_one_line(
     assert len(lines) == 1, err
     assert lines[0].startswith("autorun: error: "), lines[0]
     assert _status_file_named(lines[0], world), lines[0]
+
+
+# The commands of the corpus that read the run (every field checked) or change a
+# stage (its fields checked when used), on files in autorun's own layout.
+READABLE = ["status", "events", "phase", "stage fail", "launch-ready", "merge", "retry"]
+
+
+@pytest.mark.parametrize("command", READABLE)
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_a_broken_run_in_the_readable_layout_is_one_line(
+    corruption: str, command: str, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corrupt(world.broken, corruption, readable=True)
+    before = (world.broken / "status.json").read_bytes() if corruption not in _SPECIAL else None
+    code, out, err = run_main(TARGETED[command](world), capsys)
+    assert code != 0, (out, err)
+    assert "Traceback" not in out + err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("autorun: error: "), err
+    assert _status_file_named(lines[0], world), lines[0]
+    if before is not None:
+        assert (world.broken / "status.json").read_bytes() == before
+
+
+_SPECIAL = {"a directory", "a symlink to /dev/zero", "a FIFO"}
 
 
 @pytest.mark.parametrize("command", sorted(ACROSS))

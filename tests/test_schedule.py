@@ -203,7 +203,13 @@ def _run_state(deps: dict[int, tuple[int, ...]], status: dict[int, str], schedul
         created_at="2026-01-01T00:00:00Z",
         orch_dir="/o",
         stages={
-            n: StageState(n, f"S{n}", list(d), f"/o/{n}.md", status=status.get(n, "pending"))
+            n: StageState(
+                number=n,
+                name=f"S{n}",
+                depends_on=list(d),
+                context_file=f"/o/{n}.md",
+                status=status.get(n, "pending"),
+            )
             for n, d in deps.items()
         },
         waves=compute_waves(deps) if all(d in deps for ds in deps.values() for d in ds) else [],
