@@ -37,7 +37,7 @@ PENDING = {
     "loaded by every process deep in its call tree (launch, merge, gate, the launchers, "
     "the monitor); callers that have an environ pass it, the rest default to os.environ",
     "autorun_py.monitor": "MonitorOptions.from_env and the recovery chain (monitor-split)",
-    "autorun_py.state": "the kill-at-a-named-point hook of the kill tests (state)",
+    "autorun_py.state.store": "the kill-at-a-named-point hook of the kill tests (state)",
 }
 
 
