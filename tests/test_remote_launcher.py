@@ -121,6 +121,15 @@ def _events(orch: Path, kind: str, stage: Any = None) -> list[dict[str, Any]]:
         return []
 
 
+def _finished(orch: Path, timeout: float = 120) -> dict[str, Any]:
+    """The run's status once every stage is terminal and, for a completed run, its
+    events are written too (they follow the status write)."""
+    status = wait_finished(orch, timeout=timeout)
+    if status.get("status") == "completed":
+        wait_until(lambda: _events(orch, "orchestration_complete"), 30, "the run's last events")
+    return status
+
+
 def _started(orch: Path) -> dict[int, str]:
     return {e["stage"]: e["session"] for e in _events(orch, "remote_session_started")}
 
@@ -168,7 +177,7 @@ def test_six_stages_run_as_cloud_sessions_each_merged_once_through_the_gate(
     review = Path(asked[0]["review"])
     assert "Which colour should Gamma module use?" in review.read_text()
     _answer_review(review, "teal")
-    status = wait_finished(orch, timeout=180)
+    status = _finished(orch, timeout=180)
     assert status["status"] == "completed", json.dumps(status, indent=1)
     for n in range(1, 7):
         st = status["stages"][str(n)]
@@ -273,7 +282,7 @@ def test_resume_after_the_monitor_was_killed_merges_what_the_sessions_pushed(
     out = json.loads(res.stdout)
     assert sorted(out["alive"]) == [1, 2, 3] and out["monitor_pid"], out  # none restarted
     cloud.release(4, 5, 6)
-    status = wait_finished(orch, timeout=180)
+    status = _finished(orch, timeout=180)
     assert status["status"] == "completed", json.dumps(status, indent=1)
     merged = [e["stage"] for e in events_of(orch, "merge_complete")]
     assert sorted(merged) == [1, 2, 3, 4, 5, 6], merged
@@ -312,7 +321,7 @@ def test_the_environment_comes_from_front_matter_or_config_and_is_kept_in_status
     assert res.returncode == 0, res.stderr
     orch = Path(json.loads(res.stdout)["orch_dir"])
     assert read_status(orch)["remote"] == {"environment": ENV_ID, "git_remote": "origin"}
-    assert wait_finished(orch, 60)["status"] == "completed"
+    assert _finished(orch, 60)["status"] == "completed"
     config = Path(os.environ["AUTORUN_HOME"]) / "config.json"
     config.write_text(json.dumps({"launcher": "remote", "remote": {"environment": "bad"}}))
     res = run_cli(["orchestrate", str(write_plan(cloud.repo.parent, SIX[:1], "p2.md"))],
@@ -410,7 +419,7 @@ def test_a_cancelled_stage_is_retried_as_a_new_cloud_session(
     )[0]  # fmt: skip
     assert second != first
     cloud.release(1, 2)
-    status = wait_finished(orch, timeout=120)
+    status = _finished(orch, timeout=120)
     assert status["status"] == "completed", json.dumps(status, indent=1)
     assert sorted(e["stage"] for e in events_of(orch, "merge_complete")) == [1, 2]
     assert "done" in cloud.session_log(second) and "done" not in cloud.session_log(first)
@@ -474,3 +483,92 @@ def test_a_check_killed_at_every_git_call_still_merges_the_stage_exactly_once(
         "origin/" + b[len("refs/heads/") :] for b in left
     )
     assert cloud.remote_branches() == []
+
+
+def test_a_red_gate_goes_back_to_the_session_which_pushes_a_fix(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMOTE_STANDIN_BREAK", "1")
+    orch = orchestrate_plan(
+        cloud.repo, SIX[:1], "--launcher", "remote", "--remote-environment", ENV_ID,
+        "--verify", "test -d work && ! test -e work/BROKEN",
+    )  # fmt: skip
+    status = _finished(orch, timeout=120)
+    assert status["status"] == "completed", json.dumps(status, indent=1)
+    assert [e["stage"] for e in events_of(orch, "verify_failed")] == [1]
+    assert [e["stage"] for e in events_of(orch, "merge_complete")] == [1]
+    completions = [e["commit"] for e in events_of(orch, "remote_completed")]
+    assert len(completions) == 2 and completions[0] != completions[1]
+    told = [a[1] for a in cloud.calls() if "--cloud" in a]
+    assert len(told) == 1 and "checks failed" in told[0], told  # the failure, via --cloud
+    assert f"Autorun-Stage: {orch.name}/1" in told[0] and "command:" in told[0], told[0]
+    assert git(cloud.repo, "ls-tree", "main", "--", "work/BROKEN") == ""
+    assert git(cloud.repo, "show", "main:work/stage-1.md").startswith("# Alpha")
+
+
+def test_autorun_killed_before_it_recorded_the_session_adopts_it_instead_of_a_second(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL of ``autorun orchestrate`` right after ``claude -p --environment``
+    answered: the session runs, unknown to autorun. ``resume`` sees the stage branch
+    on the remote moved past what autorun pushed, adopts that session (no second
+    one) and merges its completion."""
+    monkeypatch.setenv("REMOTE_STANDIN_KILL_CALLER", "1")
+    plan = write_plan(cloud.repo.parent, SIX[:1])
+    res = run_cli(
+        ["orchestrate", str(plan), "--launcher", "remote", "--remote-environment", ENV_ID,
+         "--verify", "test -d work"],
+        cloud.repo,
+    )  # fmt: skip
+    assert res.returncode == -signal.SIGKILL, (res.returncode, res.stderr)
+    monkeypatch.delenv("REMOTE_STANDIN_KILL_CALLER")
+    (orch,) = list((Path(os.environ["AUTORUN_HOME"]) / "orchestration").iterdir())
+    (sid,) = cloud.sessions()
+    wait_until(lambda: "done" in cloud.session_log(sid), 60, "the unknown session finished")
+    out = json.loads(run_cli(["resume", orch.name, "--json"], cloud.repo, check=True).stdout)
+    assert [a["stage"] for a in out["actions"]] == [1], out
+    status = _finished(orch, timeout=120)
+    assert status["status"] == "completed", json.dumps(status, indent=1)
+    assert len(cloud.sessions()) == 1  # adopted, not doubled
+    assert [e["stage"] for e in events_of(orch, "remote_session_adopted")] == [1]
+    assert [e["stage"] for e in events_of(orch, "merge_complete")] == [1]
+    assert git(cloud.repo, "show", "main:work/stage-1.md").startswith("# Alpha")
+
+
+def test_autorun_killed_at_its_push_is_brought_back_by_resume(cloud: Cloud, tmp_path: Path) -> None:
+    """SIGKILL of ``autorun orchestrate`` at its ``git push`` of the stage branch:
+    ``resume`` pushes again, starts the one session, and the stage merges."""
+    import shutil
+
+    wrap = tmp_path / "killpush"
+    wrap.mkdir()
+    (wrap / "git").write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do\n'
+        '  if [ "$a" = push ] && [ ! -e "$KILLPUSH_MARK" ]; then\n'
+        '    : > "$KILLPUSH_MARK"; kill -9 "$PPID"; kill -9 $$\n'
+        "  fi\n"
+        "done\n"
+        'exec "$KILLPUSH_REAL" "$@"\n'
+    )
+    (wrap / "git").chmod(0o755)
+    env = {
+        "PATH": f"{wrap}{os.pathsep}{os.environ['PATH']}",
+        "KILLPUSH_REAL": str(shutil.which("git")),
+        "KILLPUSH_MARK": str(tmp_path / "killpush.done"),
+    }
+    plan = write_plan(cloud.repo.parent, SIX[:1])
+    res = run_cli(
+        ["orchestrate", str(plan), "--launcher", "remote", "--remote-environment", ENV_ID,
+         "--verify", "test -d work"],
+        cloud.repo, env=env,
+    )  # fmt: skip
+    assert res.returncode == -signal.SIGKILL, (res.returncode, res.stderr)
+    assert cloud.calls() == [] and cloud.remote_branches() == []
+    (orch,) = list((Path(os.environ["AUTORUN_HOME"]) / "orchestration").iterdir())
+    out = json.loads(run_cli(["resume", orch.name, "--json"], cloud.repo, check=True).stdout)
+    assert [a["stage"] for a in out["actions"]] == [1], out
+    status = _finished(orch, timeout=120)
+    assert status["status"] == "completed", json.dumps(status, indent=1)
+    assert len(cloud.sessions()) == 1
+    assert [e["stage"] for e in events_of(orch, "merge_complete")] == [1]

@@ -58,6 +58,7 @@ STOP_MESSAGE = (
     "push nothing more, and end the session."
 )
 ENV_PREFIX = "ccpool_"
+ADOPTED = "adopted-"  # the handle of a session found by its pushes, not by its id
 SESSION_ID = re.compile(r"^(?:session|cse)_[A-Za-z0-9_-]+$")
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}  # never wait for a password on a terminal
 
@@ -156,10 +157,9 @@ def settings_of(state: Any) -> RemoteSettings:
 
 def stage_launcher(state: Any, stage: Any) -> str:
     """The launcher of one stage: its own (a run mixing launchers) or the run's."""
-    from autorun_py.launchers import launcher_name
+    from autorun_py.launchers import stage_launcher_name
 
-    own = stage.extra.get("launcher") if hasattr(stage, "extra") else None
-    return str(own) if isinstance(own, str) and own else launcher_name(state)
+    return stage_launcher_name(state, stage)
 
 
 def run_of(state: Any) -> str:
@@ -442,6 +442,10 @@ class RemoteLauncher:
             if isinstance(pushed, list) and branch not in pushed:
                 pushed.append(branch)
         push_branch(repo, settings, branch, tip)
+        if replace:
+            there = remote_tip(repo, settings, branch)
+            if there is not None and there != tip:
+                return self._adopt(state, stage, there)
         prompt = stage_prompt(state, stage, settings)
         name = f"{stage.session or state.project_slug}-{window}"
         created = run_claude(
@@ -450,8 +454,11 @@ class RemoteLauncher:
             cwd=cwd,
         )  # fmt: skip
         sid, url = parse_created(created)
-        with store.transaction() as txn:
-            st = txn.state.stage(stage.number)
+        with store.transaction() as txn:  # at once: a session autorun does not know of
+            st = txn.state.stage(stage.number)  # would be started again by a recovery
+            from autorun_py.launchers import record_started
+
+            record_started(self, st, Started(sid))
             st.extra["remote_url"] = url
             st.extra["remote_started_from"] = tip
             st.extra.pop("remote_stopped", None)
@@ -459,11 +466,27 @@ class RemoteLauncher:
                      branch=branch, environment=settings.environment)  # fmt: skip
         return Started(sid)
 
+    def _adopt(self, state: Any, stage: Any, there: str) -> Started:
+        """A recovery of a stage whose start did not record its session, while the
+        stage branch on the remote has moved: a session of this stage evidently runs
+        (or ran) there. It is adopted, not doubled: its pushes are still read (the
+        poll needs no session id); it cannot be sent messages."""
+        from autorun_py.state import StatusStore
+
+        with StatusStore(Path(state.orch_dir)).transaction() as txn:
+            st = txn.state.stage(stage.number)
+            st.extra["remote_adopted"] = there
+            txn.emit("remote_session_adopted", stage=stage.number, branch=stage.branch,
+                     tip=there)  # fmt: skip
+        return Started(f"{ADOPTED}{there[:12]}")
+
     def alive(self, state: Any, stage: Any) -> bool:
-        # The CLI cannot ask a cloud session's state: one started and not stopped
-        # counts as running (never a second copy). Without an id the start did not
-        # finish: the monitor's recovery starts it.
-        return current_id(stage) is not None and not stage.extra.get("remote_stopped")
+        # The CLI cannot ask a cloud session's state: one started (or adopted) and not
+        # stopped counts as running (never a second copy). Without an id the start did
+        # not finish: the monitor's recovery starts it.
+        handle = str(stage.extra.get("launcher_handle") or "")
+        known = current_id(stage) is not None or handle.startswith(ADOPTED)
+        return known and not stage.extra.get("remote_stopped")
 
     def waiting(self, state: Any, stage: Any) -> Optional[str]:
         asked = stage.extra.get("remote_questions") or {}

@@ -12,6 +12,10 @@ prompt names (``Autorun-Stage: <run>/<n>``) and push again. Steered by:
 - ``REMOTE_STANDIN_ASK``: comma-separated stage numbers that first commit a question
   file (``.autorun/questions/<name>.md``), push, and wait for a message with the
   answers, which they write into their work file (the question file removed)
+- ``REMOTE_STANDIN_BREAK``: comma-separated stage numbers whose work also holds
+  ``work/BROKEN`` (a verify command can refuse it); after their completion they wait
+  for autorun's message that the checks failed, then remove it, commit, and push a
+  new completion commit
 
 A message starting ``autorun: stop`` ends the session at once, pushing nothing more.
 """
@@ -63,6 +67,9 @@ def main(sdir: Path) -> None:
     (work / "work").mkdir(exist_ok=True)
     out = work / "work" / f"stage-{number}.md"
     out.write_text(f"# {name}\n\nDone by a cloud session.\n", encoding="utf-8")
+    broken = str(number) in os.environ.get("REMOTE_STANDIN_BREAK", "").split(",")
+    if broken:
+        (work / "work" / "BROKEN").write_text("the checks refuse this\n", encoding="utf-8")
     git(work, "add", "work")
     git(work, "commit", "--quiet", "-m", f"stage work: {name}")
     messages()
@@ -90,6 +97,20 @@ def main(sdir: Path) -> None:
     messages()
     git(work, "commit", "--quiet", "--allow-empty", "-m", f"stage {number} complete\n\n{trailer}")
     push()
+    if broken:
+        log(sdir, "waiting for the checks")
+        wait_for(lambda: [x for x in messages() if "checks failed" in x])
+        git(work, "rm", "--quiet", "work/BROKEN")
+        git(work, "commit", "--quiet", "-m", f"{name}: fixed what the checks refused")
+        git(
+            work,
+            "commit",
+            "--quiet",
+            "--allow-empty",
+            "-m",
+            f"stage {number} complete\n\n{trailer}",
+        )
+        push()
     log(sdir, "done")
 
 
