@@ -55,11 +55,57 @@ import os
 import random
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py import proc as _proc
 from autorun_py.git import run_git
+
+
+def _numbers(value: str) -> frozenset[int]:
+    return frozenset(int(x) for x in value.replace(" ", "").split(",") if x.isdigit())
+
+
+@dataclass(frozen=True)
+class Steering:
+    """The ``AUTORUN_STANDIN_*`` variables (module doc), read once by :func:`main`."""
+
+    delay: str = "0.2-1.0"
+    log: Optional[str] = None
+    file: str = ""
+    tree: Optional[str] = None
+    limit: str = ""
+    limit_seconds: bool = False
+    gates: dict[str, str] = field(default_factory=dict)  # "work" / "merge" -> directory
+    stages: dict[str, frozenset[int]] = field(default_factory=dict)  # "fail", "idle", ...
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Steering:
+        kinds = ("crash", "stuck", "review", "idle", "fail")
+        gates = {"work": "AUTORUN_STANDIN_GATE", "merge": "AUTORUN_STANDIN_MERGE_GATE"}
+        return cls(
+            delay=environ.get("AUTORUN_STANDIN_DELAY", "0.2-1.0"),
+            log=environ.get("AUTORUN_STANDIN_LOG") or None,
+            file=environ.get("AUTORUN_STANDIN_FILE", ""),
+            tree=environ.get("AUTORUN_STANDIN_TREE") or None,
+            limit=environ.get("AUTORUN_STANDIN_LIMIT", ""),
+            limit_seconds=bool(environ.get("AUTORUN_STANDIN_LIMIT_SECONDS")),
+            gates={k: environ[v] for k, v in gates.items() if environ.get(v)},
+            stages={k: _numbers(environ.get(f"AUTORUN_STANDIN_{k.upper()}", "")) for k in kinds},
+        )
+
+    def told(self, kind: str, n: int) -> bool:
+        """Whether stage ``n`` is among ``AUTORUN_STANDIN_<KIND>``'s stages."""
+        return n in self.stages.get(kind, frozenset())
+
+
+_STEER: list[Steering] = [Steering()]  # main() puts the environment's in
+
+
+def _steer() -> Steering:
+    return _STEER[0]
 
 
 def _autorun(*args: str) -> _proc.Result:
@@ -68,18 +114,14 @@ def _autorun(*args: str) -> _proc.Result:
 
 def _log(message: str) -> None:
     print(message, flush=True)
-    path = os.environ.get("AUTORUN_STANDIN_LOG")
+    path = _steer().log
     if path:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(f"{time.time():.3f} {os.getpid()} {message}\n")
 
 
-def _stages(var: str) -> set[int]:
-    return {int(x) for x in os.environ.get(var, "").replace(" ", "").split(",") if x.isdigit()}
-
-
 def _delay() -> float:
-    spec = os.environ.get("AUTORUN_STANDIN_DELAY", "0.2-1.0")
+    spec = _steer().delay
     lo, _, hi = spec.partition("-")
     a = float(lo)
     b = float(hi) if hi else a
@@ -108,8 +150,8 @@ def _wait_for_continue(prompt: str = "❯ ") -> None:
             return
 
 
-def _wait_for_gate(var: str, n: int, what: str) -> None:
-    gate = os.environ.get(var)
+def _wait_for_gate(n: int, what: str) -> None:
+    gate = _steer().gates.get(what)
     if not gate:
         return
     path = Path(gate) / f"stage-{n}"
@@ -207,38 +249,39 @@ def run_stage(context_file: str) -> int:
     orch, n = ctx["orch_dir"], int(ctx["stage"])
     _log(f"stage {n} started in {ctx['worktree']}")
     _transcript("start", n)
-    if n in _stages("AUTORUN_STANDIN_CRASH"):
+    steer = _steer()
+    if steer.told("crash", n):
         _log(f"stage {n} crashing")
         return 1
-    if n in _stages("AUTORUN_STANDIN_STUCK"):
+    if steer.told("stuck", n):
         _log("stuck at prompt")
         while True:
             _wait_for_continue()
-    if n in _stages("AUTORUN_STANDIN_REVIEW"):
+    if steer.told("review", n):
         _review(orch, n)
-    _wait_for_gate("AUTORUN_STANDIN_GATE", n, "work")
-    if n in _stages("AUTORUN_STANDIN_IDLE"):
+    _wait_for_gate(n, "work")
+    if steer.told("idle", n):
         _log("idle at prompt")
         _wait_for_continue()
-    limit = os.environ.get("AUTORUN_STANDIN_LIMIT", "")
+    limit = steer.limit
     if limit.partition(":")[0] == str(n):
         secs = float(limit.partition(":")[2] or 60)
         reset = datetime.datetime.now() + datetime.timedelta(seconds=secs)
-        fmt = "%I:%M:%S%p" if os.environ.get("AUTORUN_STANDIN_LIMIT_SECONDS") else "%I:%M%p"
+        fmt = "%I:%M:%S%p" if steer.limit_seconds else "%I:%M%p"
         hour = reset.strftime(fmt).lstrip("0").lower()
         print(f"Claude usage limit reached. Your limit will reset at {hour}.", flush=True)
         _log(f"usage limit until {hour}")
         _wait_for_continue()
     time.sleep(_delay())
-    if n in _stages("AUTORUN_STANDIN_FAIL"):
+    if steer.told("fail", n):
         _autorun("stage", "fail", orch, str(n), "--reason", "the stand-in was told to fail")
         _log(f"stage {n} reported failure")
         return 0
     wt = Path(ctx["worktree"])
-    tree = os.environ.get("AUTORUN_STANDIN_TREE")
+    tree = steer.tree
     if tree and (Path(tree) / f"stage-{n}").is_dir():
         _copy_tree(Path(tree) / f"stage-{n}", wt)
-    elif os.environ.get("AUTORUN_STANDIN_FILE") == "shared":
+    elif steer.file == "shared":
         target = wt / "shared.txt"
         target.write_text(f"stage {n} was here\n", encoding="utf-8")
     else:
@@ -250,7 +293,7 @@ def run_stage(context_file: str) -> int:
     if staged.returncode != 0:  # a resumed stage may have committed already
         _git(wt, "commit", "-q", "-m", f"Stage {n}: {ctx['name']}")
     _transcript("implement", n)
-    _wait_for_gate("AUTORUN_STANDIN_MERGE_GATE", n, "merge")
+    _wait_for_gate(n, "merge")
     _log(f"stage {n} committed; merging")
     # The hand-off of commands/start.md: the merge runs in the window it opens,
     # and this pane is closed by the engine.
@@ -318,7 +361,7 @@ def _after_red_gate(
     if verdict.get("stage_failed"):
         _log(f"stage {n} failed by the merge gate")
         return red
-    tree = os.environ.get("AUTORUN_STANDIN_TREE")
+    tree = _steer().tree
     fix = Path(tree) / f"stage-{n}-fix" if tree else None
     if fix is not None and fix.is_dir():
         base = rep.get("base_branch") or "main"
@@ -333,6 +376,7 @@ def _after_red_gate(
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    _STEER[0] = Steering.from_environ(os.environ)
     args = list(sys.argv[1:] if argv is None else argv)
     prompt = ""
     resume = None

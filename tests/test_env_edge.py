@@ -22,13 +22,12 @@ EDGE = {
     "autorun_py.proc": "the process wrapper: builds children's environments",
     "autorun_py.git": "the git wrapper: strips the variables that redirect git",
     "autorun_py.tmux": "the tmux wrapper: its socket, the session and pane it runs in",
-    "autorun_py.standin": "a program of its own (the stand-in for Claude Code), imported by "
-    "no module: its environment is its input, as Claude Code's is",
 }
 # Modules that may read it only inside these functions.
 IN_FUNCTIONS = {
     "autorun_py.paths": {"from_env", "claude_config_dir"},  # AUTORUN_HOME, CLAUDE_CONFIG_DIR
     "autorun_py.hooks": {"main"},  # the hook entry point: hands `environ` on
+    "autorun_py.standin": {"main"},  # the stand-in agent: its Steering, read once
 }
 # Not moved yet, each with what moving it takes. A module that stops reading the
 # environment must leave this list (the test says so).
