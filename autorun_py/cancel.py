@@ -110,10 +110,10 @@ def cancel(orch_dir: Path, stage: Optional[int] = None) -> CancelResult:
     if stage is not None:
         probe.stage(stage)  # an unknown stage: one clear error, nothing changed
     result = CancelResult(orch_dir=str(orch_dir), run=orch_dir.name, stage=stage)
-    from autorun_py.monitor import monitor_pid
+    from autorun_py.supervisor import monitor_pid
 
     watching = monitor_pid(orch_dir) if stage is None else None  # before it sees the cancel
-    from autorun_py.resume import settle_merge_intents
+    from autorun_py.recovery import settle_merge_intents
 
     running = [n for n, s in probe.stages.items() if s.status == IN_PROGRESS]
     settle_merge_intents(orch_dir, running if stage is None else [stage], source="cancel")
@@ -191,7 +191,7 @@ def _stop_monitor(
     """End the run's monitor: it sees the run cancelled at its next look and exits; a
     SIGTERM makes it now (only to the pid it recorded, while it holds the run's monitor
     lock). Returns the pid of the monitor that was running, once it is gone."""
-    from autorun_py.monitor import monitor_pid
+    from autorun_py.supervisor import monitor_pid
 
     if watching is None and monitor_pid(orch_dir) is None:
         return None  # none was running
@@ -278,9 +278,9 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
     """
     from autorun_py import git, worktrees
     from autorun_py.launch import log_path
-    from autorun_py.monitor import monitor_log_path
     from autorun_py.paths import layout
     from autorun_py.state import COMPLETED, FAILED
+    from autorun_py.supervisor import monitor_log_path
 
     orch_dir = Path(orch_dir)
     state = StatusStore(orch_dir).read()
@@ -293,7 +293,7 @@ def clean(orch_dir: Path, *, purge: bool = False, force: bool = False) -> CleanR
             f"progress); `autorun cancel {run}` first"
         )
         return result
-    from autorun_py.monitor import monitor_pid
+    from autorun_py.supervisor import monitor_pid
 
     if monitor_pid(orch_dir) is not None:
         # The run is finished; its monitor would end at its next look. End it now.

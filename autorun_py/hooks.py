@@ -21,7 +21,7 @@ JSON on stdin. Outside an autorun stage (no ``AUTORUN_ORCH_DIR`` /
   stage, the tool and the command to attach.
 - ``SessionStart``: the Claude session id and transcript path, recorded.
 - ``SessionEnd``: the stage's current session ended without a hand-off: it is
-  recovered at once (:func:`autorun_py.resume.recover_dead_stage`, in a
+  recovered at once (:func:`autorun_py.recovery.recover_dead_stage`, in a
   detached process). ``tmux-closed <session>`` does the same for a process that
   died without running hooks (tmux's ``session-closed`` hook, set at launch:
   :func:`autorun_py.launch.watch_session_close`).
@@ -46,12 +46,15 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from autorun_py import paths
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
 from autorun_py.handoff import engine_command, fingerprint, handed_off, next_step
+
+if TYPE_CHECKING:
+    from autorun_py.supervisor import MonitorOptions
 
 MAX_REFUSALS = 3  # Stop refusals without progress, per stage (Claude Code's own cap is 8)
 HOOK_EVENTS = (
@@ -145,18 +148,18 @@ def on_stop(
     return HookOutput()
 
 
-def on_stop_failure(orch_dir: Path, number: int, payload: dict[str, Any]) -> HookOutput:
+def on_stop_failure(
+    orch_dir: Path, number: int, payload: dict[str, Any], opts: MonitorOptions
+) -> HookOutput:
     """An API error ended the turn: wait (the monitor continues it once the wait is over)."""
     import datetime
 
-    from autorun_py.monitor import MonitorOptions
-    from autorun_py.resume import stage_record
     from autorun_py.state import StatusStore
+    from autorun_py.supervisor import stage_record
     from autorun_py.timeutil import format_utc
 
     kind = str(payload.get("error") or "unknown")
     message = str(payload.get("last_assistant_message") or payload.get("error_details") or "")
-    opts = MonitorOptions.from_env()
     now = datetime.datetime.now(datetime.timezone.utc)
     store = StatusStore(orch_dir)
     with store.transaction() as txn:
@@ -194,8 +197,8 @@ def on_attention(orch_dir: Path, number: int, event: str, payload: dict[str, Any
     """The session waits for a person: a permission answer (PermissionRequest, or a
     ``permission_prompt`` Notification) or input (``idle_prompt``)."""
     from autorun_py import attention
-    from autorun_py.resume import stage_record
     from autorun_py.state import StatusStore
+    from autorun_py.supervisor import stage_record
 
     ntype = str(payload.get("notification_type") or "")
     if event == "Notification" and ntype not in ("permission_prompt", "idle_prompt"):
@@ -276,7 +279,7 @@ def on_session_start(orch_dir: Path, number: int, payload: dict[str, Any]) -> Ho
 def _session_went_on(txn: Any, number: int) -> None:
     """A turn ended normally: a limit wait or a permission wait is over."""
     from autorun_py import attention
-    from autorun_py.resume import stage_record
+    from autorun_py.supervisor import stage_record
 
     r = stage_record(txn.state.monitor, number)
     limit = r.get("limit")
@@ -355,21 +358,24 @@ def spawn(action: str, orch_dir: Path, number: int, source: str) -> None:
         )
 
 
-def act(action: str, orch_dir: Path, number: int, source: str) -> str:
+def act(action: str, orch_dir: Path, number: int, source: str, opts: MonitorOptions) -> str:
     if action == "unstick":
         return unstick(orch_dir, number, source=source)
     if action == "recover":
-        return recover(orch_dir, number, source=source)
+        return recover(orch_dir, number, source=source, opts=opts)
     raise AutorunError(f"unknown hook action {action!r}")
 
 
-def recover(orch_dir: Path, number: int, *, source: str, wait: float = 10.0) -> str:
+def recover(
+    orch_dir: Path, number: int, *, source: str, opts: MonitorOptions, wait: float = 10.0
+) -> str:
     """Recover a stage whose session ended: wait until its pane is gone, then
-    :func:`autorun_py.resume.recover_dead_stage` (the monitor's recovery)."""
+    :func:`autorun_py.recovery.recover_dead_stage` (the monitor's recovery, with the
+    monitor's restart limit and early-death rule from ``opts``)."""
     import time
 
     from autorun_py.launchers import stage_alive
-    from autorun_py.resume import recover_dead_stage
+    from autorun_py.recovery import recover_dead_stage
     from autorun_py.state import StatusStore
     from autorun_py.tmux import Tmux
 
@@ -385,7 +391,6 @@ def recover(orch_dir: Path, number: int, *, source: str, wait: float = 10.0) -> 
             return "skipped: the session is still alive"
         time.sleep(0.2)
     from autorun_py.events import read_events
-    from autorun_py.monitor import MonitorOptions
     from autorun_py.timeutil import parse_utc as _parse_iso
 
     # A resumed session that ended within seconds could not take its conversation
@@ -404,7 +409,6 @@ def recover(orch_dir: Path, number: int, *, source: str, wait: float = 10.0) -> 
         fresh = at is not None and (now - at).total_seconds() < 20
     # The monitor's policy: a session that died at its start is failed with its log,
     # and the circuit breaker holds (else an agent that cannot start loops here).
-    opts = MonitorOptions.from_env()
     rec = recover_dead_stage(
         orch_dir,
         number,
@@ -456,7 +460,7 @@ def unstick(orch_dir: Path, number: int, *, source: str, **fields: Any) -> str:
         f"autorun: {run} stage {number} ({st.name}) stalled: {step.text}. To unstick it: {command}"
     )
     with store.transaction() as txn:
-        from autorun_py.resume import stage_record
+        from autorun_py.supervisor import stage_record
 
         r = stage_record(txn.state.monitor, number)
         if r.get("stall_reported"):
@@ -504,7 +508,9 @@ def run_hook(event: str, stdin_text: str, environ: Mapping[str, str]) -> HookOut
         if event == "Stop":
             return on_stop(orch_dir, number, payload, environ)
         if event == "StopFailure":
-            return on_stop_failure(orch_dir, number, payload)
+            from autorun_py.cli.monitor_env import monitor_options
+
+            return on_stop_failure(orch_dir, number, payload, monitor_options(environ))
         if event in ("PermissionRequest", "Notification"):
             return on_attention(orch_dir, number, event, payload)
         if event == "SessionStart":
@@ -523,7 +529,9 @@ def main(argv: list[str]) -> int:
         return 2
     if argv[0] == "act" and len(argv) == 5:
         try:
-            out = act(argv[1], Path(argv[2]), int(argv[3]), argv[4])
+            from autorun_py.cli.monitor_env import monitor_options
+
+            out = act(argv[1], Path(argv[2]), int(argv[3]), argv[4], monitor_options(os.environ))
         except Exception as exc:
             _log(f"act {argv[1:]}: {type(exc).__name__}: {exc}")
             return 1

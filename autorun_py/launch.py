@@ -36,6 +36,7 @@ from autorun_py.names import slug
 from autorun_py.state import (
     IN_PROGRESS,
     PENDING,
+    RUN_RUNNING,
     RunState,
     StageState,
     StatusStore,
@@ -304,11 +305,30 @@ def launch_ready(
     numbers: Optional[list[int]] = None,
     config: Optional[Config] = None,
     tmux: Optional[Tmux] = None,
+    gap_source: Optional[str] = None,
 ) -> LaunchResult:
-    """Launch whatever is ready and fits the cap. Idempotent: running stages are left alone."""
+    """Launch whatever is ready and fits the cap. Idempotent: running stages are left alone.
+
+    ``gap_source`` (the monitor's and ``resume``'s sweep, ``monitor`` or ``resume``):
+    stages ready but not running are a gap (a merge died before it launched them):
+    only a running run is swept, nothing is written when none is ready, and the
+    claim is the event ``wave_gap_detected`` naming them."""
     store = StatusStore(orch_dir)
+    if gap_source is not None:
+        probe = store.read()
+        if probe.status != RUN_RUNNING or not claim(Transaction(probe), numbers):
+            return LaunchResult()
     with store.transaction() as txn:
         claimed = claim(txn, numbers)
+        if claimed and gap_source is not None:
+            txn.emit(
+                "wave_gap_detected",
+                stages=claimed,
+                wave=txn.state.lowest_open_wave(),
+                source=gap_source,
+            )
+    if gap_source is not None and not claimed:
+        return LaunchResult()
     return start_claimed(orch_dir, claimed, config=config, tmux=tmux)
 
 
@@ -365,7 +385,7 @@ def start_claimed(
     result.pending = sorted(n for n, s in final.stages.items() if s.status == PENDING)
     if result.launched:
         # Whoever starts a session makes sure something watches it.
-        from autorun_py.monitor import ensure_monitor
+        from autorun_py.supervisor import ensure_monitor
 
         with contextlib.suppress(AutorunError, OSError):
             ensure_monitor(orch_dir)

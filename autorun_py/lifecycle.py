@@ -26,7 +26,7 @@ def fail(orch_dir: Path, number: int, reason: str) -> dict[str, Any]:
     """Mark a stage failed; block its pending descendants. Branch and worktree are kept."""
     if not reason.strip():
         raise AutorunError("give a reason: --reason TEXT")
-    from autorun_py.resume import settle_merge_intents
+    from autorun_py.recovery import settle_merge_intents
 
     settle_merge_intents(orch_dir, [number], source="stage fail")
     with StatusStore(orch_dir).transaction() as txn:

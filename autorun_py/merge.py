@@ -633,13 +633,3 @@ def _notify(message: str) -> None:
         tmux = Tmux.from_env()
         if tmux.list_sessions():
             tmux.display_message(None, message)
-
-
-def retry_blocked_merges(orch_dir: Path) -> list[MergeReport]:
-    """Try again every merge that waits for the user's uncommitted changes."""
-    state = StatusStore(orch_dir).read()
-    out = []
-    for n, st in sorted(state.stages.items()):
-        if st.status == IN_PROGRESS and st.merge_state == "blocked":
-            out.append(merge(orch_dir, n))
-    return out

@@ -1,8 +1,12 @@
-"""``autorun monitor``: keep a run going unattended.
+"""The monitor loop (``autorun monitor``): keep a run going unattended.
 
-One monitor per run (a non-blocking file lock, ``<orch>/monitor.lock``). Each
-check reads ``status.json`` and the run's tmux sessions, takes two snapshots of
-every running stage's pane ``gap`` seconds apart, and then:
+This module is the loop and what it decides; it calls the others for the rest:
+the pane classifier (:mod:`autorun_py.panes`), the supervisor
+(:mod:`autorun_py.supervisor`: the one-per-run lock, the pid record, the log,
+the options), recovery (:mod:`autorun_py.recovery`: dead stages, interrupted and
+blocked merges) and :func:`autorun_py.launch.launch_ready`. Each check reads
+``status.json`` and the run's tmux sessions, takes two snapshots of every
+running stage's pane ``gap`` seconds apart, and then:
 
 - a pane that did not change and shows Claude Code's usage-limit message is
   left alone until the reset time it names (a doubling backoff when it names
@@ -18,7 +22,7 @@ every running stage's pane ``gap`` seconds apart, and then:
 - a limit wait recorded by the ``StopFailure`` hook is continued once it is over,
   unless the session went on by itself;
 - a stage in progress whose session is gone is recovered
-  (:func:`autorun_py.resume.recover_dead_stage`: finish its merge, or resume its
+  (:func:`autorun_py.recovery.recover_dead_stage`: finish its merge, or resume its
   Claude session in its worktree), at most ``max_restarts`` times; then it is
   marked failed with the reason (a circuit breaker);
 - merges blocked by the user's uncommitted changes are retried once the base
@@ -33,307 +37,29 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from autorun_py import launchers, paths
-from autorun_py.errors import AutorunError, ExitCode
-from autorun_py.events import utc_now
+from autorun_py import launchers
+from autorun_py.config import load_config
+from autorun_py.errors import AutorunError
+from autorun_py.events import ensure_flushed, utc_now
+from autorun_py.launch import launch_ready
 from autorun_py.launchers import stage_alive, stage_uses_tmux
-from autorun_py.resume import stage_record
+from autorun_py.panes import PaneState, classify_pane
+from autorun_py.recovery import (
+    finish_interrupted_merges,
+    recover_dead_stage,
+    retry_blocked_if_changed,
+)
 from autorun_py.state import IN_PROGRESS, RUN_RUNNING, RunState, StatusStore
+from autorun_py.supervisor import MonitorLog, MonitorOptions, monitor_pid, stage_record, try_lock
 from autorun_py.timeutil import format_utc as _iso
 from autorun_py.timeutil import parse_utc as _parse_iso
-
-MONITOR_LOCK = "monitor.lock"
-
-# ---------------------------------------------------------------------------- options
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, "") or default)
-    except ValueError:
-        return default
-
-
-@dataclass(frozen=True)
-class MonitorOptions:
-    interval: float = 60.0  # seconds between checks
-    gap: float = 60.0  # seconds between a check's two pane snapshots
-    once: bool = False
-    max_nudges: int = 5  # `continue`s in a row without progress, per stage
-    max_restarts: int = 3  # session restarts per stage before it is failed
-    limit_margin: float = 60.0  # wait this long past a named reset time
-    limit_backoff: float = 300.0  # first wait when the message names no reset time
-    limit_backoff_max: float = 3600.0
-    dead_grace: float = 120.0  # a claimed stage without a start commit gets this long
-    early_death: float = 15.0  # a session silent this soon after its start is not restarted
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> MonitorOptions:
-        """Defaults from ``AUTORUN_MONITOR_INTERVAL`` / ``_GAP`` / ``_LIMIT_MARGIN``..."""
-        base: dict[str, Any] = {
-            "interval": _env_float("AUTORUN_MONITOR_INTERVAL", cls.interval),
-            "gap": _env_float("AUTORUN_MONITOR_GAP", cls.gap),
-            "max_nudges": int(_env_float("AUTORUN_MONITOR_MAX_NUDGES", cls.max_nudges)),
-            "max_restarts": int(_env_float("AUTORUN_MONITOR_MAX_RESTARTS", cls.max_restarts)),
-            "limit_margin": _env_float("AUTORUN_MONITOR_LIMIT_MARGIN", cls.limit_margin),
-            "limit_backoff": _env_float("AUTORUN_MONITOR_LIMIT_BACKOFF", cls.limit_backoff),
-            "dead_grace": _env_float("AUTORUN_MONITOR_DEAD_GRACE", cls.dead_grace),
-            "early_death": _env_float("AUTORUN_MONITOR_EARLY_DEATH", cls.early_death),
-        }
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**base)
-
-
-# ---------------------------------------------------------------------------- panes
-
-_MONTHS = {
-    m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())
-}
-_RESET_AT = re.compile(
-    r"\breset(?:s)?\b(?:\s+(?:at|on))?\s+"
-    r"(?:(?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+"
-    r"(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?:at\s+)?)?"
-    r"(?P<h>\d{1,2})(?::(?P<m>\d{2}))?(?::(?P<s>\d{2}))?\s*"
-    r"(?P<ampm>[ap]\.?\s?m\b\.?)?"
-    r"(?:\s*\((?P<tz>[^)\n]{1,64})\))?",
-    re.I,
-)
-_RESET_IN = re.compile(
-    r"\breset(?:s)?\s+in\s+(?P<dur>\d+\s*[a-z]+(?:[\s,]+(?:and\s+)?\d+\s*[a-z]+)*)", re.I
-)
-_UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-_LIMIT_LINE = re.compile(
-    r"usage limit reached"
-    r"|\blimit reached\b.*\breset"
-    r"|you(?:'|’)?ve hit your\b.*\blimit"
-    r"|\blimit will reset\b",
-    re.I,
-)
-_BUSY = re.compile(r"\b(?:esc|ctrl\+c) to (?:interrupt|cancel)\b", re.I)
-_PROMPT = re.compile(r"^\s*(?:[│|]\s*)?(?:❯|>)(?:\s|$)")
-_MENU = re.compile(r"^\s*(?:[│|]\s*)?(?:❯|>)\s*\d+\.\s")
-
-PAST_GRACE = datetime.timedelta(minutes=5)
-
-
-def _zone(name: Optional[str]) -> Optional[datetime.tzinfo]:
-    if not name:
-        return None
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(name.strip())
-    except Exception:  # unknown zone, no tz database: local time
-        return None
-
-
-def parse_reset_time(text: str, now: datetime.datetime) -> Optional[datetime.datetime]:
-    """The reset time a usage-limit message names, as an aware datetime.
-
-    Understands ``3pm``, ``3:45pm``, ``3:45 PM``, ``15:45``, ``3:45:07pm``, a
-    leading date (``Jan 5, 3pm``, ``Jan 5 at 3pm``), a zone in parentheses
-    (``3pm (Europe/London)``; local time when absent or unknown) and
-    ``resets in 2h 30m``. A time of day already past today is tomorrow (unless
-    it passed less than five minutes ago: printed times are rounded).
-    ``now`` must be aware.
-    """
-    rel = _RESET_IN.search(text)
-    if rel:
-        total = 0
-        for num, unit in re.findall(r"(\d+)\s*([a-z]+)", rel.group("dur"), re.I):
-            u = unit[0].lower()
-            if unit.lower().startswith("mo"):
-                return None
-            if u in _UNIT:
-                total += int(num) * _UNIT[u]
-        if total:
-            return now + datetime.timedelta(seconds=total)
-    for m in _RESET_AT.finditer(text):
-        ampm = (m.group("ampm") or "").replace(".", "").replace(" ", "").lower()
-        if not ampm and m.group("m") is None:
-            continue  # a bare number is not a time
-        hour, minute = int(m.group("h")), int(m.group("m") or 0)
-        second = int(m.group("s") or 0)
-        if ampm:
-            if not 1 <= hour <= 12:
-                continue
-            hour = hour % 12 + (12 if ampm == "pm" else 0)
-        elif hour > 23:
-            continue
-        if minute > 59 or second > 59:
-            continue
-        tz = _zone(m.group("tz")) or now.tzinfo
-        base = now.astimezone(tz)
-        if m.group("mon"):
-            month, day = _MONTHS[m.group("mon").lower()[:3]], int(m.group("day"))
-            try:
-                cand = base.replace(
-                    month=month, day=day, hour=hour, minute=minute, second=second, microsecond=0
-                )
-            except ValueError:
-                continue
-            if cand < base - datetime.timedelta(days=1):
-                try:
-                    cand = cand.replace(year=cand.year + 1)
-                except ValueError:
-                    continue
-            return cand
-        cand = base.replace(hour=hour, minute=minute, second=second, microsecond=0)
-        if cand < base - PAST_GRACE:
-            cand += datetime.timedelta(days=1)
-        return cand
-    return None
-
-
-@dataclass(frozen=True)
-class PaneState:
-    kind: str  # busy | usage_limit | dialog | idle | other
-    limit_line: Optional[str] = None
-    limit_count: int = 0
-    reset_at: Optional[datetime.datetime] = None
-
-
-def classify_pane(text: str, now: datetime.datetime, *, history: Optional[str] = None) -> PaneState:
-    """What a Claude Code pane shows at its bottom (pure: text in, state out).
-
-    ``text`` is the visible screen; ``history`` (default: ``text``) the screen
-    with its scroll-back, where a usage-limit message's occurrences are counted.
-    """
-    lines = [ln.rstrip() for ln in text.splitlines()]
-    everything = lines if history is None else [ln.rstrip() for ln in history.splitlines()]
-    nonempty = [ln for ln in lines if ln.strip()]
-    tail = nonempty[-8:]
-    if any(_MENU.match(ln) for ln in tail):
-        return PaneState("dialog")  # a permission or choice menu: never type into it
-    if any(_BUSY.search(ln) for ln in nonempty[-10:]):
-        return PaneState("busy")
-    for ln in reversed(nonempty[-15:]):
-        if _LIMIT_LINE.search(ln):
-            line = ln.strip()
-            count = sum(1 for x in everything if x.strip() == line)
-            return PaneState("usage_limit", line, count, parse_reset_time(line, now))
-    if any(_PROMPT.match(ln) for ln in tail):
-        return PaneState("idle")
-    return PaneState("other")
-
-
-# ---------------------------------------------------------------------------- lock & spawn
-
-
-def lock_path(orch_dir: Path) -> Path:
-    return Path(orch_dir) / MONITOR_LOCK
-
-
-def try_lock(orch_dir: Path, wait: float = 0.0) -> Optional[Any]:
-    """The run's monitor lock, or None when another monitor holds it.
-
-    A monitor that starts waits up to ``wait`` seconds: :func:`monitor_pid` takes
-    the lock for an instant to see whether anyone holds it, and a monitor that
-    starts in that instant must not take the probe for a running monitor.
-    """
-    from autorun_py.fsutil import Lock
-
-    lock = Lock(lock_path(orch_dir), timeout=wait)
-    if wait <= 0:
-        return lock if lock.try_acquire() else None
-    try:
-        lock.acquire()
-    except AutorunError as exc:
-        if exc.exit_code == ExitCode.TIMEOUT:
-            return None
-        raise
-    return lock
-
-
-def monitor_pid(orch_dir: Path) -> Optional[int]:
-    """The pid of the run's live monitor, or None when no monitor holds the lock."""
-    lock = try_lock(orch_dir)
-    if lock is not None:
-        lock.release()
-        return None
-    try:
-        state = StatusStore(orch_dir).read()
-        pid = state.monitor.get("pid")
-        return int(pid) if isinstance(pid, int) else -1
-    except AutorunError:
-        return -1
-
-
-def monitor_log_path(state: RunState) -> Path:
-    return paths.layout().monitor_log(state.project_slug)
-
-
-def spawn_monitor(orch_dir: Path, extra_args: tuple[str, ...] = ()) -> Optional[int]:
-    """Start ``python -m autorun_py monitor <orch>`` detached, its output appended to the
-    monitor log; return its pid (None when a monitor already runs)."""
-    orch_dir = Path(orch_dir)
-    if monitor_pid(orch_dir) is not None:
-        return None
-    state = StatusStore(orch_dir).read()
-    log = monitor_log_path(state)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        from autorun_py.proc import spawn
-
-        child = spawn(
-            [sys.executable, "-m", "autorun_py", "monitor", str(orch_dir), "--quiet", *extra_args],
-            output=out,
-        )
-    # Until the new monitor has recorded itself (or exited: another one held the
-    # lock), a second caller would see no monitor and start another; wait a moment.
-    # Only status.json is read: probing the lock could make the child think another
-    # monitor runs.
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            return None
-        try:
-            mon = StatusStore(orch_dir).read().monitor
-        except AutorunError:
-            mon = {}
-        if mon.get("pid") == child.pid and not mon.get("exited_at"):
-            break
-        time.sleep(0.02)
-    return child.pid
-
-
-def ensure_monitor(orch_dir: Path) -> Optional[int]:
-    """Make sure the run's monitor is running (idempotent): every command that starts a
-    session calls this, so no session runs unwatched. Returns the monitor's pid; None
-    when the run is over or was started with ``--no-monitor``."""
-    orch_dir = Path(orch_dir)
-    state = StatusStore(orch_dir).read()
-    if state.status != RUN_RUNNING or state.is_finished() or state.monitor.get("disabled"):
-        return None
-    pid = monitor_pid(orch_dir)
-    if pid is not None:
-        return pid
-    return spawn_monitor(orch_dir)
-
-
-def monitor_alive(state: RunState) -> Optional[int]:
-    """The pid of the run's monitor when it is alive, from ``status.json`` alone (no
-    lock is taken: a reader must never make a starting monitor think another runs)."""
-    pid = state.monitor.get("pid")
-    if not isinstance(pid, int) or pid <= 0 or state.monitor.get("exited_at"):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
-
+from autorun_py.tmux import Tmux
 
 # ---------------------------------------------------------------------------- the monitor
 
@@ -374,18 +100,13 @@ class Monitor:
         *,
         echo: Optional[Callable[[str], None]] = None,
     ) -> None:
-        from autorun_py.tmux import Tmux
-
         self.orch_dir = Path(orch_dir)
         self.opts = options
         self.store = StatusStore(self.orch_dir)
         self.tmux = Tmux.from_env()
-        self.echo = echo
-        self._log_file: Optional[Path] = None
+        self._log = MonitorLog(self.orch_dir, echo)
 
     def _config(self) -> Any:
-        from autorun_py.config import load_config
-
         try:
             return load_config()
         except AutorunError:
@@ -393,17 +114,7 @@ class Monitor:
 
     # -- logging ---------------------------------------------------------------------
     def log(self, text: str) -> None:
-        line = f"{utc_now()} {text}"
-        if self._log_file is None:
-            try:
-                self._log_file = monitor_log_path(self.store.read())
-            except AutorunError:
-                self._log_file = paths.layout().monitor_log(self.orch_dir.name)
-        self._log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._log_file, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-        if self.echo is not None:
-            self.echo(line)
+        self._log.write(text)
 
     def _finding(self, result: CheckResult, kind: str, **fields: Any) -> None:
         result.findings.append({"type": kind, **fields})
@@ -426,15 +137,6 @@ class Monitor:
 
     # -- one check -----------------------------------------------------------------------
     def check(self) -> CheckResult:
-        from autorun_py.config import load_config
-        from autorun_py.events import ensure_flushed
-        from autorun_py.resume import (
-            finish_interrupted_merges,
-            launch_gaps,
-            live_pane,
-            retry_blocked_if_changed,
-        )
-
         result = CheckResult()
         ensure_flushed(self.orch_dir)  # events of a writer killed after its state write
         state = self.store.read()
@@ -461,7 +163,7 @@ class Monitor:
                 if not stage_alive(self.tmux, state, st):
                     missing.append(n)
                 continue
-            pane = live_pane(self.tmux, st.session, state.orch_dir) if st.session else None
+            pane = self.tmux.live_pane(st.session, state.orch_dir) if st.session else None
             if pane is None:
                 missing.append(n)
                 continue
@@ -489,7 +191,9 @@ class Monitor:
             self._check_pane(result, state, n, pane, before, after, screen, now)
 
         try:
-            launched = launch_gaps(self.orch_dir, source="monitor", config=config, tmux=self.tmux)
+            launched = launch_ready(
+                self.orch_dir, config=config, tmux=self.tmux, gap_source="monitor"
+            ).launched
         except AutorunError as exc:
             self._finding(result, "launch_error", error=str(exc))
             launched = []
@@ -501,8 +205,6 @@ class Monitor:
     def _recover_missing(self, result: CheckResult, n: int, config: Any) -> bool:
         """Bring back (or fail) a stage in progress whose session is gone; True when
         something was done."""
-        from autorun_py.resume import recover_dead_stage
-
         state = self.store.read()
         st = state.stages[n]
         if st.status != IN_PROGRESS or st.merge_state == "blocked":
@@ -645,7 +347,7 @@ class Monitor:
             return  # still waiting; the status view shows until when
         if changed or view.kind == "busy":
             return  # it went on by itself; its Stop hook clears the record
-        text = next_step_text(self.store.read(), n)
+        text = next_step_text(self.store.read(), n, self.opts.engine)
         try:
             type_continue(self.tmux, pane, text, owner=str(self.orch_dir))
         except AutorunError as exc:
@@ -686,7 +388,10 @@ class Monitor:
         self._emit(result, "stall_detected", stage=n, session=session, idle_for=self.opts.gap)
         try:
             type_continue(
-                self.tmux, pane, next_step_text(self.store.read(), n), owner=str(self.orch_dir)
+                self.tmux,
+                pane,
+                next_step_text(self.store.read(), n, self.opts.engine),
+                owner=str(self.orch_dir),
             )
         except AutorunError as exc:
             self._finding(result, "nudge_error", stage=n, error=str(exc))
@@ -889,12 +594,13 @@ class Monitor:
         return str(md)
 
 
-def next_step_text(state: RunState, n: int) -> str:
-    """What a nudge types: ``continue`` and the stage's next step, on one line."""
+def next_step_text(state: RunState, n: int, engine: Optional[str] = None) -> str:
+    """What a nudge types: ``continue`` and the stage's next step, on one line.
+    ``engine``: how the step names the engine (None: this package's own shim)."""
     from autorun_py.handoff import engine_command, next_step
 
     try:
-        step = next_step(state, state.stage(n), engine_command(os.environ))
+        step = next_step(state, state.stage(n), engine or engine_command({}))
     except (AutorunError, OSError):
         return "continue"
     return " ".join(f"continue: {step.text}".split())

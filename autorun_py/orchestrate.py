@@ -178,7 +178,7 @@ def _check_identity(cwd: Path) -> None:
 
 def _start_monitor(orch_dir: Path) -> Optional[int]:
     """Start the run's background monitor (at most one per run; it holds a lock)."""
-    from autorun_py.monitor import spawn_monitor
+    from autorun_py.supervisor import spawn_monitor
 
     return spawn_monitor(orch_dir)
 

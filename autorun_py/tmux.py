@@ -220,6 +220,34 @@ class Tmux:
                 "autorun leaves it alone (rename or end it to let this stage start)"
             )
 
+    # -- probes: is a session alive, which pane to read -------------------------
+    def session_alive(self, name: Optional[str], owner: Optional[str] = None) -> bool:
+        """The session exists and has a pane whose process still runs (and, with
+        ``owner``, belongs to that run: a same-named session of another run is not ours)."""
+        if not name or not self.has_session(name):
+            return False
+        if owner is not None and not self.owned_by(name, owner):
+            return False
+        return any(p.get("dead") != "1" for p in self.list_panes(name))
+
+    def live_pane(self, name: str, owner: Optional[str] = None) -> Optional[str]:
+        """The newest live pane of a session (a chained step opens a later window);
+        None when, with ``owner``, the session is not that run's."""
+        if owner is not None and not self.owned_by(name, owner):
+            return None
+        best: Optional[tuple[int, str]] = None
+        for p in self.list_panes(name):
+            if p.get("dead") == "1":
+                continue
+            pid = p.get("pane_id", "")
+            try:
+                num = int(pid.lstrip("%"))
+            except ValueError:
+                continue
+            if best is None or num > best[0]:
+                best = (num, pid)
+        return best[1] if best else None
+
     def kill_pane(self, target: str) -> bool:
         return self.run(["kill-pane", "-t", target], check=False).returncode == 0
 

@@ -194,7 +194,7 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
     )
     sessions = tmux_sessions() if running and tmux_running else {}
     stages = [stage_row(state, state.stages[n], sessions) for n in sorted(state.stages)]
-    from autorun_py.monitor import monitor_alive
+    from autorun_py.supervisor import monitor_alive
 
     pid = monitor_alive(state)
     return {

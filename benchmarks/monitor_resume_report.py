@@ -68,9 +68,10 @@ def bench_transcripts(tmp: Path, megabytes: float) -> None:
 
 
 def bench_run(tmp: Path, stages: int) -> None:
-    from autorun_py.monitor import Monitor, MonitorOptions
+    from autorun_py.monitor import Monitor
     from autorun_py.report import write_report
     from autorun_py.resume import resume_run
+    from autorun_py.supervisor import MonitorOptions
     from autorun_py.tmux import Tmux
 
     repo = tmp / "project"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autorun_py.monitor import monitor_pid
+from autorun_py.supervisor import monitor_pid
 from autorun_py.tmux import Tmux
 from tests.helpers import orchestrate_plan as _orchestrate
 from tests.helpers import read_events, run_cli, standin_env, wait_until, write_plan

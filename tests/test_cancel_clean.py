@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from autorun_py.monitor import monitor_pid
 from autorun_py.schedule import StageView, ready_stages
+from autorun_py.supervisor import monitor_pid
 from autorun_py.tmux import Tmux
 from tests.helpers import (
     git,

@@ -1,7 +1,9 @@
 """The package's import graph: every module imports on its own, and the
 module-level imports form no cycle (a cycle makes import order matter and hides
 which module owns what). Imports inside functions are deferred on purpose (the
-CLI's start-up cost) and are not part of this graph."""
+CLI's start-up cost) and are not part of that graph; but the modules that keep a
+run going (the pane classifier, the supervisor, recovery, the monitor loop,
+resume and the hooks that call them) are in no cycle even counting those."""
 
 from __future__ import annotations
 
@@ -40,6 +42,99 @@ def _module_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
     found.discard(name)
     # A submodule's import of its own package's __init__ is how Python loads it anyway.
     return {m for m in found if not name.startswith(m + ".")}
+
+
+def _is_type_checking(node: ast.stmt) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _all_imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """Every import the module can run, at module level or inside a function
+    (``if TYPE_CHECKING:`` blocks are never run and are skipped)."""
+    found: set[str] = set()
+    todo: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module in known:
+                found.add(node.module)
+            found.update(
+                f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in known
+            )
+        for child in ast.iter_child_nodes(node):
+            if not (isinstance(child, ast.If) and _is_type_checking(child)):
+                todo.append(child)
+    found.discard(name)
+    return {m for m in found if not name.startswith(m + ".")}
+
+
+def _cycle_through(graph: dict[str, set[str]], start: str) -> list[str]:
+    """A shortest import path from ``start`` back to itself, or [] when there is none."""
+    came: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt: list[str] = []
+        for mod in frontier:
+            for dep in sorted(graph.get(mod, ())):
+                if dep == start:
+                    path = [mod]
+                    while path[-1] != start:
+                        path.append(came[path[-1]])
+                    return [start, *reversed(path[:-1]), start]
+                if dep not in came:
+                    came[dep] = mod
+                    nxt.append(dep)
+        frontier = nxt
+    return []
+
+
+# The modules that keep a run going: no import cycle passes through any of them,
+# whether the imports are at module level or inside functions.
+RUN_KEEPERS = (
+    "autorun_py.panes",
+    "autorun_py.supervisor",
+    "autorun_py.recovery",
+    "autorun_py.monitor",
+    "autorun_py.resume",
+    "autorun_py.hooks",
+    "autorun_py.cli.monitor_env",
+)
+
+
+def test_the_monitor_modules_are_in_no_cycle_even_counting_function_level_imports() -> None:
+    mods = _modules()
+    graph = {m: _all_imports(m, p, set(mods)) for m, p in mods.items()}
+    assert set(RUN_KEEPERS) <= set(mods)
+    cycles = [c for c in (_cycle_through(graph, m) for m in RUN_KEEPERS) if c]
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+    # and among themselves, in one order: the classifier and the supervisor below
+    # recovery, recovery below the loop and resume
+    among = {m: graph[m] & set(RUN_KEEPERS) for m in RUN_KEEPERS}
+    order = list(TopologicalSorter(among).static_order())
+    assert order.index("autorun_py.panes") < order.index("autorun_py.recovery")
+    assert order.index("autorun_py.supervisor") < order.index("autorun_py.recovery")
+    assert order.index("autorun_py.recovery") < order.index("autorun_py.monitor")
+    assert order.index("autorun_py.recovery") < order.index("autorun_py.resume")
+    assert not graph["autorun_py.panes"], "the pane classifier imports nothing of autorun"
+
+
+def test_the_checker_finds_a_function_level_cycle(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    a.write_text("def f():\n    from autorun_py.b import x\n")
+    b.write_text("class K:\n    def g(self):\n        import autorun_py.a\n")
+    c.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from autorun_py.a import K\n"
+    )
+    known = {"autorun_py.a", "autorun_py.b", "autorun_py.c"}
+    graph = {m: _all_imports(m, tmp_path / f"{m[-1]}.py", known) for m in known}
+    assert _cycle_through(graph, "autorun_py.a") == ["autorun_py.a", "autorun_py.b", "autorun_py.a"]
+    assert graph["autorun_py.c"] == set()  # a TYPE_CHECKING import is never run
+    assert _cycle_through(graph, "autorun_py.c") == []
 
 
 def test_module_level_imports_have_no_cycle() -> None:

@@ -122,10 +122,10 @@ def test_blocked_by_user_changes_then_completes(repo: Path, quiet_agent: None) -
     assert StatusStore(orch).read().stages[1].merge_state == "blocked"
     # The user commits; the next attempt goes through and starts stage 2.
     git(repo, "commit", "-q", "-am", "my edit")
-    from autorun_py.merge import retry_blocked_merges
+    from autorun_py.recovery import retry_blocked_if_changed
 
-    reports = retry_blocked_merges(orch)
-    assert [r.result for r in reports] in (["merged"], ["conflict"])
+    retried = retry_blocked_if_changed(orch, source="test")
+    assert [r.action for r in retried] in (["merged"], ["conflict"])
 
 
 def test_five_simultaneous_merges_launch_each_next_stage_once(

@@ -15,8 +15,8 @@ import pytest
 from autorun_py import gitmerge
 from autorun_py.launch import claim
 from autorun_py.merge import merge_worktree_path
-from autorun_py.monitor import monitor_pid
 from autorun_py.state import StatusStore
+from autorun_py.supervisor import monitor_pid
 from autorun_py.tmux import Tmux
 from tests.helpers import events_of as _events
 from tests.helpers import fast_standin as _standin

@@ -25,7 +25,6 @@ from autorun_py import killer, launch, paths
 from autorun_py.errors import AutorunError
 from autorun_py.monitor import type_continue
 from autorun_py.plan import load_plan
-from autorun_py.resume import live_pane, session_alive
 from autorun_py.rundir import create_orchestration, sweep_creating
 from autorun_py.state import StatusStore
 from autorun_py.tmux import Tmux
@@ -140,7 +139,7 @@ def test_run_b_never_kills_or_types_into_run_a_session(
     assert tmux.owned_by(name, str(run_a)) and not tmux.owned_by(name, str(run_b))
 
     def a_alive() -> bool:
-        return session_alive(tmux, name, str(run_a)) and tmux.list_panes(name)[0]["pane_id"] == pane
+        return tmux.session_alive(name, str(run_a)) and tmux.list_panes(name)[0]["pane_id"] == pane
 
     # launch of B: its stage session has A's session's name; refused, A's session lives
     res = launch.launch_ready(run_b)
@@ -148,7 +147,7 @@ def test_run_b_never_kills_or_types_into_run_a_session(
     assert "belongs to run" in res.failed[0][1] and str(run_a) in res.failed[0][1]
     assert a_alive()
     # B's monitor does not see it as its own, and cannot type into it
-    assert not session_alive(tmux, name, str(run_b)) and live_pane(tmux, name, str(run_b)) is None
+    assert not tmux.session_alive(name, str(run_b)) and tmux.live_pane(name, str(run_b)) is None
     with pytest.raises(AutorunError, match="not in a session of this run"):
         type_continue(tmux, pane, owner=str(run_b))
     # B's delayed killer (after a merge) leaves it alone; A's own one kills it

@@ -390,10 +390,9 @@ def test_launch_killed_at_every_git_step_is_brought_back_by_resume(
 
 
 def session_alive_for(name: str | None, orch: str) -> bool:
-    from autorun_py.resume import session_alive
     from autorun_py.tmux import Tmux
 
-    return session_alive(Tmux.from_env(), name, orch)
+    return Tmux.from_env().session_alive(name, orch)
 
 
 def test_kill_server_of_a_private_tmux_takes_its_socket_and_nothing_else(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -82,9 +83,13 @@ def monitor(
     launch stages left behind; write the report when every stage has ended.
 
     One monitor per run: a second one exits at once (status 0)."""
-    from autorun_py.monitor import MonitorOptions, run_monitor
+    from autorun_py.cli.monitor_env import monitor_options
+    from autorun_py.handoff import engine_command
+    from autorun_py.monitor import run_monitor
 
-    opts = MonitorOptions.from_env(
+    opts = monitor_options(
+        os.environ,
+        engine=engine_command(os.environ),
         interval=interval,
         gap=gap,
         once=once,

@@ -171,7 +171,7 @@ def start_background(
 ) -> Started:
     full = bg_argv(argv, name, env)
     # Nothing is written to ``log_file``: its last write is how recovery tells a
-    # session that died at once (autorun_py.resume.session_lifetime); a background
+    # session that died at once (autorun_py.recovery.session_lifetime); a background
     # session's output is `claude logs <id>`.
     proc = run_claude(full[1:], cwd=cwd, agent=full[0], timeout=120)
     match = BG_LINE.search(proc.stdout)

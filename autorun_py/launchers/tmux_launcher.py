@@ -1,7 +1,7 @@
 """The ``tmux`` launcher (the default): each stage in a session of autorun's tmux
 server, named ``<slug>_stage-N``, owned by the run (``AUTORUN_ORCH_DIR`` in the
 session's environment). The work is done by :mod:`autorun_py.launch` and
-:mod:`autorun_py.resume`; this class is their face towards the interface."""
+:mod:`autorun_py.tmux`; this class is their face towards the interface."""
 
 from __future__ import annotations
 
@@ -41,9 +41,7 @@ class TmuxLauncher:
         return Started(pane)
 
     def alive(self, state: Any, stage: Any) -> bool:
-        from autorun_py.resume import session_alive
-
-        return session_alive(self.tmux, stage.session, state.orch_dir)
+        return self.tmux.session_alive(stage.session, state.orch_dir)
 
     def waiting(self, state: Any, stage: Any) -> Optional[str]:
         """What the monitor (its pane classifier) and the hooks recorded of the stage:

@@ -202,7 +202,7 @@ def _strip_ansi(text: str) -> str:
 
 def _monitor_pid(orch: Path) -> Optional[int]:
     try:
-        from autorun_py.monitor import monitor_pid  # type: ignore[import-not-found,unused-ignore]
+        from autorun_py.supervisor import monitor_pid  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
     pid = monitor_pid(orch)  # -1 when held but unknown: never signal that
