@@ -35,7 +35,6 @@ PENDING = {
     "autorun_py.config": "load_config: the AUTORUN_* option variables over config.json, "
     "loaded by every process deep in its call tree (launch, merge, gate, the launchers, "
     "the monitor); callers that have an environ pass it, the rest default to os.environ",
-    "autorun_py.monitor": "MonitorOptions.from_env and the recovery chain (monitor-split)",
     "autorun_py.state.store": "the kill-at-a-named-point hook of the kill tests (state)",
 }
 
