@@ -52,24 +52,26 @@ _STAGE_HEAD = re.compile(
 )
 
 
-def dumps_readable(data: Any, stage_texts: Optional[list[tuple[int, str]]] = None) -> str:
+def dumps_readable(data: Any, stage_lines: Optional[list[str]] = None) -> str:
     """JSON with one top-level key per line and one stage per line.
 
     Readable with ``cat`` (as the seed suggests), yet encoded by the C encoder:
     ``json.dumps(indent=...)`` takes the pure-Python path and was half the cost
     of a status update. One encoder object serves every value
     (``json.dumps(..., ensure_ascii=False)`` builds a new one per call).
-    ``stage_texts``: the ``stages`` object's entries as ``(number, JSON text)``.
+    ``stage_lines``: the lines of the ``stages`` object, already encoded (they
+    and the top-level lines are joined once: the text is copied once).
     """
     if not isinstance(data, dict):
         return _ENCODE(data)
     enc = _ENCODE
-    parts = []
+    parts: list[str] = []
     for key, value in data.items():
-        if key == "stages" and stage_texts is not None:
-            if stage_texts:
-                inner = ",\n".join([f'    "{n}": {text}' for n, text in stage_texts])
-                parts.append(f'  "stages": {{\n{inner}\n  }}')
+        if key == "stages" and stage_lines is not None:
+            if stage_lines:
+                parts.append('  "stages": {\n' + stage_lines[0])
+                parts.extend(stage_lines[1:])
+                parts[-1] += "\n  }"
             else:
                 parts.append('  "stages": {}')
         elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
@@ -77,19 +79,24 @@ def dumps_readable(data: Any, stage_texts: Optional[list[tuple[int, str]]] = Non
             parts.append(f"  {_ENCODE_KEY(key)}: {{\n{inner}\n  }}")
         else:
             parts.append(f"  {_ENCODE_KEY(key)}: {enc(value)}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+    if not parts:
+        return "{\n\n}\n"
+    parts[0] = "{\n" + parts[0]
+    parts[-1] += "\n}\n"
+    return ",\n".join(parts)
 
 
 def render_state(state: RunState, **top: Any) -> str:
-    """The status file's text for ``state`` (``top``: keys added at the end)."""
+    """The status file's text for ``state`` (``top``: keys added at the end); a stage
+    never looked up since it was read is its text as read."""
     raw = state.top_raw()
     raw.update(top)
-    stages = state.stages
-    texts = []
-    for n in sorted(stages):
-        text = stages.text_of(n)
-        texts.append((n, text if text is not None else _ENCODE(stages[n].to_raw())))
-    return dumps_readable(raw, texts)
+    stages, enc = state.stages, _ENCODE
+    lines = [
+        f'    "{n}": {enc(stages[n].to_raw()) if text is None else text}'
+        for n, text in stages.texts()
+    ]
+    return dumps_readable(raw, lines)
 
 
 def parse_full(text: str, path: Path) -> dict[str, Any]:
@@ -122,18 +129,17 @@ def read_state(text: str, path: Path, *, lazy: bool = False) -> RunState:
 
 # A whole stage line whose stage has no keys autorun does not know (most do not).
 _PLAIN_LINE = re.compile(
-    r'    "([1-9][0-9]{0,5})": (\{' + _STAGE_HEAD.pattern + r".*\})(,?)", re.DOTALL
+    r'^    "([1-9][0-9]{0,5})": (\{' + _STAGE_HEAD.pattern + r".*\})(,?)$", re.MULTILINE
 )
 
 
+def _deps(text: Optional[str]) -> tuple[int, ...]:
+    return tuple(map(int, text.split(", "))) if text else ()
+
+
 def _stage_line(line: str, last: bool) -> Optional[tuple[int, LazyStage]]:
-    """``    "N": {...},`` -> (N, the stage as text with its status and dependencies)."""
-    m = _PLAIN_LINE.fullmatch(line)
-    if m is not None and (m.group(5) == "") == last:
-        deps = m.group(4)
-        return int(m.group(1)), LazyStage(
-            m.group(2), m.group(3), tuple(int(d) for d in deps.split(", ")) if deps else ()
-        )
+    """``    "N": {...},`` of a stage with keys autorun does not know (before its
+    status: each key and value parsed by json's own scanner) -> (N, the stage)."""
     end = line.find('": {', 5)
     if end < 0 or not line.startswith('    "'):
         return None
@@ -145,7 +151,7 @@ def _stage_line(line: str, last: bool) -> Optional[tuple[int, LazyStage]]:
         return None
     pos = 1
     try:
-        while not value.startswith('"status": ', pos):  # keys autorun does not know
+        while not value.startswith('"status": ', pos):
             if value[pos] != '"':
                 return None
             name, pos = scanstring(value, pos + 1)
@@ -160,10 +166,44 @@ def _stage_line(line: str, last: bool) -> Optional[tuple[int, LazyStage]]:
     m = _STAGE_HEAD.match(value, pos)
     if m is None:
         return None
-    deps = m.group(2)
-    return int(key), LazyStage(
-        value, m.group(1), tuple(int(d) for d in deps.split(", ")) if deps else ()
-    )
+    return int(key), LazyStage(value, m.group(1), _deps(m.group(2)))
+
+
+def _stage_lines(block: str) -> Optional[dict[int, LazyStage]]:
+    """The stages of the ``stages`` object's lines, or None (not autorun's layout)."""
+    found = _PLAIN_LINE.findall(block)
+    if len(found) == block.count("\n") + 1:  # every line a plain stage line
+        if found[-1][4] or not all(f[4] for f in found[:-1]):
+            return None
+        lazy = {
+            int(k): LazyStage(t, s, tuple(map(int, d.split(", "))) if d else ())
+            for k, t, s, d, _ in found
+        }
+        return lazy if len(lazy) == len(found) else None
+    lazy = {}
+    pos, size = 0, len(block)
+    for m in _PLAIN_LINE.finditer(block):
+        start = m.start()
+        if start != pos:  # lines of stages with keys autorun does not know
+            for line in block[pos : start - 1].split("\n"):
+                entry = _stage_line(line, False)
+                if entry is None or entry[0] in lazy:
+                    return None
+                lazy[entry[0]] = entry[1]
+        key, text, status, deps, comma = m.groups()
+        pos = m.end() + 1
+        n = int(key)
+        if (comma == ",") != (pos <= size) or n in lazy:
+            return None
+        lazy[n] = LazyStage(text, status, _deps(deps))
+    if pos < size:
+        lines = block[pos:].split("\n")
+        for i, line in enumerate(lines):
+            entry = _stage_line(line, i == len(lines) - 1)
+            if entry is None or entry[0] in lazy:
+                return None
+            lazy[entry[0]] = entry[1]
+    return lazy
 
 
 def _read_fast(text: str, path: Path) -> Optional[RunState]:
@@ -171,8 +211,10 @@ def _read_fast(text: str, path: Path) -> Optional[RunState]:
     if start < 0:
         return None
     body = start + len(_STAGES_OPEN)
-    close = text.find(_STAGES_CLOSE, body)
-    if close < 0:
+    # the key after the stages is always the current wave (RunState's field order);
+    # searched from the end: only the few lines after the stages are read
+    close = text.rfind(_STAGES_CLOSE + ',\n  "current_wave": ')
+    if close < body:
         return None
     outer: list[list[tuple[str, Any]]] = []
 
@@ -192,14 +234,9 @@ def _read_fast(text: str, path: Path) -> Optional[RunState]:
         return None  # a second key of that name: the full parser decides
     if top.get("schema_version") != SCHEMA_VERSION or top["stages"] != {}:
         return None
-    lines = text[body:close].split("\n")
-    lazy: dict[int, LazyStage] = {}
-    last = len(lines) - 1
-    for i, line in enumerate(lines):
-        entry = _stage_line(line, i == last)
-        if entry is None or entry[0] in lazy or entry[0] > MAX_STAGE:
-            return None
-        lazy[entry[0]] = entry[1]
+    lazy = _stage_lines(text[body:close])
+    if lazy is None or (lazy and max(lazy) > MAX_STAGE):
+        return None
     known = set(lazy)
     deps = {n: st.depends_on for n, st in lazy.items()}
     for n, ds in deps.items():

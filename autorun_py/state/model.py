@@ -311,6 +311,14 @@ class StageMap(MutableMapping[int, StageState]):
         for number in list(self._lazy):
             self._convert(number)
 
+    def texts(self) -> list[tuple[int, Optional[str]]]:
+        """``(number, text)`` by number: the JSON text of a stage never looked up
+        since it was read, else None."""
+        lazy = self._lazy
+        return [
+            (n, None if st is not None else lazy[n].text) for n, st in sorted(self._stages.items())
+        ]
+
     def _convert(self, number: int) -> StageState:
         lazy = self._lazy[number]
         where = self._path or STATUS_FILE
