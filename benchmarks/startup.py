@@ -1,17 +1,20 @@
 """Start-up cost of the engine against an earlier commit, measured in one run.
 
 Two trees are timed side by side, their calls interleaved (so a busy machine
-slows both alike): this checkout, and ``--base`` (a commit, default ``main``,
-exported with ``git archive`` into a temp directory). Rows, each a median of
+slows both alike): this checkout (or ``--this``, a commit), and ``--base`` (a
+commit, default ``main``), commits exported with ``git archive`` into a temp
+directory. Rows, each a median of
 ``--calls`` calls and its ratio to ``python -c pass`` measured beside it (no ``-I``:
 each tree is put first on ``PYTHONPATH``, which ``-I`` ignores):
 
 - ``autorun --version`` (``python -m autorun_py --version``: the CLI's import
   path);
 - ``autorun phase implement started`` from a stage's worktree (the bookkeeping call
-  a stage session makes; the lean path, ``autorun_py/fastcli.py``).
+  a stage session makes; the lean path, ``autorun_py/fastcli.py``);
+- the number of modules each of the two imports (``-X importtime``), which load
+  does not change.
 
-    .venv/bin/python benchmarks/startup.py [--base REV] [--calls 21]
+    .venv/bin/python benchmarks/startup.py [--base REV] [--this REV] [--calls 21]
 """
 
 from __future__ import annotations
@@ -105,6 +108,20 @@ def stage_setup(tmp: Path, tree: Path) -> tuple[dict[str, str], Path]:
     return dict(env, AUTORUN_ORCH_DIR=str(orch), AUTORUN_STAGE="1"), wt
 
 
+def modules(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
+    """How many modules the call imports (``-X importtime``: one line each), a
+    figure the machine's load does not change."""
+    proc = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return sum(1 for line in proc.stderr.splitlines() if line.startswith("import time:")) - 1
+
+
 def timed(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
     t0 = time.perf_counter()
     run(argv, env, cwd)
@@ -114,15 +131,18 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> floa
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default="main", help="the commit to compare with (default main)")
+    ap.add_argument("--this", default=None, help="a commit instead of this checkout")
     ap.add_argument("--calls", type=int, default=21, help="calls per figure (median)")
     args = ap.parse_args()
     base_rev = run(["git", "-C", str(ROOT), "rev-parse", "--short", args.base], dict(os.environ))
-    here_rev = run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], dict(os.environ))
+    here_rev = run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", args.this or "HEAD"], dict(os.environ)
+    )
     with tempfile.TemporaryDirectory(prefix="autorun-startup-") as td:
         tmp = Path(td)
         trees = {
             f"base {base_rev.strip()}": export(args.base, tmp / "base-tree"),
-            f"this {here_rev.strip()}": ROOT,
+            f"this {here_rev.strip()}": export(args.this, tmp / "this-tree") if args.this else ROOT,
         }
         setups = {}
         for i, (label, tree) in enumerate(trees.items()):
@@ -146,6 +166,13 @@ def main() -> int:
                 t["phase"].append(
                     timed([PY, "-m", "autorun_py", "phase", "implement", "started"], env, wt)
                 )
+        counts = {}
+        for label in trees:
+            env, wt = setups[label]
+            counts[label] = (
+                modules([PY, "-m", "autorun_py", "--version"], env, tmp),
+                modules([PY, "-m", "autorun_py", "phase", "implement", "started"], env, wt),
+            )
     print(f"{'tree':14} {'figure':34} {'median s':>9} {'x python -c pass':>17}")
     ratios: dict[str, dict[str, float]] = {}
     for label, t in times.items():
@@ -155,6 +182,8 @@ def main() -> int:
             med = statistics.median(t[key])
             ratios.setdefault(key, {})[label] = med / floor
             print(f"{label:14} {name:34} {med:9.4f} {med / floor:17.2f}")
+    for label, (version_n, phase_n) in counts.items():
+        print(f"{label:14} modules imported: --version {version_n}, phase {phase_n}")
     labels = list(trees)
     for key, name in (("version", "autorun --version"), ("phase", "phase update")):
         b, h = ratios[key][labels[0]], ratios[key][labels[1]]
