@@ -270,9 +270,7 @@ def _kill_group(pgid: int, proc: _proc.Child[bytes]) -> None:
     """SIGTERM the process group, then SIGKILL what is left of it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + _KILL_GRACE
-    while proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _proc.wait(proc, _KILL_GRACE)  # wakes as soon as it is gone
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     proc.wait()
@@ -318,7 +316,13 @@ def run_command(
         last = t0
         try:
             while True:
-                if _proc.wait(proc, 0.1) is not None:
+                # Woken by the command's exit (proc.wait), else at the next progress
+                # line, the timeout, or (speculative queue) a look at ``cancel``.
+                until = t0 + timeout if progress is None else min(t0 + timeout, last + 1.0)
+                step = until - time.monotonic()
+                if cancel is not None:
+                    step = min(step, 0.1)
+                if _proc.wait(proc, max(step, 0.001)) is not None:
                     break
                 now = time.monotonic()
                 if now - t0 >= timeout:

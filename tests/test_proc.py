@@ -207,3 +207,23 @@ def test_unexpected_error_is_one_line_with_a_debug_hint(
     assert "Traceback" in err
     assert err.rstrip().endswith("\nautorun: internal error: RuntimeError: kaboom")
     proc.set_debug(False)
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd_open on this system")
+def test_wait_wakes_when_the_child_exits_without_sleeping_in_a_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The merge gate waits for the verify command with proc.wait: woken by the
+    child's exit through its pidfd, never by 50 ms polls (Popen.wait's timeout)."""
+    import time
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"proc.wait slept {seconds}s in a loop")
+
+    child = proc.start([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    monkeypatch.setattr(time, "sleep", no_sleep)
+    assert proc.wait(child, 0.01) is None  # still running: None after the timeout
+    t0 = time.monotonic()
+    assert proc.wait(child, 30) == 0
+    assert time.monotonic() - t0 < 10
+    assert proc.wait(child, 30) == 0  # and again, at once
