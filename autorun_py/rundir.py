@@ -209,7 +209,7 @@ def initial_state(
     # ``launcher``: one name or a spec with caps, ``tmux=2,background=4`` (launchers/)
     set_run_launchers(state.extra, parse_spec(launcher, "launcher"))
     if verify is not None:
-        state.extra["verify"] = dict(verify)  # the merge gate (autorun_py/gate.py)
+        state.extra["verify"] = dict(verify)  # the merge gate (autorun_py/gate/)
     return state
 
 

@@ -39,7 +39,7 @@ class MergeKind(str, enum.Enum):
     VERIFY_FAILED = "verify_failed"  # the candidate failed the merge gate; the base did not move
 
 
-# The merge gate (autorun_py/gate.py): called with the exact candidate commit and
+# The merge gate (autorun_py/gate/): called with the exact candidate commit and
 # the base tip it was built on; True lets the base move to that commit.
 Verify = Callable[[str, str], bool]
 
