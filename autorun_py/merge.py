@@ -6,6 +6,15 @@ run's side: refusals, the per-repository merge lock, the stage's completion
 and the launches it unlocks (claimed in the same status transaction, so each
 next stage starts exactly once), the conflict hand-off, ``conflicts.md``, the
 final summary, and clean-up.
+
+Why one module of ~650 lines: it is one command's flow under the merge lock
+(recover an interrupted merge, then abort / continue / merge, then record the
+outcome and clean up), and its correctness is the order of its status
+transactions (the intent before each git step, the outcome and the launches it
+unlocks in one transaction). Every function here serves that flow and nothing
+else calls them; split, the order would be spread over files a reader must
+hold together. The git side is :mod:`autorun_py.gitmerge` (a package), the gate
+:mod:`autorun_py.gate`.
 """
 
 from __future__ import annotations
