@@ -2,6 +2,7 @@ import sys
 
 _FAST_HOOKS = ("Stop", "StopFailure", "PermissionRequest", "Notification", "SessionStart",
                "SessionEnd", "tmux-closed", "act")  # fmt: skip
+_FAST_COMMANDS = ("phase", "context", "stage", "chain", "merge")
 
 
 def _run() -> None:
@@ -17,17 +18,26 @@ def _run() -> None:
         from autorun_py.hooks import main as hook_main
 
         sys.exit(hook_main(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] in ("phase", "context"):
-        # The bookkeeping calls of every stage step: no click when the call is
-        # plainly well formed (anything else falls through, nothing done).
+    args = sys.argv[1:]
+    if args[:1] == ["--args-of"] and len(args) > 2 and args[2] == "stage":
+        # start.md's `!` line: its arguments from the prompt hook (taken once here;
+        # the full CLI below gets them expanded).
+        import os
+
+        from autorun_py.prompt_args import expand_argv
+
+        args = expand_argv(args, os.environ)
+    if args[:1] and args[0] in _FAST_COMMANDS:
+        # The calls of every stage step: no click when the call is plainly well
+        # formed (anything else falls through, nothing done).
         from autorun_py.fastcli import try_run
 
-        code = try_run(sys.argv[1:])
+        code = try_run(args)
         if code is not None:
             sys.exit(code)
     from autorun_py.cli import main
 
-    main()
+    main(args)
 
 
 _run()

@@ -1,8 +1,11 @@
-"""A lean path for the bookkeeping calls a stage makes at every step.
+"""A lean path for the calls a stage makes at every step.
 
 ``autorun phase [ORCH STAGE] PHASE started|completed [--current N] [--total M]
-[--plan-file P]`` and ``autorun context [--json] [--shell]`` run here without
-click and without the CLI modules (issue 16: start-up was most of their cost).
+[--plan-file P]``, ``autorun context [--json] [--shell]``, and the three calls of
+every stage's protocol (commands/*.md): ``autorun stage start CONTEXT_FILE
+[--json] [--shell]``, ``autorun chain COMMAND --window W [--close-caller]
+[--json]`` and ``autorun merge [ORCH STAGE] [--json]`` run here without click
+and without the CLI modules (issue 16: start-up was most of their cost).
 Only a call that is plainly well formed is taken; anything else (``--help``, an
 unknown option, a bad value, a place the session's own ``AUTORUN_ORCH_DIR`` /
 ``AUTORUN_STAGE`` does not name, ``--debug``) returns ``None`` *before anything
@@ -13,10 +16,11 @@ same lock, fsyncs and checks, the same output and exit codes.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 _ACTIONS = ("started", "completed")
 _PHASES = ("triage", "research", "create_plan", "implement", "merge")
@@ -119,22 +123,187 @@ def _context(args: list[str]) -> Optional[Callable[[], int]]:
         return None
 
     def run() -> int:
-        if "--json" in args:
-            import json
+        _print_context(ctx, set(args), full=False)
+        return 0
 
-            text = json.dumps(ctx.to_json(), indent=2, ensure_ascii=False)
-        elif "--shell" in args:
-            text = ctx.to_shell()
+    return run
+
+
+def _flags(args: list[str], allowed: tuple[str, ...]) -> Optional[tuple[list[str], set[str]]]:
+    """(positionals, flags) when ``args`` holds only the ``allowed`` flags (each at
+    most once) and positionals (after ``--``: positionals only), else None."""
+    pos: list[str] = []
+    flags: set[str] = set()
+    for i, a in enumerate(args):
+        if a == "--":
+            pos += args[i + 1 :]
+            break
+        if a.startswith("-") and a != "-":
+            if a not in allowed or a in flags:
+                return None
+            flags.add(a)
         else:
-            text = ctx.to_text()
-        sys.stdout.write(text + "\n")
+            pos.append(a)
+    return pos, flags
+
+
+def _print_context(ctx: Any, flags: set[str], *, full: bool) -> None:
+    if "--json" in flags:
+        text = json.dumps(ctx.to_json(), indent=2, ensure_ascii=False)
+    elif "--shell" in flags:
+        text = ctx.to_shell()
+    else:
+        text = ctx.to_text(with_context_file=full)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _stage(args: list[str]) -> Optional[Callable[[], int]]:
+    if args[:1] != ["start"]:
+        return None
+    parsed = _flags(args[1:], ("--json", "--shell"))
+    if parsed is None or len(parsed[0]) != 1:
+        return None
+    (context_file,), flags = parsed
+
+    def run() -> int:
+        from autorun_py.stage import register_stage
+
+        _print_context(register_stage(Path(context_file), Path.cwd()), flags, full=True)
+        return 0
+
+    return run
+
+
+def _chain(args: list[str]) -> Optional[Callable[[], int]]:
+    rest: list[str] = []
+    window: Optional[str] = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--window" or a.startswith("--window="):
+            if window is not None:
+                return None
+            if a == "--window":
+                if i + 1 >= len(args):
+                    return None
+                i += 1
+                window = args[i]
+            else:
+                window = a.partition("=")[2]
+        else:
+            rest.append(a)
+        i += 1
+    parsed = _flags(rest, ("--close-caller", "--json"))
+    if window is None or parsed is None or len(parsed[0]) != 1:
+        return None
+    (command,), flags = parsed
+    win = window
+
+    def run() -> int:
+
+        from autorun_py.launch import chain
+
+        result = chain(
+            command,
+            window=win,
+            session=None,
+            cwd=None,
+            close_caller="--close-caller" in flags,
+            phase=None,
+            environ=os.environ,
+        )
+        sys.stdout.write(chain_text(result, command, "--json" in flags) + "\n")
         sys.stdout.flush()
         return 0
 
     return run
 
 
-_COMMANDS = {"phase": _phase, "context": _context}
+def chain_text(result: Any, command: str, as_json: bool) -> str:
+    """What ``autorun chain`` prints (here and in the click command)."""
+    from dataclasses import asdict
+
+    if as_json:
+        return json.dumps(asdict(result), indent=2, ensure_ascii=False)
+    if result.already:
+        return f"{command!r} is already running (or done) for this stage: nothing to do"
+    return f"opened {command!r} in {result.session}:{result.window} ({result.pane})"
+
+
+def _merge(args: list[str]) -> Optional[Callable[[], int]]:
+    parsed = _flags(args, ("--json",))
+    if parsed is None:
+        return None
+    pos, flags = parsed
+    if len(pos) not in (0, 2) or (pos and not (pos[1].isdigit() and pos[1].isascii())):
+        return None
+    ref, number = (pos[0], int(pos[1])) if pos else (None, None)
+
+    def run() -> int:
+        return run_merge(ref, number, "merge", "--json" in flags)
+
+    return run
+
+
+def run_merge(orch: Optional[str], stage: Optional[int], action: str, as_json: bool) -> int:
+    """``autorun merge``'s body (here and in the click command): the stage named, or
+    the one this worktree belongs to; its report printed; its exit code."""
+    from autorun_py.errors import AutorunError, ExitCode
+    from autorun_py.merge import merge
+    from autorun_py.rundir import resolve
+
+    if orch is None or stage is None:
+        from autorun_py.stage import find_context
+
+        try:
+            here = Path.cwd()
+        except OSError:  # the merged stage's worktree was removed under this shell
+            here = Path(os.environ.get("PWD") or "/")
+        ctx = find_context(here, include_done=True, environ=os.environ)
+        orch, stage = ctx.orch_dir, ctx.stage
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        # Killed from outside (Claude Code ending the command, a closed terminal):
+        # unwind, so the verify command's process group and worktree go too.
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+    def progress(line: str) -> None:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    try:
+        report = merge(
+            resolve(orch),
+            stage,
+            action=action,
+            progress=progress,
+            claude_shell=bool(os.environ.get("CLAUDECODE")),
+        )
+    except AutorunError as exc:
+        if exc.exit_code is ExitCode.TIMEOUT:  # exit 5 of `autorun merge` means a red gate
+            exc.exit_code = ExitCode.FAILURE
+        raise
+    if as_json:
+        text = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+    else:
+        text = report.to_text()
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    return int(report.exit_code)
+
+
+_COMMANDS = {
+    "phase": _phase,
+    "context": _context,
+    "stage": _stage,
+    "chain": _chain,
+    "merge": _merge,
+}
 
 
 def _debugging() -> bool:
@@ -165,6 +334,28 @@ def try_run(argv: list[str]) -> Optional[int]:
         sys.stderr.write("autorun: interrupted\n")
         return 130
     except OSError as exc:
-        where = f"{os.fsdecode(exc.filename)}: " if exc.filename is not None else ""
-        sys.stderr.write(f"autorun: error: {where}{exc.strerror or exc}\n")
+        where = ""
+        if exc.filename is not None:
+            where = f"{os.fsdecode(exc.filename)}: "
+            if exc.filename2 is not None:
+                where = f"{os.fsdecode(exc.filename)} -> {os.fsdecode(exc.filename2)}: "
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        sys.stderr.write(f"autorun: error: {where}{reason}\n")
+        return 1
+    except UnicodeError as exc:
+        sys.stderr.write(f"autorun: error: text that is not valid UTF-8: {exc}\n")
+        return 1
+    except RecursionError:
+        sys.stderr.write("autorun: error: input nested too deeply\n")
+        return 1
+    except json.JSONDecodeError as exc:  # from a user's file
+        sys.stderr.write(f"autorun: error: not valid JSON: {exc}\n")
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, as the CLI's
+        detail = str(exc).strip().splitlines()
+        sys.stderr.write(
+            f"autorun: internal error: {type(exc).__name__}"
+            + (f": {detail[0]}" if detail else "")
+            + " (run with --debug for the traceback)\n"
+        )
         return 1

@@ -1,5 +1,6 @@
-"""The lean path for `phase` and `context` (autorun_py/fastcli.py): the same
-result, output and exit codes as the click commands, without their imports."""
+"""The lean path for `phase`, `context`, `stage start`, `chain` and `merge`
+(autorun_py/fastcli.py): the same result, output and exit codes as the click
+commands, without their imports."""
 
 from __future__ import annotations
 
@@ -156,3 +157,86 @@ def test_errors_and_odd_calls_match_click(repo: Path, orch: Path, args: list[str
     assert fast.stderr == slow.stderr
     if fast.returncode:
         assert before == after and "Traceback" not in fast.stderr
+
+
+def test_stage_start_lean_same_output_as_click(repo: Path, orch: Path) -> None:
+    wt = _stage_in_worktree(repo, orch, 1)
+    ctx_file = StatusStore(orch).read().stages[1].context_file
+    for flags in ([], ["--json"], ["--shell"], ["--json", "--shell"]):
+        fast = run_cli(["stage", "start", ctx_file, *flags], wt)
+        slow = _click(["stage", "start", ctx_file, *flags], wt)
+        assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+        assert fast.stdout == slow.stdout and fast.stderr == slow.stderr
+    assert "## Scope" in run_cli(["stage", "start", ctx_file], wt).stdout  # the context file
+    st = StatusStore(orch).read().stages[1]
+    assert st.status == IN_PROGRESS and st.phase("triage").started_at
+    # From anywhere else: the same refusal, nothing changed.
+    before = (orch / "status.json").read_bytes()
+    fast = run_cli(["stage", "start", ctx_file], repo)
+    slow = _click(["stage", "start", ctx_file], repo)
+    assert fast.returncode == slow.returncode == 1 and fast.stderr == slow.stderr
+    assert "is not stage 1's worktree" in fast.stderr
+    assert (orch / "status.json").read_bytes() == before
+    heavy = {"click", "autorun_py.cli", "autorun_py.rundir", "autorun_py.git"}
+    assert not heavy & _modules(["stage", "start", ctx_file, "--json"], wt, {})
+
+
+def test_merge_lean_same_output_and_exit_codes_as_click(repo: Path, orch: Path) -> None:
+    wt = _stage_in_worktree(repo, orch, 1)
+    env = _env(orch, 1)
+    # No commits yet: the same refusal both ways, nothing changed.
+    before = (orch / "status.json").read_bytes()
+    fast = run_cli(["merge", "--json"], wt, env=env)
+    slow = _click(["merge", "--json"], wt, env=env)
+    assert (fast.returncode, fast.stdout) == (slow.returncode, slow.stdout)
+    assert fast.stderr == slow.stderr
+    assert fast.returncode != 0 and "Traceback" not in fast.stderr
+    assert (orch / "status.json").read_bytes() == before
+    (wt / "one.txt").write_text("one\n")
+    subprocess.run(["git", "add", "-A"], cwd=wt, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "one"], cwd=wt, check=True)
+    heavy = {"click", "autorun_py.cli"}
+    assert not heavy & _modules(["merge", str(orch), "1", "--json"], repo, {})  # merges it
+    st = StatusStore(orch).read().stages[1]
+    assert st.status == "completed" and st.merge_commit
+    for args in (["merge", str(orch), "1"], ["merge", str(orch), "1", "--json"]):
+        fast, slow = run_cli(args, repo), _click(args, repo)
+        assert fast.returncode == slow.returncode == 0
+        assert fast.stdout == slow.stdout and "already merged" in fast.stdout
+    for args in (["merge", str(orch)], ["merge", str(orch), "x"], ["merge", "--bogus"]):
+        fast, slow = run_cli(args, repo), _click(args, repo)
+        assert (fast.returncode, fast.stderr) == (slow.returncode, slow.stderr) and fast.returncode
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_chain_lean_same_output_as_click(
+    repo: Path, orch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    from autorun_py.tmux import Tmux
+
+    wt = _stage_in_worktree(repo, orch, 1)
+    monkeypatch.setenv("AUTORUN_CLAUDE", sys.executable)
+    monkeypatch.setenv("AUTORUN_AGENT_ARGS", shlex.join(["-c", "import time; time.sleep(60)"]))
+    tmux = Tmux.from_env()
+    tmux.new_session("host", ["sleep", "60"], cwd=wt, env={"AUTORUN_ORCH_DIR": str(orch)})
+    with StatusStore(orch).transaction() as txn:
+        txn.state.stages[1].session = "host"
+    env = _env(orch, 1)
+    args = ["chain", "/autorun:merge", "--window", "merge", "--json"]
+    assert not {"click", "autorun_py.cli"} & _modules(args, wt, env)  # opens the window
+    windows = tmux.out(["list-windows", "-t", "=host", "-F", "#{window_name}"]).splitlines()
+    assert windows.count("merge") == 1
+    st = StatusStore(orch).read().stages[1]
+    assert st.extra["chained_to"] == {"command": "/autorun:merge", "window": "merge"}
+    assert st.phase("implement").completed_at  # the hand-off ends the implementation
+    # The same step again: nothing to do, said the same way by both.
+    for flags in ([], ["--json"]):
+        argv = ["chain", "/autorun:merge", "--window=merge", *flags]
+        fast, slow = run_cli(argv, wt, env=env), _click(argv, wt, env=env)
+        assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+        assert fast.stdout == slow.stdout and fast.stderr == slow.stderr
+    assert "already running" in run_cli(argv[:-1], wt, env=env).stdout
+    windows = tmux.out(["list-windows", "-t", "=host", "-F", "#{window_name}"]).splitlines()
+    assert windows.count("merge") == 1

@@ -200,8 +200,6 @@ def chain(
     as_json: bool,
 ) -> None:
     """Open the next pipeline step COMMAND (a slash command) in a new tmux window."""
-    from dataclasses import asdict
-
     from autorun_py.launch import chain as do_chain
 
     result = do_chain(
@@ -213,10 +211,6 @@ def chain(
         phase=phase,
         environ=os.environ,
     )
-    if as_json:
-        echo_json(asdict(result))
-    else:
-        if result.already:
-            click.echo(f"{command!r} is already running (or done) for this stage: nothing to do")
-        else:
-            click.echo(f"opened {command!r} in {result.session}:{result.window} ({result.pane})")
+    from autorun_py.fastcli import chain_text
+
+    click.echo(chain_text(result, command, as_json))
