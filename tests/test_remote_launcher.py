@@ -572,3 +572,37 @@ def test_autorun_killed_at_its_push_is_brought_back_by_resume(cloud: Cloud, tmp_
     assert status["status"] == "completed", json.dumps(status, indent=1)
     assert len(cloud.sessions()) == 1
     assert [e["stage"] for e in events_of(orch, "merge_complete")] == [1]
+
+
+def test_an_idle_check_asks_the_remote_once_however_many_stages_run_there(
+    cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three remote stages at work and nothing new pushed: a monitor check makes one
+    ``git ls-remote`` (for the run's branches) and fetches nothing."""
+    import shutil
+
+    from tests.killharness import WRAPPER, subcommand
+
+    monkeypatch.setenv("REMOTE_STANDIN_HOLD", str(cloud.hold))
+    orch = _orchestrate(cloud, "--no-monitor")
+    started = wait_until(lambda: len(_started(orch)) == 3 and _started(orch), 60, "3 starts")
+    for sid in started.values():
+        wait_until(lambda s=sid: "pushed" in cloud.session_log(s), 60, "work pushed")
+    run_cli(["monitor", orch.name, "--once"], cloud.repo, check=True)  # sees the pushes
+    wrap = tmp_path / "loggit"
+    wrap.mkdir()
+    (wrap / "git").write_text(WRAPPER)
+    (wrap / "git").chmod(0o755)
+    log = tmp_path / "loggit.log"
+    env = {
+        "PATH": f"{wrap}{os.pathsep}{os.environ['PATH']}",
+        "KILLGIT_REAL": str(shutil.which("git")),
+        "KILLGIT_COUNT": str(tmp_path / "loggit.count"),
+        "KILLGIT_LOG": str(log),
+        "KILLGIT_AT": "",
+    }
+    run_cli(["monitor", orch.name, "--once"], cloud.repo, env=env, check=True)
+    calls = [subcommand(c.split("\0")[:-1]) for c in log.read_text().split("\n") if c]
+    assert calls.count("ls-remote") == 1, calls
+    assert "fetch" not in calls and "push" not in calls, calls
+    print(f"idle monitor check, 3 remote stages: git calls {len(calls)}: {calls}")

@@ -162,6 +162,17 @@ def stage_launcher(state: Any, stage: Any) -> str:
     return stage_launcher_name(state, stage)
 
 
+def _list(value: Any) -> list[str]:
+    """A list of strings from status.json (anything else: empty; never a traceback)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return (
+        {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}
+    )
+
+
 def run_of(state: Any) -> str:
     return Path(state.orch_dir).name
 
@@ -354,9 +365,8 @@ def delete_remote_branch(state: Any, stage: Any) -> list[str]:
     from autorun_py.worktrees import is_own_branch
 
     settings = settings_of(state)
-    pushed = stage.extra.get("remote_branches") or []
     done = []
-    for branch in [b for b in pushed if isinstance(b, str)]:
+    for branch in _list(stage.extra.get("remote_branches")):
         if not is_own_branch(branch, state.orch_dir):
             continue
         res = _git(["push", "--quiet", settings.git_remote, "--delete", f"refs/heads/{branch}"],
@@ -386,7 +396,7 @@ def clean_remote_branches(state: Any) -> tuple[list[str], list[str]]:
     deleted: list[str] = []
     kept: list[str] = []
     for st in state.stages.values():
-        mine = [b for b in st.extra.get("remote_branches") or [] if b in there]
+        mine = [b for b in _list(st.extra.get("remote_branches")) if b in there]
         if not mine:
             continue
         if st.status == COMPLETED:
@@ -438,9 +448,8 @@ class RemoteLauncher:
         store = StatusStore(Path(state.orch_dir))
         with store.transaction() as txn:  # intent first: what autorun may delete later
             st = txn.state.stage(stage.number)
-            pushed = st.extra.setdefault("remote_branches", [])
-            if isinstance(pushed, list) and branch not in pushed:
-                pushed.append(branch)
+            pushed = _list(st.extra.get("remote_branches"))
+            st.extra["remote_branches"] = pushed if branch in pushed else [*pushed, branch]
         push_branch(repo, settings, branch, tip)
         if replace:
             there = remote_tip(repo, settings, branch)
@@ -489,8 +498,8 @@ class RemoteLauncher:
         return known and not stage.extra.get("remote_stopped")
 
     def waiting(self, state: Any, stage: Any) -> Optional[str]:
-        asked = stage.extra.get("remote_questions") or {}
-        open_ = [q for q in asked.values() if isinstance(q, dict) and not q.get("answered")]
+        asked = _dict(stage.extra.get("remote_questions"))
+        open_ = [q for q in asked.values() if not q.get("answered")]
         if open_:
             return f"a question in the review inbox: {open_[0].get('review')}"
         return None
@@ -567,7 +576,7 @@ def _file_questions(orch_dir: Path, state: Any, stage: Any, wt: Path, tip: str) 
     from autorun_py.state import StatusStore
 
     found = []
-    asked = dict(stage.extra.get("remote_questions") or {})
+    asked = _dict(stage.extra.get("remote_questions"))
     for path, blob in sorted(_questions(wt, tip).items()):
         key = f"{path}@{blob}"
         if key in asked:
@@ -581,7 +590,8 @@ def _file_questions(orch_dir: Path, state: Any, stage: Any, wt: Path, tip: str) 
         review = new_review(title, questions, context, stage=(orch_dir, stage.number))
         with StatusStore(orch_dir).transaction() as txn:
             st = txn.state.stage(stage.number)
-            st.extra.setdefault("remote_questions", {})[key] = {
+            st.extra["remote_questions"] = _dict(st.extra.get("remote_questions"))
+            st.extra["remote_questions"][key] = {
                 "review": str(review),
                 "path": path,
             }
@@ -596,7 +606,7 @@ def _send_answers(orch_dir: Path, state: Any, stage: Any) -> list[Finding]:
 
     found = []
     sid = current_id(stage)
-    for key, q in sorted((stage.extra.get("remote_questions") or {}).items()):
+    for key, q in sorted(_dict(stage.extra.get("remote_questions")).items()):
         if not isinstance(q, dict) or q.get("answered") or sid is None:
             continue
         try:
@@ -614,7 +624,7 @@ def _send_answers(orch_dir: Path, state: Any, stage: Any) -> list[Finding]:
         send_message(sid, "\n".join(lines))
         with StatusStore(orch_dir).transaction() as txn:
             st = txn.state.stage(stage.number)
-            entry = st.extra.setdefault("remote_questions", {}).get(key)
+            entry = _dict(st.extra.get("remote_questions")).get(key)
             if isinstance(entry, dict):
                 entry["answered"] = True
             txn.emit("remote_answer_sent", stage=stage.number, path=q.get("path"))
@@ -622,9 +632,31 @@ def _send_answers(orch_dir: Path, state: Any, stage: Any) -> list[Finding]:
     return found
 
 
-def poll_stage(orch_dir: Path, state: Any, stage: Any) -> list[Finding]:
+def run_tips(state: Any) -> dict[str, str]:
+    """Every ``autorun/<run>/...`` branch on the git remote and its tip: one
+    ``ls-remote`` per check, however many stages run remotely."""
+    settings = settings_of(state)
+    prefix = f"refs/heads/autorun/{run_of(state)}/"
+    res = _git(["ls-remote", settings.git_remote, prefix + "*"], Path(state.project_root),
+               check=False)  # fmt: skip
+    if not res.ok:
+        raise AutorunError(
+            f"git ls-remote {settings.git_remote} failed: {res.stderr.strip()[-300:]}"
+        )
+    tips = {}
+    for line in res.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.startswith("refs/heads/"):
+            tips[ref[len("refs/heads/") :]] = sha
+    return tips
+
+
+def poll_stage(
+    orch_dir: Path, state: Any, stage: Any, tips: Optional[dict[str, str]] = None
+) -> list[Finding]:
     """Fetch one remote stage's branch: file its questions, send answers, and merge
-    it through the gate once a completion commit is there."""
+    it through the gate once a completion commit is there. ``tips``: the branches'
+    tips on the remote (:func:`run_tips`), else asked for this one."""
     from autorun_py.state import StatusStore
 
     findings = _send_answers(orch_dir, state, stage)
@@ -634,7 +666,7 @@ def poll_stage(orch_dir: Path, state: Any, stage: Any) -> list[Finding]:
     wt = Path(stage.worktree) if stage.worktree else None
     if not branch or wt is None or not wt.is_dir():
         return findings
-    tip = remote_tip(repo, settings, branch)
+    tip = tips.get(branch) if tips is not None else remote_tip(repo, settings, branch)
     done = stage.extra.get("remote_completion")
     if tip is not None and tip != stage.extra.get("remote_seen"):
         # Into the stage worktree's own FETCH_HEAD (per worktree): no ref of the user's.
@@ -695,13 +727,24 @@ def poll_run(orch_dir: Path) -> list[Finding]:
 
     state = StatusStore(orch_dir).read()
     findings: list[Finding] = []
-    for n, st in sorted(state.stages.items()):
-        if st.status != IN_PROGRESS or stage_launcher(state, st) != NAME:
-            continue
-        if st.merge_state in ("conflict", "blocked") or st.merge_intent:
-            continue  # the user's (conflict) or the existing retries' (blocked)
+    polled = [
+        st
+        for st in state.stages.values()
+        if st.status == IN_PROGRESS
+        and stage_launcher(state, st) == NAME
+        # the user's (a conflict), the existing retries' (blocked), a recovery's
+        and not (st.merge_state in ("conflict", "blocked") or st.merge_intent)
+    ]
+    if not polled:
+        return findings
+    try:
+        tips = run_tips(state)
+    except AutorunError as exc:  # the remote is not reached: the next check tries again
+        return [Finding(st.number, "error", str(exc)) for st in polled[:1]]
+    for st in sorted(polled, key=lambda s: s.number):
+        n = st.number
         try:
-            findings += poll_stage(orch_dir, state, st)
+            findings += poll_stage(orch_dir, state, st, tips)
         except AutorunError as exc:  # one stage's trouble does not stop the others
             findings.append(Finding(n, "error", str(exc)))
     return findings
