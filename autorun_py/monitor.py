@@ -1,10 +1,11 @@
 """The monitor loop (``autorun monitor``): keep a run going unattended.
 
-This module is the loop and what it decides; it calls the others for the rest:
-the pane classifier (:mod:`autorun_py.panes`), the supervisor
-(:mod:`autorun_py.supervisor`: the one-per-run lock, the pid record, the log,
-the options), recovery (:mod:`autorun_py.recovery`: dead stages, interrupted and
-blocked merges) and :func:`autorun_py.launch.launch_ready`. Each check reads
+This module is the loop; it calls the others for the rest: the answers to a
+quiet pane (:mod:`autorun_py.stalls`, over the pure classifier
+:mod:`autorun_py.panes`), the supervisor (:mod:`autorun_py.supervisor`: the
+one-per-run lock, the pid record, the log, the options), recovery
+(:mod:`autorun_py.recovery`: dead stages, interrupted and blocked merges) and
+:func:`autorun_py.launch.launch_ready`. Each check reads
 ``status.json`` and the run's tmux sessions, takes two snapshots of every
 running stage's pane ``gap`` seconds apart, and then:
 
@@ -49,25 +50,17 @@ from autorun_py.errors import AutorunError
 from autorun_py.events import ensure_flushed, utc_now
 from autorun_py.launch import launch_ready
 from autorun_py.launchers import stage_alive, stage_uses_tmux
-from autorun_py.panes import PaneState, classify_pane
 from autorun_py.recovery import (
     finish_interrupted_merges,
     recover_dead_stage,
     retry_blocked_if_changed,
 )
-from autorun_py.state import IN_PROGRESS, RUN_RUNNING, RunState, StatusStore
-from autorun_py.supervisor import MonitorLog, MonitorOptions, monitor_pid, stage_record, try_lock
-from autorun_py.timeutil import format_utc as _iso
+from autorun_py.stalls import CheckResult, PaneWatch
+from autorun_py.state import IN_PROGRESS, RUN_RUNNING
+from autorun_py.supervisor import MonitorOptions, monitor_pid, try_lock
 from autorun_py.timeutil import parse_utc as _parse_iso
-from autorun_py.tmux import Tmux
 
 # ---------------------------------------------------------------------------- the monitor
-
-
-@dataclass
-class CheckResult:
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    finished: bool = False
 
 
 @dataclass
@@ -92,48 +85,14 @@ class MonitorOutcome:
         }
 
 
-class Monitor:
-    def __init__(
-        self,
-        orch_dir: Path,
-        options: MonitorOptions,
-        *,
-        echo: Optional[Callable[[str], None]] = None,
-    ) -> None:
-        self.orch_dir = Path(orch_dir)
-        self.opts = options
-        self.store = StatusStore(self.orch_dir)
-        self.tmux = Tmux.from_env()
-        self._log = MonitorLog(self.orch_dir, echo)
+class Monitor(PaneWatch):
+    """The loop: checks every ``interval`` seconds until the run ends (see the module doc)."""
 
     def _config(self) -> Any:
         try:
             return load_config()
         except AutorunError:
             return None  # recover_dead_stage loads it itself (and reports what is wrong)
-
-    # -- logging ---------------------------------------------------------------------
-    def log(self, text: str) -> None:
-        self._log.write(text)
-
-    def _finding(self, result: CheckResult, kind: str, **fields: Any) -> None:
-        result.findings.append({"type": kind, **fields})
-        rest = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
-        self.log(f"{kind} {rest}".rstrip())
-
-    def _emit(self, result: CheckResult, kind: str, **fields: Any) -> None:
-        """An event and a log line, in one status transaction."""
-        with self.store.transaction() as txn:
-            txn.emit(kind, **fields)
-        self._finding(result, kind, **fields)
-
-    def _update(self, number: int, fn: Callable[[dict[str, Any]], bool]) -> None:
-        """Change the monitor's record of a stage (write only when ``fn`` says so)."""
-        probe = stage_record(self.store.read().monitor, number)
-        if not fn(dict(probe)):
-            return
-        with self.store.transaction() as txn:
-            fn(stage_record(txn.state.monitor, number))
 
     # -- one check -----------------------------------------------------------------------
     def check(self) -> CheckResult:
@@ -267,225 +226,6 @@ class Monitor:
             except AutorunError as exc:
                 self.log(f"watch_error {exc}")
 
-    def _check_pane(
-        self,
-        result: CheckResult,
-        state: RunState,
-        n: int,
-        pane: str,
-        before: str,
-        after: str,
-        screen: str,
-        now: datetime.datetime,
-    ) -> None:
-        st = state.stages[n]
-        rec = stage_record(state.monitor, n)
-        session = st.session
-        view = classify_pane(screen, now, history=after)
-        hook_limit = rec.get("limit")
-        if isinstance(hook_limit, dict) and hook_limit.get("source") == "hook":
-            # Recorded by the StopFailure hook; a Stop hook clears it when the session
-            # went on by itself (Claude Code's own auto-continue): never both.
-            self._hook_limit(result, n, session, pane, view, hook_limit, before != after, now)
-            return
-        if before != after:
-            if view.kind != "usage_limit":
-                # Progress: the agent works. Forget streaks and backoffs.
-                def reset(r: dict[str, Any]) -> bool:
-                    changed = False
-                    if r.get("nudge_streak"):
-                        r["nudge_streak"] = 0
-                        changed = True
-                    for key in (
-                        "limit_backoff",
-                        "stall_reported",
-                        "review_waiting",
-                        "dialog_reported",
-                        "limit",
-                    ):
-                        if r.get(key):
-                            r.pop(key, None)
-                            changed = True
-                    return changed
-
-                self._update(n, reset)
-            return
-        handled = rec.get("limit_handled") or {}
-        if view.kind == "usage_limit" and not (
-            handled.get("line") == view.limit_line
-            and int(handled.get("count", 0)) >= view.limit_count
-        ):
-            self._usage_limit(result, st.number, session, pane, view, rec, now)
-            return
-        if view.kind in ("idle", "usage_limit"):
-            from autorun_py.review import is_stage_waiting
-
-            if is_stage_waiting(self.orch_dir, n):
-                if not rec.get("review_waiting"):
-                    self._update(n, _set("review_waiting", True))
-                    self._emit(result, "stall_review_wait", stage=n, session=session)
-                return
-            self._nudge(result, n, session, pane, rec)
-            return
-        if view.kind == "dialog" and not rec.get("dialog_reported"):
-            self._update(n, _set("dialog_reported", True))
-            self._emit(result, "stall_dialog", stage=n, session=session)
-
-    def _hook_limit(
-        self,
-        result: CheckResult,
-        n: int,
-        session: Optional[str],
-        pane: str,
-        view: PaneState,
-        limit: dict[str, Any],
-        changed: bool,
-        now: datetime.datetime,
-    ) -> None:
-        wait_until = _parse_iso(limit.get("until"))
-        if wait_until is not None and now < wait_until:
-            return  # still waiting; the status view shows until when
-        if changed or view.kind == "busy":
-            return  # it went on by itself; its Stop hook clears the record
-        text = next_step_text(self.store.read(), n, self.opts.engine)
-        try:
-            type_continue(self.tmux, pane, text, owner=str(self.orch_dir))
-        except AutorunError as exc:
-            self._finding(result, "nudge_error", stage=n, error=str(exc))
-            return
-        with self.store.transaction() as txn:
-            r = stage_record(txn.state.monitor, n)
-            r.pop("limit", None)
-            txn.emit(
-                "usage_limit_continue_sent",
-                stage=n,
-                session=session,
-                kind=limit.get("kind"),
-                source="hook",
-            )
-        self._finding(result, "usage_limit_continue_sent", stage=n, session=session)
-
-    def _nudge(
-        self, result: CheckResult, n: int, session: Optional[str], pane: str, rec: dict[str, Any]
-    ) -> None:
-        streak = int(rec.get("nudge_streak", 0))
-        if streak >= self.opts.max_nudges:
-            if not rec.get("stall_reported"):
-                from autorun_py.hooks import unstick
-
-                try:
-                    outcome = unstick(
-                        self.orch_dir,
-                        n,
-                        source=f"idle after {streak} nudge(s) from the monitor",
-                        nudges=streak,
-                    )
-                except AutorunError as exc:
-                    self._finding(result, "unstick_error", stage=n, error=str(exc))
-                    return
-                self._finding(result, "stall_reported", stage=n, nudges=streak, outcome=outcome)
-            return
-        self._emit(result, "stall_detected", stage=n, session=session, idle_for=self.opts.gap)
-        try:
-            type_continue(
-                self.tmux,
-                pane,
-                next_step_text(self.store.read(), n, self.opts.engine),
-                owner=str(self.orch_dir),
-            )
-        except AutorunError as exc:
-            self._finding(result, "nudge_error", stage=n, error=str(exc))
-            return
-        with self.store.transaction() as txn:
-            st = txn.state.stage(n)
-            st.counters["nudges"] = st.counters.get("nudges", 0) + 1
-            r = stage_record(txn.state.monitor, n)
-            r["nudge_streak"] = streak + 1
-            txn.emit("stall_continue_sent", stage=n, session=session, nudge=streak + 1)
-        self._finding(result, "stall_continue_sent", stage=n, session=session, nudge=streak + 1)
-
-    def _usage_limit(
-        self,
-        result: CheckResult,
-        n: int,
-        session: Optional[str],
-        pane: str,
-        view: PaneState,
-        rec: dict[str, Any],
-        now: datetime.datetime,
-    ) -> None:
-        active = rec.get("limit") or {}
-        same = active.get("line") == view.limit_line and active.get("count") == view.limit_count
-        if not same:
-            if view.reset_at is not None:
-                reset_at: Optional[datetime.datetime] = view.reset_at
-                until = view.reset_at + datetime.timedelta(seconds=self.opts.limit_margin)
-                backoff = rec.get("limit_backoff")
-            else:
-                reset_at = None
-                prev = rec.get("limit_backoff")
-                backoff = (
-                    self.opts.limit_backoff
-                    if not prev
-                    else min(float(prev) * 2, self.opts.limit_backoff_max)
-                )
-                until = now + datetime.timedelta(seconds=float(backoff))
-            record = {
-                "line": view.limit_line,
-                "count": view.limit_count,
-                "reset_at": _iso(reset_at) if reset_at else None,
-                "until": _iso(until, ceil=True),  # never continue before it
-                "named": reset_at is not None,
-            }
-            with self.store.transaction() as txn:
-                r = stage_record(txn.state.monitor, n)
-                r["limit"] = record
-                r["limit_backoff"] = backoff
-                st = txn.state.stage(n)
-                st.counters["limit_waits"] = st.counters.get("limit_waits", 0) + 1
-                txn.emit(
-                    "usage_limit_detected",
-                    stage=n,
-                    session=session,
-                    message=view.limit_line,
-                    reset_at=record["reset_at"],
-                    wait_until=record["until"],
-                )
-            self._finding(
-                result,
-                "usage_limit_detected",
-                stage=n,
-                session=session,
-                reset_at=record["reset_at"],
-                wait_until=record["until"],
-            )
-            return
-        wait_until = _parse_iso(active.get("until"))
-        if wait_until is not None and now < wait_until:
-            return  # still waiting; the status view shows until when
-        try:
-            type_continue(self.tmux, pane, owner=str(self.orch_dir))
-        except AutorunError as exc:
-            self._finding(result, "nudge_error", stage=n, error=str(exc))
-            return
-        with self.store.transaction() as txn:
-            r = stage_record(txn.state.monitor, n)
-            r.pop("limit", None)
-            r["limit_handled"] = {"line": view.limit_line, "count": view.limit_count}
-            txn.emit(
-                "usage_limit_continue_sent",
-                stage=n,
-                session=session,
-                reset_at=active.get("reset_at"),
-            )
-        self._finding(
-            result,
-            "usage_limit_continue_sent",
-            stage=n,
-            session=session,
-            reset_at=active.get("reset_at"),
-        )
-
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> MonitorOutcome:
         outcome = MonitorOutcome(pid=os.getpid())
@@ -592,39 +332,6 @@ class Monitor:
             return None
         self.log(f"report_written path={md}")
         return str(md)
-
-
-def next_step_text(state: RunState, n: int, engine: Optional[str] = None) -> str:
-    """What a nudge types: ``continue`` and the stage's next step, on one line.
-    ``engine``: how the step names the engine (None: this package's own shim)."""
-    from autorun_py.handoff import engine_command, next_step
-
-    try:
-        step = next_step(state, state.stage(n), engine or engine_command({}))
-    except (AutorunError, OSError):
-        return "continue"
-    return " ".join(f"continue: {step.text}".split())
-
-
-def type_continue(tmux: Any, pane: str, text: str = "continue", *, owner: str) -> None:
-    """Type ``text`` at the pane's prompt, then Enter a moment later (Claude Code
-    takes text followed at once by Enter as a paste with a newline). Only into a
-    session of the run ``owner`` (its ``AUTORUN_ORCH_DIR``): AutorunError otherwise."""
-    if not tmux.owned_by(pane, owner):
-        raise AutorunError(f"pane {pane} is not in a session of this run; not typing into it")
-    tmux.send_keys(pane, text, enter=False)
-    time.sleep(0.3)
-    tmux.run(["send-keys", "-t", pane, "Enter"])
-
-
-def _set(key: str, value: Any) -> Callable[[dict[str, Any]], bool]:
-    def fn(r: dict[str, Any]) -> bool:
-        if r.get(key) == value:
-            return False
-        r[key] = value
-        return True
-
-    return fn
 
 
 def run_monitor(

@@ -98,6 +98,7 @@ def _cycle_through(graph: dict[str, set[str]], start: str) -> list[str]:
 RUN_KEEPERS = (
     "autorun_py.panes",
     "autorun_py.supervisor",
+    "autorun_py.stalls",
     "autorun_py.recovery",
     "autorun_py.monitor",
     "autorun_py.resume",
@@ -120,6 +121,7 @@ def test_the_monitor_modules_are_in_no_cycle_even_counting_function_level_import
     assert order.index("autorun_py.supervisor") < order.index("autorun_py.recovery")
     assert order.index("autorun_py.recovery") < order.index("autorun_py.monitor")
     assert order.index("autorun_py.recovery") < order.index("autorun_py.resume")
+    assert order.index("autorun_py.stalls") < order.index("autorun_py.monitor")
     assert not graph["autorun_py.panes"], "the pane classifier imports nothing of autorun"
 
 

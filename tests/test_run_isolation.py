@@ -23,9 +23,9 @@ import pytest
 
 from autorun_py import killer, launch, paths
 from autorun_py.errors import AutorunError
-from autorun_py.monitor import type_continue
 from autorun_py.plan import load_plan
 from autorun_py.rundir import create_orchestration, sweep_creating
+from autorun_py.stalls import type_continue
 from autorun_py.state import StatusStore
 from autorun_py.tmux import Tmux
 from tests.helpers import git, wait_until, write_plan
