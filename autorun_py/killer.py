@@ -60,10 +60,16 @@ def main(argv: list[str]) -> int:
 
         i = rest.index("--then-clean")
         repo, worktree, branch, base = rest[i + 1 : i + 5]
+        # the stage tip the merge put on the base: the branch goes only while it
+        # still points there (compare-and-delete), nothing to read first
+        tip = _opt(rest, "--merged-tip")
         time.sleep(0.5)  # let the killed session's processes leave the worktree
-        worktrees.try_remove(Path(repo), Path(worktree), run=owner)
+        known = worktrees.listing(Path(repo))  # one listing for both steps
+        worktrees.try_remove(Path(repo), Path(worktree), run=owner, known=known)
         if branch:
-            worktrees.try_delete_branch(Path(repo), branch, run=owner, merged_into=base)
+            worktrees.try_delete_branch(
+                Path(repo), branch, run=owner, merged_into=base, merged_tip=tip, known=known
+            )
     if bg_ids and "--session" in rest:
         from autorun_py.launchers.background import stop_ids
 

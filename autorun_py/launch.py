@@ -402,6 +402,7 @@ def kill_later(
     session: bool = False,
     owner: Optional[str] = None,
     then_clean: Optional[tuple[str, str, str, str]] = None,
+    merged_tip: Optional[str] = None,
 ) -> None:
     """Kill a tmux pane (or session; ``-``: nothing) shortly after this command has
     returned.
@@ -411,7 +412,9 @@ def kill_later(
     ``owner`` (an orchestration directory): kill only if the target's session
     belongs to that run (its ``AUTORUN_ORCH_DIR``). ``then_clean`` = (repo,
     worktree, branch, base): afterwards remove the stage's worktree and merged
-    branch (see :mod:`autorun_py.killer`; it needs ``owner``).
+    branch (see :mod:`autorun_py.killer`; it needs ``owner``); ``merged_tip``: the
+    stage tip the merge put on the base (the branch is deleted only while it
+    still points there).
 
     A tmux target without clean-up is killed by the tmux server itself
     (:meth:`Tmux.kill_later`: no process); the rest by the detached killer.
@@ -427,6 +430,8 @@ def kill_later(
         cmd += ["--owner", owner]
     if then_clean:
         cmd += ["--then-clean", *then_clean]
+        if merged_tip:
+            cmd += ["--merged-tip", merged_tip]
     from autorun_py.proc import spawn
 
     spawn(cmd)

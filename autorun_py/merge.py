@@ -249,6 +249,7 @@ def _complete(
                 session=True,
                 owner=state.orch_dir,
                 then_clean=(str(repo), worktree, branch or "", state.base_branch),
+                merged_tip=outcome.stage_tip,
             )
         kill = False
         worktree = branch = None

@@ -321,6 +321,19 @@ def test_the_delayed_clean_up_refuses_what_autorun_did_not_create(
     assert wt.is_dir()
     killer.main(["-", "0", "--owner", str(orch), "--then-clean", str(repo), str(wt), "", "main"])
     assert not wt.exists()
+    # after a merge: the branch goes only while it points at the merged tip
+    branch = "autorun/some-run/stage-2-x"
+    for moved in (True, False):
+        wt = _run_root("some-run") / "stage-2"
+        worktrees.create(repo, wt, branch, "main", run="some-run")
+        merged = git(repo, "rev-parse", "main")
+        if moved:
+            git(wt, "commit", "-q", "--allow-empty", "-m", "work after the merge")
+        clean = ["--then-clean", str(repo), str(wt), branch, "main", "--merged-tip", merged]
+        assert killer.main(["-", "0", "--owner", str(orch), *clean]) == 0
+        assert not wt.exists()
+        assert (git(repo, "branch", "--list", branch) != "") is moved
+        git(repo, "branch", "-D", branch, check=False)
 
 
 # --------------------------------------------------------------------------- SIGKILL
