@@ -606,3 +606,32 @@ def test_an_idle_check_asks_the_remote_once_however_many_stages_run_there(
     assert calls.count("ls-remote") == 1, calls
     assert "fetch" not in calls and "push" not in calls, calls
     print(f"idle monitor check, 3 remote stages: git calls {len(calls)}: {calls}")
+
+
+def test_a_run_mixing_tmux_and_remote_stages_merges_every_stage_once(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, tmux_socket: str
+) -> None:
+    """``--launcher tmux=1,remote=5``: the first stage placed runs locally in tmux (the
+    built-in stand-in agent), the others as cloud sessions; the scheduler, the gate
+    and the merges do not ask which."""
+    import sys
+
+    monkeypatch.setenv("AUTORUN_STANDIN_PYTHON", sys.executable)
+    monkeypatch.setenv("AUTORUN_STANDIN_DELAY", "0.05-0.1")
+    monkeypatch.setenv("AUTORUN_MONITOR_GAP", "0.3")  # a check reads tmux panes this far apart
+    orch = orchestrate_plan(
+        cloud.repo, SIX, "--launcher", "tmux=1,remote=5", "--remote-environment", ENV_ID,
+        "--verify", "test -f README.md",
+    )  # fmt: skip
+    status = _finished(orch, timeout=180)
+    assert status["status"] == "completed", json.dumps(status, indent=1)
+    where = {int(n): s.get("launcher") for n, s in status["stages"].items()}
+    assert set(where.values()) == {"tmux", "remote"}, where
+    print(f"mixed run: stage launchers {where}")
+    remote_stages = sorted(n for n, name in where.items() if name == "remote")
+    assert sorted(_started(orch)) == remote_stages and len(cloud.sessions()) == len(remote_stages)
+    assert sorted(e["stage"] for e in events_of(orch, "merge_complete")) == [1, 2, 3, 4, 5, 6]
+    assert sorted({e["stage"] for e in events_of(orch, "verify_passed")}) == [1, 2, 3, 4, 5, 6]
+    for n in remote_stages:
+        assert git(cloud.repo, "show", f"main:work/stage-{n}.md").startswith("# ")
+    _check_calls(cloud, orch)
