@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py.config import Config, load_config
 from autorun_py.launch import claim, session_name, start_claimed
 from autorun_py.rundir import create_orchestration, initial_state, repo_info, target_dir
 from autorun_py.state import PENDING, STATUS_FILE, StatusStore, Transaction
@@ -62,23 +63,28 @@ def run_orchestrate(
     verify_timeout: Optional[float] = None,
     remote_environment: Optional[str] = None,
     remote_git_remote: Optional[str] = None,
+    config: Optional[Config] = None,
 ) -> OrchestrateOutcome:
+    """``config``: the user's configuration as the CLI edge loaded it (default: loaded
+    here); every part of the run's creation and first launch uses this one."""
     from autorun_py.gate import resolve_spec
     from autorun_py.plan import load_plan
     from autorun_py.rundir import unique_slug
 
     plan = load_plan(plan_path)
+    config = config or load_config()
     gate = resolve_spec(
         command_line=verify,
         command_line_timeout=verify_timeout,
         front_matter=plan.front_matter,
         plan_path=plan.path,
+        config=config,
     ).to_raw()
     remote = None
     from autorun_py.launchers import parse_spec
 
     if "remote" in [c.name for c in parse_spec(launcher, "--launcher")]:
-        remote = _remote_settings(plan, cwd, remote_environment, remote_git_remote)
+        remote = _remote_settings(plan, cwd, remote_environment, remote_git_remote, config)
     if dry_run:
         repo = repo_info(cwd)
         target = target_dir(plan.name, repo.root)
@@ -110,7 +116,7 @@ def run_orchestrate(
             verify=gate,
         )
     if launch:
-        _check_agent()
+        _check_agent(config)
         _check_identity(cwd)
     state = create_orchestration(
         plan, cwd, schedule=schedule, max_parallel=max_parallel, verify=gate, launcher=launcher
@@ -128,7 +134,7 @@ def run_orchestrate(
         store = StatusStore(orch_dir)
         with store.transaction() as t:
             claimed = claim(t)
-        result = start_claimed(orch_dir, claimed)
+        result = start_claimed(orch_dir, claimed, config=config)
         launched, failed = result.launched, result.failed
     monitor_pid = None
     if launch and monitor:
@@ -151,13 +157,13 @@ def run_orchestrate(
     )
 
 
-def _check_agent() -> None:
+def _check_agent(config: Config) -> None:
     """Refuse before anything is made when no stage session could start."""
-    from autorun_py.config import load_config, require_agent
+    from autorun_py.config import require_agent
     from autorun_py.errors import AutorunError
 
     try:
-        require_agent(load_config())
+        require_agent(config)
     except AutorunError as exc:
         raise AutorunError(f"{exc}; no run was created") from None
 
@@ -184,11 +190,10 @@ def _start_monitor(orch_dir: Path) -> Optional[int]:
 
 
 def _remote_settings(
-    plan: Any, cwd: Path, environment: Optional[str], git_remote: Optional[str]
+    plan: Any, cwd: Path, environment: Optional[str], git_remote: Optional[str], config: Config
 ) -> dict[str, str]:
     """The remote launcher's settings (flags over front matter over config), and a
     refusal before anything is made when the repository lacks the git remote."""
-    from autorun_py.config import load_config
     from autorun_py.git import repo_root
     from autorun_py.launchers.remote import check_git_remote, resolve_settings
 
@@ -197,7 +202,7 @@ def _remote_settings(
         command_line_git_remote=git_remote,
         front_matter=plan.front_matter,
         plan_path=plan.path,
-        config=load_config(),
+        config=config,
     )
     check_git_remote(repo_root(cwd), settings)
     return settings.to_raw()

@@ -105,7 +105,7 @@ def orchestrate(
     from autorun_py.permissions import unattended_warning
     from autorun_py.plan import PlanError
 
-    config = load_config()
+    config = load_config(os.environ)
     launcher = launcher or config.launcher
     cap = resolve_max_parallel(
         max_parallel,
@@ -131,6 +131,7 @@ def orchestrate(
             verify_timeout=verify_timeout,
             remote_environment=remote_environment,
             remote_git_remote=remote_git_remote,
+            config=config,
         )
     except PlanError as exc:
         if as_json:

@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from autorun_py import paths
 from autorun_py.errors import AutorunError
+
+if TYPE_CHECKING:
+    from autorun_py.config import Config
 
 DEFAULT_TIMEOUT = 900.0
 DEFAULT_ATTEMPTS = 3
@@ -84,12 +87,14 @@ def resolve_spec(
     command_line_timeout: Optional[float] = None,
     front_matter: Optional[Mapping[str, str]] = None,
     plan_path: Optional[Path] = None,
+    config: Optional[Config] = None,
 ) -> VerifySpec:
-    """The run's verify spec: command line over plan front matter over config."""
+    """The run's verify spec: command line over plan front matter over ``config``
+    (default: loaded here)."""
     from autorun_py.config import load_config
 
     front = dict(front_matter or {})
-    config = load_config()
+    config = config or load_config()
     config_path = str(paths.layout().config_file)
     plan_where = str(plan_path or "plan")
     command: Optional[str] = None
