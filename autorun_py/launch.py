@@ -21,7 +21,6 @@ import contextlib
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +120,8 @@ def claim(txn: Transaction, numbers: Optional[list[int]] = None) -> list[int]:
         stage.branch = branch_name(state, stage)
         stage.worktree = str(worktree_path(state, stage))
         stage.session = session_name(state, n)
+        import uuid
+
         stage.claude_session_id = str(uuid.uuid4())
         record_session_id(stage, stage.claude_session_id)
         stage.start_commit = None
@@ -546,6 +547,8 @@ def chain(
     session = session or (ctx.session if ctx else None) or current_tmux_session()
     workdir = (cwd or Path.cwd()).resolve()
     step = phase or window.split("-")[0]
+    import uuid
+
     session_id = str(uuid.uuid4())
     argv = agent_argv(config, command, phase=step, session_id=session_id)
     env = forwarded_env()
@@ -570,9 +573,12 @@ def chain(
     else:
         log_file = paths.layout().chain_log(slug(window, 30, "stage"))
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    if session and tmux.has_session(session):
-        pane = tmux.new_window(session, argv, cwd=workdir, window=window, env=env)
-    else:
+    pane = ""
+    if session:
+        # a window in the session; when it is gone, a session of that name
+        with contextlib.suppress(AutorunError):
+            pane = tmux.new_window(session, argv, cwd=workdir, window=window, env=env)
+    if not pane:
         session = session or f"autorun_{slug(window, 20, 'stage')}_{session_id[:6]}"
         pane = tmux.new_session(session, argv, cwd=workdir, window=window, env=env)
     with contextlib.suppress(AutorunError):
@@ -581,7 +587,7 @@ def chain(
         caller = environ.get("TMUX_PANE")
         if caller:
             kill_later(caller, owner=ctx.orch_dir if ctx is not None else None)
-    return ChainResult(session=session, window=window, pane=pane, cwd=str(workdir), argv=argv)
+    return ChainResult(session=session or "", window=window, pane=pane, cwd=str(workdir), argv=argv)
 
 
 def _chain_launcher(

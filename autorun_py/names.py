@@ -15,7 +15,6 @@ it falls back to ``plan-<hash>``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from pathlib import Path
@@ -55,6 +54,8 @@ def slug(text: str, limit: int, fallback: str) -> str:
 
 
 def _digest(text: str) -> str:
+    import hashlib  # here: OpenSSL's load is most of this module's import
+
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:6]
 
 

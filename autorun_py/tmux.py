@@ -264,12 +264,17 @@ class Tmux:
         if session and tgt.startswith("="):
             tgt += ":"
         fmt = "#{session_id}" if session else "#{pane_id}"
-        res = self.run(["display-message", "-p", "-t", tgt, fmt], check=False)
-        ident = res.stdout.strip()
-        if res.returncode != 0 or not re.fullmatch(r"[$%][0-9]+", ident):
+        args = ["display-message", "-p", "-t", tgt, fmt]
+        if owner is not None:  # the id and its session's owner in one call
+            args += [";", "show-environment", "-t", tgt, OWNER_VAR]
+        lines = self.run(args, check=False).stdout.splitlines() + ["", ""]
+        ident = lines[0].strip()
+        if not re.fullmatch(r"[$%][0-9]+", ident):
             return False
-        if owner is not None and not self.owned_by(ident, owner):
-            return False
+        if owner is not None:
+            key, _, value = lines[1].partition("=")
+            if key != OWNER_VAR or not same_run(value, owner):
+                return False
         if session:
             done = f"autorun-done-{ident[1:]}"
             cmd = f"rename-session -t '{ident}' '{done}' ; kill-session -t '{ident}'"
