@@ -379,6 +379,7 @@ def start_claimed(
                 worktree=st.worktree,
                 start_commit=start,
                 claude_session_id=st.claude_session_id,
+                launcher=launchers.stage_launcher_name(txn.state, st),
             )
         result.launched.append(n)
     final = store.read()
