@@ -176,6 +176,12 @@ def test_six_stages_run_as_cloud_sessions_each_merged_once_through_the_gate(
     asked = wait_until(lambda: _events(orch, "remote_question", 3), 60, "stage 3's question")
     review = Path(asked[0]["review"])
     assert "Which colour should Gamma module use?" in review.read_text()
+    # The status view shows it: in the run's waiting questions and on the stage.
+    view = json.loads(run_cli(["status", orch.name, "--json"], cloud.repo, check=True).stdout)
+    rows = view["stages"] if isinstance(view["stages"], list) else list(view["stages"].values())
+    row3 = next(r for r in rows if r["number"] == 3)
+    assert str(review) in str(row3["waiting_for"]), row3
+    assert [r["stage"] for r in view["reviews_waiting"]] == [3], view["reviews_waiting"]
     _answer_review(review, "teal")
     status = _finished(orch, timeout=180)
     assert status["status"] == "completed", json.dumps(status, indent=1)
@@ -635,3 +641,39 @@ def test_a_run_mixing_tmux_and_remote_stages_merges_every_stage_once(
     for n in remote_stages:
         assert git(cloud.repo, "show", f"main:work/stage-{n}.md").startswith("# ")
     _check_calls(cloud, orch)
+
+
+def test_a_conflicting_remote_stage_waits_for_the_user_and_merges_on_continue(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMOTE_STANDIN_SHARED", "1")  # every stage writes work/shared.md
+    orch = orchestrate_plan(
+        cloud.repo, SIX[:2], "--launcher", "remote", "--remote-environment", ENV_ID,
+        "--verify", "test -d work",
+    )  # fmt: skip
+
+    def conflicted() -> Any:
+        stages = read_status(orch)["stages"]
+        return next((int(n) for n, s in stages.items() if s.get("merge_state") == "conflict"), 0)
+
+    n = wait_until(conflicted, 90, "one stage's merge to conflict")
+    st = read_status(orch)["stages"][str(n)]
+    assert st["status"] == "in_progress"
+    mw = Path(st["merge_detail"]["merge_worktree"])
+    before = len(cloud.calls())
+    run_cli(["monitor", orch.name, "--once"], cloud.repo, check=True)  # leaves it alone
+    assert read_status(orch)["stages"][str(n)]["merge_state"] == "conflict"
+    assert len(cloud.calls()) == before  # no session started, no message sent
+    (mw / "work" / "shared.md").write_text("# both stages\n", encoding="utf-8")
+    git(mw, "add", "work/shared.md")
+    run_cli(["merge", orch.name, str(n), "--continue"], cloud.repo, check=True)
+    status = _finished(orch, 60)
+    assert status["status"] == "completed", json.dumps(status, indent=1)
+    assert sorted(e["stage"] for e in events_of(orch, "merge_complete")) == [1, 2]
+    assert git(cloud.repo, "show", "main:work/shared.md") == "# both stages"
+    # The run is over, so no check deletes that stage's branch on the remote: clean does.
+    cleaned = json.loads(run_cli(["clean", orch.name, "--json"], cloud.repo, check=True).stdout)
+    assert [b for b in cleaned["branches_deleted"] if b.startswith("origin/")] or (
+        cloud.remote_branches() == []
+    )
+    assert cloud.remote_branches() == []

@@ -747,4 +747,14 @@ def poll_run(orch_dir: Path) -> list[Finding]:
             findings += poll_stage(orch_dir, state, st, tips)
         except AutorunError as exc:  # one stage's trouble does not stop the others
             findings.append(Finding(n, "error", str(exc)))
+    # A stage merged outside a poll (`autorun merge --continue` of a conflict, or a
+    # poll killed before its clean-up): its branches still on the remote go now.
+    from autorun_py.state import COMPLETED
+
+    for st in state.stages.values():
+        if st.status == COMPLETED and stage_launcher(state, st) == NAME:
+            if any(b in tips for b in _list(st.extra.get("remote_branches"))):
+                with contextlib.suppress(AutorunError):
+                    for b in delete_remote_branch(state, st):
+                        findings.append(Finding(st.number, "branch_deleted", b))
     return findings

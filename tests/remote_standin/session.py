@@ -12,6 +12,7 @@ prompt names (``Autorun-Stage: <run>/<n>``) and push again. Steered by:
 - ``REMOTE_STANDIN_ASK``: comma-separated stage numbers that first commit a question
   file (``.autorun/questions/<name>.md``), push, and wait for a message with the
   answers, which they write into their work file (the question file removed)
+- ``REMOTE_STANDIN_SHARED``: every stage writes ``work/shared.md`` (conflicts)
 - ``REMOTE_STANDIN_BREAK``: comma-separated stage numbers whose work also holds
   ``work/BROKEN`` (a verify command can refuse it); after their completion they wait
   for autorun's message that the checks failed, then remove it, commit, and push a
@@ -65,7 +66,8 @@ def main(sdir: Path) -> None:
         log(sdir, f"pushed {git(work, 'rev-parse', 'HEAD')}")
 
     (work / "work").mkdir(exist_ok=True)
-    out = work / "work" / f"stage-{number}.md"
+    shared = os.environ.get("REMOTE_STANDIN_SHARED")
+    out = work / "work" / ("shared.md" if shared else f"stage-{number}.md")
     out.write_text(f"# {name}\n\nDone by a cloud session.\n", encoding="utf-8")
     broken = str(number) in os.environ.get("REMOTE_STANDIN_BREAK", "").split(",")
     if broken:
