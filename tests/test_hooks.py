@@ -43,8 +43,12 @@ def test_every_notable_event_type_is_emitted_and_printed() -> None:
     for t in sorted(emitted):
         if notable_line({"type": t, "stage": 1, "blocked_by": 2}) is not None:
             assert t in NOTABLE_TYPES, t
-    # The monitor's stall goes through the same notable event as the Stop hook's.
-    monitor = (ROOT / "autorun_py" / "monitor.py").read_text(encoding="utf-8")
+    # The monitor's stall (its answers to a quiet pane, stalls.py) goes through the
+    # same notable event as the Stop hook's.
+    monitor = "".join(
+        (ROOT / "autorun_py" / name).read_text(encoding="utf-8")
+        for name in ("monitor.py", "stalls.py")
+    )
     assert "stall_limit_reached" not in monitor and "unstick(" in monitor
 
 
