@@ -367,6 +367,49 @@ def floor_handoff(env: dict[str, str], repo: Path) -> float:
     return interp + 6 * gitc + 2 * tm + fs + 0.05
 
 
+def handoff_segments(log: Path) -> dict[str, list[float]]:
+    """Where a chain's hand-off goes, from the stand-in's timestamped log (a
+    chain of stages runs one at a time): commit -> ``chain`` done -> the merge
+    window's agent up -> the next stage's agent up (the merge, up to its launch)
+    -> ``stage start`` done -> the next commit."""
+    marks: list[tuple[float, str, int]] = []
+    merge_for = 0
+    for line in log.read_text().splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) != 3:
+            continue
+        t, text = float(parts[0]), parts[2]
+        words = text.split()
+        if text.startswith("stage ") and text.endswith("committed; merging"):
+            merge_for = int(words[1])
+            marks.append((t, "commit", merge_for))
+        elif text.startswith("stage ") and " chain exit " in text:
+            marks.append((t, "chained", int(words[1])))
+        elif text.startswith("stand-in agent: prompt='/autorun:merge"):
+            marks.append((t, "merge agent", merge_for))
+        elif text.startswith("stand-in agent: prompt='/autorun:start "):
+            name = text.rsplit("/", 1)[-1]
+            if name.startswith("stage-"):
+                marks.append((t, "agent", int(name.split("-")[1])))
+        elif text.startswith("stage ") and " started in " in text:
+            marks.append((t, "started", int(words[1])))
+    at = {(what, n): t for t, what, n in marks}
+    steps = [
+        ("chain (commit -> chain done)", ("commit", 0), ("chained", 0)),
+        ("merge window's agent up", ("chained", 0), ("merge agent", 0)),
+        ("merge, up to the next agent's start", ("merge agent", 0), ("agent", 1)),
+        ("stage start (agent up -> registered)", ("agent", 1), ("started", 1)),
+        ("the work and its commit", ("started", 1), ("commit", 1)),
+    ]
+    out: dict[str, list[float]] = {}
+    stages = sorted({n for _, what, n in marks if what == "commit"})
+    for n in stages:
+        for label, (a, da), (b, db) in steps:
+            if (a, n + da) in at and (b, n + db) in at:
+                out.setdefault(label, []).append(at[(b, n + db)] - at[(a, n + da)])
+    return out
+
+
 def chain_handoff(tmp: Path) -> None:
     res = orchestrate_run(tmp / "chain", 6, chain=True, max_parallel=1)
     commits: dict[int, float] = {}
@@ -390,6 +433,8 @@ def chain_handoff(tmp: Path) -> None:
         "<= 2.5x floor",
         value <= 2.5 * floor,
     )
+    for label, times in handoff_segments(res["standin_log"]).items():
+        row(f"chain, of which: {label} (median s)", statistics.median(times), None, "info", None)
 
 
 def fake_history(env: dict[str, str], tmp: Path, runs: int, stages: int) -> None:
