@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     tmux = Tmux.from_env()
     if target != "-" and (owner is None or tmux.owned_by(target, owner)):
         if "--session" in rest:
-            tmux.kill_session(target)
+            tmux.end_session(target)  # on purpose: no recovery from the session-closed hook
         else:
             tmux.kill_pane(target)
     if "--then-clean" in rest and owner:

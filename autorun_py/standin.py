@@ -24,6 +24,9 @@ per stage through ``AUTORUN_STANDIN_*`` variables:
 - ``AUTORUN_STANDIN_LIMIT``: ``"stage:seconds"``: that stage prints a usage-limit
   message with a reset time that many seconds ahead, then waits for ``continue``
 - ``AUTORUN_STANDIN_LOG``: append one line per action to this file
+- ``AUTORUN_STANDIN_CLAUDECODE``: ``1`` runs its engine calls with ``CLAUDECODE=1``,
+  as Claude Code's ``!`` lines and Bash calls do (the merge then leaves the
+  worktree to be removed after the session is gone)
 - ``AUTORUN_STANDIN_LIMIT_SECONDS``: ``1`` prints the reset time with seconds
   (``3:45:07pm``), so a test need not wait for the next minute
 - ``AUTORUN_STANDIN_STUCK``: stages that sit at the idle prompt for good (each
@@ -109,7 +112,10 @@ def _steer() -> Steering:
 
 
 def _autorun(*args: str) -> _proc.Result:
-    return _proc.run([sys.executable, "-m", "autorun_py", *args])
+    env = None
+    if os.environ.get("AUTORUN_STANDIN_CLAUDECODE"):
+        env = {**os.environ, "CLAUDECODE": "1"}  # as Claude Code's shell has it
+    return _proc.run([sys.executable, "-m", "autorun_py", *args], env=env)
 
 
 def _log(message: str) -> None:

@@ -57,6 +57,12 @@ def current_pane() -> Optional[str]:
     return os.environ.get("TMUX_PANE") or None
 
 
+def _end_session_cmd(ident: str) -> str:
+    """tmux command text that ends session ``ident`` (``$N``) on purpose: renamed
+    ``autorun-done-N`` first, which the session-closed hook skips."""
+    return f"rename-session -t '{ident}' 'autorun-done-{ident[1:]}' ; kill-session -t '{ident}'"
+
+
 def _window_args(
     command: Sequence[str], window: Optional[str], env: Optional[Mapping[str, str]]
 ) -> list[str]:
@@ -248,6 +254,17 @@ class Tmux:
                 best = (num, pid)
         return best[1] if best else None
 
+    def end_session(self, name: str) -> bool:
+        """Kill the session ``name`` as one ended on purpose (renamed
+        ``autorun-done-N`` first: the session-closed hook starts no recovery for
+        it); True when killed."""
+        tgt = name if name.startswith(("%", "$", "@")) else f"={name}:"
+        res = self.run(["display-message", "-p", "-t", tgt, "#{session_id}"], check=False)
+        ident = res.stdout.strip()
+        if res.returncode != 0 or not re.fullmatch(r"\$[0-9]+", ident):
+            return False
+        return self.run(["run-shell", "-C", _end_session_cmd(ident)], check=False).returncode == 0
+
     def kill_pane(self, target: str) -> bool:
         return self.run(["kill-pane", "-t", target], check=False).returncode == 0
 
@@ -275,11 +292,7 @@ class Tmux:
             key, _, value = lines[1].partition("=")
             if key != OWNER_VAR or not same_run(value, owner):
                 return False
-        if session:
-            done = f"autorun-done-{ident[1:]}"
-            cmd = f"rename-session -t '{ident}' '{done}' ; kill-session -t '{ident}'"
-        else:
-            cmd = f"kill-pane -t '{ident}'"
+        cmd = _end_session_cmd(ident) if session else f"kill-pane -t '{ident}'"
         res = self.run(["run-shell", "-b", "-d", f"{max(0.0, delay):g}", "-C", cmd], check=False)
         return res.returncode == 0
 

@@ -213,9 +213,16 @@ def counting_python(tmp: Path) -> str:
     return str(vpy)
 
 
-def orchestrate_run(tmp: Path, n: int, *, chain: bool, max_parallel: int) -> dict[str, Any]:
-    """Run ``n`` stand-in stages to completion; return the process log and timings."""
+def orchestrate_run(
+    tmp: Path, n: int, *, chain: bool, max_parallel: int, claude_shell: bool = False
+) -> dict[str, Any]:
+    """Run ``n`` stand-in stages to completion; return the process log and timings.
+    ``claude_shell``: the stand-in's engine calls have ``CLAUDECODE=1``, as in
+    Claude Code's shell (the merge leaves the worktree's removal until the
+    session is gone)."""
     env = base_env(tmp)
+    if claude_shell:
+        env["AUTORUN_STANDIN_CLAUDECODE"] = "1"
     vpy = counting_python(tmp.parent)
     proclog = tmp / "procs.jsonl"
     standin_log = tmp / "standin.log"
@@ -278,8 +285,9 @@ def orchestrate_run(tmp: Path, n: int, *, chain: bool, max_parallel: int) -> dic
     }
 
 
-def per_stage(tmp: Path, n: int) -> None:
-    res = orchestrate_run(tmp / f"fan-{n}", n, chain=False, max_parallel=4)
+def per_stage(tmp: Path, n: int, claude_shell: bool = False) -> None:
+    where = f"fan-{n}-claude-shell" if claude_shell else f"fan-{n}"
+    res = orchestrate_run(tmp / where, n, chain=False, max_parallel=4, claude_shell=claude_shell)
     done = res["summary"]["progress"]["completed"]
     if done != n:
         raise SystemExit(f"only {done} of {n} stages completed")
@@ -308,17 +316,18 @@ def per_stage(tmp: Path, n: int) -> None:
         kinds[k] = kinds.get(k, 0) + 1
         kind_cpu[k] = kind_cpu.get(k, 0.0) + own(p)
     engine_procs = [p for p in procs if kind(p["argv"]) != "standin"]
+    label = f"N={n}, CLAUDECODE=1" if claude_shell else f"N={n}"
     cpu = sum(own(p) for p in engine_procs)
     standin_cpu = sum(own(p) for p in procs if kind(p["argv"]) == "standin")
     row(
-        f"N={n}: engine CPU s/stage (engine procs + their git/tmux)",
+        f"{label}: engine CPU s/stage (engine procs + their git/tmux)",
         cpu / n,
         None,
         "<= 0.25",
         cpu / n <= 0.25,
     )
     row(
-        f"N={n}: stand-in's own CPU s/stage (the model's part, its git)",
+        f"{label}: stand-in's own CPU s/stage (the model's part, its git)",
         standin_cpu / n,
         None,
         "info",
@@ -328,16 +337,16 @@ def per_stage(tmp: Path, n: int) -> None:
     # one `orchestrate` (it starts the first stages) is the run's, not a stage's.
     staged = [p for p in engine_procs if kind(p["argv"]) != "orchestrate"]
     row(
-        f"N={n}: engine processes/stage (besides the run's orchestrate)",
+        f"{label}: engine processes/stage (besides the run's orchestrate)",
         len(staged) / n,
         None,
         "<= 3",
         len(staged) / n <= 3,
     )
-    row(f"N={n}: run wall s/stage (max-parallel 4)", res["wall"] / n, None, "info", None)
-    print(f"  N={n} process kinds: {json.dumps(kinds, sort_keys=True)}", file=sys.stderr)
+    row(f"{label}: run wall s/stage (max-parallel 4)", res["wall"] / n, None, "info", None)
+    print(f"  {label} process kinds: {json.dumps(kinds, sort_keys=True)}", file=sys.stderr)
     per_kind = {k: round(v / n, 3) for k, v in sorted(kind_cpu.items())}
-    print(f"  N={n} CPU s/stage by kind: {json.dumps(per_kind)}", file=sys.stderr)
+    print(f"  {label} CPU s/stage by kind: {json.dumps(per_kind)}", file=sys.stderr)
 
 
 def floor_handoff(env: dict[str, str], repo: Path) -> float:
@@ -672,6 +681,8 @@ def main() -> int:
         for n in sizes:
             print(f"per-stage run, N={n} ...", file=sys.stderr)
             per_stage(tmp, n)
+        print("per-stage run, N=6, engine calls with CLAUDECODE=1 ...", file=sys.stderr)
+        per_stage(tmp, 6, claude_shell=True)
         print("chain hand-off ...", file=sys.stderr)
         chain_handoff(tmp)
         print(f"bookkeeping calls, history 0 and {history}, interleaved ...", file=sys.stderr)
