@@ -137,7 +137,7 @@ def on_stop(
         limit = _max_refusals(environ)
         if count < limit:
             rec["refusals"] = count + 1
-            st.counters["stop_refusals"] = st.counters.get("stop_refusals", 0) + 1
+            st.bump("stop_refusals")
             txn.emit(
                 "stop_refused", stage=number, step=step.kind, refusal=count + 1, reason=step.text
             )
@@ -179,7 +179,7 @@ def on_stop_failure(
             "at": format_utc(now),
         }
         rec["limit_backoff"] = backoff
-        st.counters["limit_waits"] = st.counters.get("limit_waits", 0) + 1
+        st.bump("limit_waits")
         txn.emit(
             "usage_limit_detected",
             stage=number,

@@ -97,9 +97,7 @@ def select_ready(state: RunState) -> list[int]:
 
 def record_session_id(stage: StageState, session_id: str) -> None:
     """Remember every Claude session a stage ran (``claude_session_ids``), for the report."""
-    ids = stage.extra.setdefault("claude_session_ids", [])
-    if isinstance(ids, list) and session_id not in ids:
-        ids.append(session_id)
+    stage.add_session_id(session_id)
 
 
 def claim(txn: Transaction, numbers: Optional[list[int]] = None) -> list[int]:

@@ -525,7 +525,7 @@ def merge(
                     "merge_worktree": report.merge_worktree,
                     "files": [c.path for c in outcome.conflicts],
                 }
-                st.counters["conflicts"] = st.counters.get("conflicts", 0) + 1
+                st.bump("conflicts")
                 txn.emit(
                     "merge_conflict",
                     stage=number,

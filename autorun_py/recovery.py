@@ -164,7 +164,7 @@ def restart_agent(
         record_session_id(s2, sid)
         launchers.record_started(launcher, s2, started)
         sid = s2.claude_session_id or sid
-        s2.counters["restarts"] = s2.counters.get("restarts", 0) + 1
+        s2.bump("restarts")
         s2.extra["session_started_at"] = utc_now()
         txn.emit(
             "stage_restarted",
@@ -175,7 +175,7 @@ def restart_agent(
             claude_session_id=sid,
             worktree=str(wt),
             worktree_recreated=recreated,
-            restarts=s2.counters["restarts"],
+            restarts=s2.count("restarts"),
         )
     detail = f"{'resumed Claude session' if mode == 'resume' else 'started afresh as'} {sid}"
     if recreated:
@@ -260,9 +260,9 @@ def recover_dead_stage(
                     fail_stage(txn, number, reason)
                     txn.emit("session_died_early", stage=number, seconds=round(lived, 1))
             return Recovery(number, "failed", reason)
-        if max_restarts is not None and st.counters.get("restarts", 0) >= max_restarts:
+        if max_restarts is not None and st.count("restarts") >= max_restarts:
             reason = (
-                f"session {st.session} died again after {st.counters.get('restarts', 0)} "
+                f"session {st.session} died again after {st.count('restarts')} "
                 f"restart(s); the monitor stops restarting it (circuit breaker, "
                 f"--max-restarts {max_restarts})"
             )

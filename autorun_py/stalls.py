@@ -20,11 +20,12 @@ import datetime
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 from autorun_py.errors import AutorunError
 from autorun_py.panes import PaneState, classify_pane
 from autorun_py.state import RunState, StatusStore
+from autorun_py.state.side import LimitRecord, StageWatch
 from autorun_py.supervisor import MonitorLog, MonitorOptions, stage_record
 from autorun_py.timeutil import format_utc as _iso
 from autorun_py.timeutil import parse_utc as _parse_iso
@@ -68,10 +69,10 @@ class PaneWatch:
             txn.emit(kind, **fields)
         self._finding(result, kind, **fields)
 
-    def _update(self, number: int, fn: Callable[[dict[str, Any]], bool]) -> None:
+    def _update(self, number: int, fn: Callable[[StageWatch], bool]) -> None:
         """Change the monitor's record of a stage (write only when ``fn`` says so)."""
         probe = stage_record(self.store.read().monitor, number)
-        if not fn(dict(probe)):
+        if not fn(probe.copy()):
             return
         with self.store.transaction() as txn:
             fn(stage_record(txn.state.monitor, number))
@@ -101,18 +102,19 @@ class PaneWatch:
         if before != after:
             if view.kind != "usage_limit":
                 # Progress: the agent works. Forget streaks and backoffs.
-                def reset(r: dict[str, Any]) -> bool:
+                def reset(r: StageWatch) -> bool:
                     changed = False
                     if r.get("nudge_streak"):
                         r["nudge_streak"] = 0
                         changed = True
-                    for key in (
+                    forget: tuple[_Forgotten, ...] = (
                         "limit_backoff",
                         "stall_reported",
                         "review_waiting",
                         "dialog_reported",
                         "limit",
-                    ):
+                    )
+                    for key in forget:
                         if r.get(key):
                             r.pop(key, None)
                             changed = True
@@ -148,7 +150,7 @@ class PaneWatch:
         session: Optional[str],
         pane: str,
         view: PaneState,
-        limit: dict[str, Any],
+        limit: LimitRecord,
         changed: bool,
         now: datetime.datetime,
     ) -> None:
@@ -176,7 +178,7 @@ class PaneWatch:
         self._finding(result, "usage_limit_continue_sent", stage=n, session=session)
 
     def _nudge(
-        self, result: CheckResult, n: int, session: Optional[str], pane: str, rec: dict[str, Any]
+        self, result: CheckResult, n: int, session: Optional[str], pane: str, rec: StageWatch
     ) -> None:
         streak = int(rec.get("nudge_streak", 0))
         if streak >= self.opts.max_nudges:
@@ -208,7 +210,7 @@ class PaneWatch:
             return
         with self.store.transaction() as txn:
             st = txn.state.stage(n)
-            st.counters["nudges"] = st.counters.get("nudges", 0) + 1
+            st.bump("nudges")
             r = stage_record(txn.state.monitor, n)
             r["nudge_streak"] = streak + 1
             txn.emit("stall_continue_sent", stage=n, session=session, nudge=streak + 1)
@@ -221,7 +223,7 @@ class PaneWatch:
         session: Optional[str],
         pane: str,
         view: PaneState,
-        rec: dict[str, Any],
+        rec: StageWatch,
         now: datetime.datetime,
     ) -> None:
         active = rec.get("limit") or {}
@@ -240,7 +242,7 @@ class PaneWatch:
                     else min(float(prev) * 2, self.opts.limit_backoff_max)
                 )
                 until = now + datetime.timedelta(seconds=float(backoff))
-            record = {
+            record: LimitRecord = {
                 "line": view.limit_line,
                 "count": view.limit_count,
                 "reset_at": _iso(reset_at) if reset_at else None,
@@ -252,7 +254,7 @@ class PaneWatch:
                 r["limit"] = record
                 r["limit_backoff"] = backoff
                 st = txn.state.stage(n)
-                st.counters["limit_waits"] = st.counters.get("limit_waits", 0) + 1
+                st.bump("limit_waits")
                 txn.emit(
                     "usage_limit_detected",
                     stage=n,
@@ -320,8 +322,16 @@ def type_continue(tmux: Any, pane: str, text: str = "continue", *, owner: str) -
     tmux.run(["send-keys", "-t", pane, "Enter"])
 
 
-def _set(key: str, value: Any) -> Callable[[dict[str, Any]], bool]:
-    def fn(r: dict[str, Any]) -> bool:
+# What progress in a pane makes the monitor forget of a stage.
+_Forgotten = Literal[
+    "limit_backoff", "stall_reported", "review_waiting", "dialog_reported", "limit"
+]
+
+
+def _set(
+    key: Literal["review_waiting", "dialog_reported"], value: bool
+) -> Callable[[StageWatch], bool]:
+    def fn(r: StageWatch) -> bool:
         if r.get(key) == value:
             return False
         r[key] = value

@@ -27,6 +27,7 @@ from autorun_py import paths
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
 from autorun_py.state import RUN_RUNNING, RunState, StatusStore
+from autorun_py.state.side import MonitorState, StageWatch, stage_watch
 
 MONITOR_LOCK = "monitor.lock"
 
@@ -47,12 +48,10 @@ class MonitorOptions:
     engine: Optional[str] = None
 
 
-def stage_record(monitor: dict[str, Any], number: int) -> dict[str, Any]:
-    """The monitor's own per-stage record inside ``status.json``'s ``monitor``."""
-    stages = monitor.setdefault("stages", {})
-    rec = stages.setdefault(str(number), {})
-    assert isinstance(rec, dict)
-    return rec
+def stage_record(monitor: MonitorState, number: int) -> StageWatch:
+    """The monitor's own per-stage record inside ``status.json``'s ``monitor``
+    (typed: :mod:`autorun_py.state.side`)."""
+    return stage_watch(monitor, number)
 
 
 # ---------------------------------------------------------------------------- the lock

@@ -137,7 +137,7 @@ def stage_row(
         "waiting_on": waiting_on,
         "merge_state": stage.merge_state,
         "merge_commit": stage.merge_commit,
-        "verify_failures": stage.counters.get("verify_failures", 0),
+        "verify_failures": stage.count("verify_failures"),
         "failure": stage.failure,
         **monitor_fields(state, stage),
         **liveness(state, stage, sessions),
@@ -174,8 +174,8 @@ def monitor_fields(state: RunState, stage: StageState) -> dict[str, Any]:
         "attention": attention if isinstance(attention, dict) else None,
         "usage_limit_until": limit.get("until") if isinstance(limit, dict) else None,
         "usage_limit_reset_at": limit.get("reset_at") if isinstance(limit, dict) else None,
-        "nudges": stage.counters.get("nudges", 0),
-        "restarts": stage.counters.get("restarts", 0),
+        "nudges": stage.count("nudges"),
+        "restarts": stage.count("restarts"),
         "stalled": bool(isinstance(rec, dict) and rec.get("stall_reported")),
     }
 

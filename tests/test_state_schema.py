@@ -226,3 +226,23 @@ def test_fixture_is_what_autorun_writes(tmp_path: Path) -> None:
         render_state(state, event_journal={"offset": 0, "events": []})
         == (FIXTURES / "status-v1.json").read_text()
     )
+
+
+def test_the_side_channels_have_names() -> None:
+    """Counters by name (mypy checks the names: autorun_py.state.side.CounterName),
+    the Claude sessions a stage ran, the monitor's per-stage record."""
+    from autorun_py.state.side import stage_watch
+
+    stage = StageState(number=1, name="One", context_file="/c")
+    assert stage.count("nudges") == 0
+    assert stage.bump("nudges") == 1 and stage.bump("nudges") == 2
+    assert stage.to_raw()["counters"] == {"nudges": 2}
+    stage.add_session_id("a")
+    stage.add_session_id("b")
+    stage.add_session_id("a")
+    assert stage.session_ids == ["a", "b"] and stage.to_raw()["claude_session_ids"] == ["a", "b"]
+    stage.extra["claude_session_ids"] = "not a list"  # a hand-edited file: no crash
+    assert stage.session_ids == []
+    state = RunState(plan_name="p")
+    stage_watch(state.monitor, 3)["nudge_streak"] = 2
+    assert state.top_raw()["monitor"] == {"stages": {"3": {"nudge_streak": 2}}}

@@ -153,7 +153,7 @@ class StageGate:
         with store.transaction() as txn:
             st = txn.state.stage(n)
             st.merge_state, st.merge_detail = None, {}
-            st.counters["verify_runs"] = st.counters.get("verify_runs", 0) + 1
+            st.bump("verify_runs")
             fields = {
                 "stage": n,
                 "candidate": candidate,
@@ -163,7 +163,7 @@ class StageGate:
             if verdict.passed:
                 txn.emit("verify_passed", **fields)
             else:
-                st.counters["verify_failures"] = st.counters.get("verify_failures", 0) + 1
+                st.bump("verify_failures")
                 txn.emit(
                     "verify_failed",
                     **fields,
@@ -186,7 +186,7 @@ def red(
     store = StatusStore(orch_dir)
     with store.transaction() as txn:
         st = txn.state.stage(number)
-        used = st.counters.get("verify_failures", 0)
+        used = st.count("verify_failures")
         st.merge_intent = None  # a red candidate touched nothing (its "verifying" step)
         final = used >= spec.attempts and st.status == IN_PROGRESS
         if final:

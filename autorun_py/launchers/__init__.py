@@ -335,9 +335,7 @@ def record_started(launcher: Launcher, stage: Any, started: Started) -> None:
         handles.append(started.handle)
     if started.claude_session_id:
         stage.claude_session_id = started.claude_session_id
-        ids = stage.extra.setdefault("claude_session_ids", [])
-        if isinstance(ids, list) and started.claude_session_id not in ids:
-            ids.append(started.claude_session_id)
+        stage.add_session_id(started.claude_session_id)
 
 
 def poll(state: Any) -> list[dict[str, Any]]:

@@ -143,12 +143,7 @@ def _known_transcripts(st: StageState) -> list[str]:
 
 
 def _session_ids(st: StageState, events: Sequence[Mapping[str, Any]]) -> list[str]:
-    ids: dict[str, None] = {}
-    raw = st.extra.get("claude_session_ids")
-    if isinstance(raw, list):
-        for x in raw:
-            if isinstance(x, str):
-                ids.setdefault(x, None)
+    ids: dict[str, None] = dict.fromkeys(st.session_ids)
     if st.claude_session_id:
         ids.setdefault(st.claude_session_id, None)
     for ev in events:
@@ -242,11 +237,11 @@ def build_report(orch_dir: Path) -> RunReport:
                 phases=phases,
                 git=git_stats(repo, st),
                 merge_commit=st.merge_commit,
-                conflicts=max(st.counters.get("conflicts", 0), len(conflict_events)),
+                conflicts=max(st.count("conflicts"), len(conflict_events)),
                 conflict_files=files,
-                nudges=st.counters.get("nudges", 0),
-                restarts=st.counters.get("restarts", 0),
-                limit_waits=st.counters.get("limit_waits", 0),
+                nudges=st.count("nudges"),
+                restarts=st.count("restarts"),
+                limit_waits=st.count("limit_waits"),
                 usage=usage,
                 failure=(st.failure or _last_field(events, n, "stage_failed", "reason"))
                 if st.status == FAILED

@@ -30,6 +30,7 @@ from autorun_py.state.schema import (
     kind_of,
     short,
 )
+from autorun_py.state.side import CounterName, MonitorState
 
 if TYPE_CHECKING:
     from autorun_py.schedule import StageView
@@ -196,6 +197,25 @@ class StageState:
 
     def phase(self, name: str) -> Phase:
         return self.phases.setdefault(name, Phase())
+
+    def count(self, name: CounterName) -> int:
+        return self.counters.get(name, 0)
+
+    def bump(self, name: CounterName) -> int:
+        """Add one to counter ``name``; return the new count."""
+        n = self.counters[name] = self.counters.get(name, 0) + 1
+        return n
+
+    @property
+    def session_ids(self) -> list[str]:
+        """Every Claude session the stage ran (``claude_session_ids``), for the report."""
+        ids = self.extra.get("claude_session_ids")
+        return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+    def add_session_id(self, session_id: str) -> None:
+        ids = self.extra.setdefault("claude_session_ids", [])
+        if isinstance(ids, list) and session_id not in ids:
+            ids.append(session_id)
 
     def current_phase(self) -> Optional[str]:
         """The phase that started last and has not completed."""
@@ -364,7 +384,7 @@ class RunState:
     current_wave: int = 1
     waves: list[list[int]] = field(default_factory=list)
     critical_path: list[int] = field(default_factory=list)
-    monitor: dict[str, Any] = field(default_factory=dict)
+    monitor: MonitorState = _kind("object", factory=dict)  # autorun_py/state/side.py
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
