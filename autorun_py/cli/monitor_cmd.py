@@ -125,9 +125,10 @@ def resume(orch: Optional[str], no_monitor: bool, as_json: bool) -> None:
     Stages whose sessions are gone resume their Claude sessions in their
     worktrees, interrupted merges are finished (or handed to the model), ready
     stages are launched, and the monitor is started."""
+    from autorun_py.config import load_config
     from autorun_py.resume import resume_run
 
-    result = resume_run(_orch(orch), monitor=not no_monitor)
+    result = resume_run(_orch(orch), monitor=not no_monitor, config=load_config(os.environ))
     if as_json:
         echo_json(result.to_json())
     else:

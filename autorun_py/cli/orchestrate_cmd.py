@@ -160,10 +160,11 @@ def orchestrate(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def launch_ready(orch: Optional[str], as_json: bool) -> None:
     """Launch whatever is ready and not running (idempotent)."""
+    from autorun_py.config import load_config
     from autorun_py.launch import launch_ready as do_launch
     from autorun_py.rundir import resolve
 
-    result = do_launch(resolve(orch))
+    result = do_launch(resolve(orch), config=load_config(os.environ))
     if as_json:
         echo_json(
             {
