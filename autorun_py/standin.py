@@ -81,6 +81,7 @@ class Steering:
     tree: Optional[str] = None
     limit: str = ""
     limit_seconds: bool = False
+    claudecode: bool = False
     gates: dict[str, str] = field(default_factory=dict)  # "work" / "merge" -> directory
     stages: dict[str, frozenset[int]] = field(default_factory=dict)  # "fail", "idle", ...
 
@@ -95,6 +96,7 @@ class Steering:
             tree=environ.get("AUTORUN_STANDIN_TREE") or None,
             limit=environ.get("AUTORUN_STANDIN_LIMIT", ""),
             limit_seconds=bool(environ.get("AUTORUN_STANDIN_LIMIT_SECONDS")),
+            claudecode=bool(environ.get("AUTORUN_STANDIN_CLAUDECODE")),
             gates={k: environ[v] for k, v in gates.items() if environ.get(v)},
             stages={k: _numbers(environ.get(f"AUTORUN_STANDIN_{k.upper()}", "")) for k in kinds},
         )
@@ -113,8 +115,8 @@ def _steer() -> Steering:
 
 def _autorun(*args: str) -> _proc.Result:
     env = None
-    if os.environ.get("AUTORUN_STANDIN_CLAUDECODE"):
-        env = {**os.environ, "CLAUDECODE": "1"}  # as Claude Code's shell has it
+    if _steer().claudecode:
+        env = _proc.child_env({"CLAUDECODE": "1"})  # as Claude Code's shell has it
     return _proc.run([sys.executable, "-m", "autorun_py", *args], env=env)
 
 
