@@ -27,6 +27,9 @@ class OrchestrateOutcome:
     max_parallel_reason: str = ""
     plan_warnings: list[str] = field(default_factory=list)  # "path: line N: ..." each
     verify: Optional[dict[str, Any]] = None
+    # the run's launchers with their caps, and where each launched stage was placed
+    launchers: list[dict[str, Any]] = field(default_factory=list)
+    placed: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -36,6 +39,8 @@ class OrchestrateOutcome:
             "pending": self.pending,
             "max_parallel": self.max_parallel,
             "verify": self.verify,
+            "launchers": self.launchers,
+            "placed": self.placed,
         }
         if self.max_parallel_reason:
             out["max_parallel_reason"] = self.max_parallel_reason
@@ -114,6 +119,7 @@ def run_orchestrate(
             max_parallel_reason=max_parallel_reason,
             plan_warnings=[f"{plan.path}: {w}" for w in plan.warnings],
             verify=gate,
+            **_placement(state, would),
         )
     if launch:
         _check_agent(config)
@@ -154,6 +160,7 @@ def run_orchestrate(
         max_parallel_reason=max_parallel_reason,
         plan_warnings=[f"{plan.path}: {w}" for w in plan.warnings],
         verify=gate,
+        **_placement(final, launched),
     )
 
 
@@ -206,3 +213,13 @@ def _remote_settings(
     )
     check_git_remote(repo_root(cwd), settings)
     return settings.to_raw()
+
+
+def _placement(state: Any, launched: list[int]) -> dict[str, Any]:
+    """The run's launchers and caps, and each launched stage's launcher (for --json)."""
+    from autorun_py import launchers
+
+    return {
+        "launchers": [c.to_raw() for c in launchers.run_caps(state)],
+        "placed": {str(n): launchers.stage_launcher_name(state, state.stages[n]) for n in launched},
+    }

@@ -168,6 +168,11 @@ def test_dry_run_and_summary_show_the_launchers_their_caps_and_each_stages_launc
     out = cli_json(args, repo)
     assert out["launched"] == [1, 2, 3]  # 4 waits: the total is the caps' sum, 3
     assert out["max_parallel"] == 3
+    assert out["launchers"] == [
+        {"name": "tmux", "max_parallel": 1},
+        {"name": "background", "max_parallel": 2},
+    ]
+    assert out["placed"] == {"1": "tmux", "2": "background", "3": "background"}
     text = run_cli(args, repo, check=True).stdout
     assert "Launchers:     tmux (at most 1), background (at most 2)" in text, text
     assert "at most 3 at once (the sum of the launchers' caps)" in text, text
