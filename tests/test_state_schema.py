@@ -27,10 +27,10 @@ from autorun_py.state import (
     StatusStore,
     codec,
     dumps_readable,
-    model,
     read_state,
     render_state,
 )
+from autorun_py.state import stage as model
 from autorun_py.state.schema import Bad
 
 FIXTURES = Path(__file__).parent / "fixtures" / "state"

@@ -18,8 +18,12 @@ One job per module:
 
 - :mod:`~autorun_py.state.schema`: the kinds of value a field holds (check on
   read, load, dump);
-- :mod:`~autorun_py.state.model`: the dataclasses (each JSON key declared once,
-  as a field), the lazily converted stage map, the checks on read, migration;
+- :mod:`~autorun_py.state.side`: the side channels (the monitor's record, a
+  stage's counters) typed;
+- :mod:`~autorun_py.state.stage`: a stage and its phases as dataclasses (each
+  JSON key declared once, as a field) and the checks of a stage on read;
+- :mod:`~autorun_py.state.run`: the run as a dataclass, its stages (a map that
+  converts a stage when it is first used), the checks of the top level, migration;
 - :mod:`~autorun_py.state.codec`: the readable layout, and the reader that
   leaves the stages a transaction does not use as text;
 - :mod:`~autorun_py.state.store`: the store and its transaction (lock, re-read,
@@ -33,27 +37,11 @@ Everything is importable from ``autorun_py.state``.
 from __future__ import annotations
 
 from autorun_py.state.codec import dumps_readable, read_state, render_state
-from autorun_py.state.model import (
-    BLOCKED,
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    IN_PROGRESS,
-    PENDING,
-    PHASES,
+from autorun_py.state.run import (
     RUN_FIELDS,
     RUN_KEYS,
-    SCHEMA_VERSION,
-    SEED_PHASES,
-    STAGE_FIELDS,
-    STAGE_KEYS,
-    STAGE_STATUSES,
-    STATUS_FILE,
-    TERMINAL,
-    Phase,
     RunState,
     StageMap,
-    StageState,
     migrate,
     validate_raw,
 )
@@ -66,6 +54,24 @@ from autorun_py.state.schema import (
     RUN_STATUSES,
 )
 from autorun_py.state.schema import Bad as _Bad
+from autorun_py.state.stage import (
+    BLOCKED,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    PHASES,
+    SCHEMA_VERSION,
+    SEED_PHASES,
+    STAGE_FIELDS,
+    STAGE_KEYS,
+    STAGE_STATUSES,
+    STATUS_FILE,
+    TERMINAL,
+    Phase,
+    StageState,
+)
 from autorun_py.state.store import (
     JOURNAL_KEY,
     KILL_ENV,

@@ -7,7 +7,7 @@ path: the top level is parsed and checked in full, and each stage line only as
 far as its status and dependencies (checked, with the stage numbers, the waves
 and the dependency cycle check, as on every read); the rest of a stage is
 checked and converted when it is first looked up (:class:`~autorun_py.state.
-model.StageMap`), and a stage never looked up is written back as the text it
+run.StageMap`), and a stage never looked up is written back as the text it
 was read as. Anything else (the seed's own format, an older schema, a file a
 person reformatted, any field the fast path does not accept) takes the full
 path: the whole file parsed, every field checked, as before; so a bad file
@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, cast
 
 from autorun_py.errors import AutorunError
-from autorun_py.state.model import (
-    SCHEMA_VERSION,
-    STAGE_KEYS,
+from autorun_py.state.run import (
     LazyStage,
     RunState,
     StageMap,
@@ -32,6 +30,10 @@ from autorun_py.state.model import (
     validate_top,
 )
 from autorun_py.state.schema import MAX_STAGE, Bad
+from autorun_py.state.stage import (
+    SCHEMA_VERSION,
+    STAGE_KEYS,
+)
 from autorun_py.statuses import STATUSES
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # built once, not per value

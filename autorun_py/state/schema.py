@@ -1,9 +1,9 @@
 """The kinds of value a status field holds: for each, how it is checked on read,
 loaded into the model and dumped back to JSON (pure; no I/O).
 
-The model (:mod:`autorun_py.state.model`) names a kind per dataclass field; the
-key lists, the conversions and the checks are all derived from those fields, so
-a field is declared once.
+The model (:mod:`autorun_py.state.stage`, :mod:`~autorun_py.state.run`) names
+a kind per dataclass field; the key lists, the conversions and the checks are
+all derived from those fields, so a field is declared once.
 """
 
 from __future__ import annotations

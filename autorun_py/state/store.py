@@ -15,7 +15,12 @@ from autorun_py import fsutil
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import event_line, flush_journal, log_size, make_event, write_lines
 from autorun_py.state.codec import dumps_readable, parse_full, read_state, render_state
-from autorun_py.state.model import STATUS_FILE, RunState
+from autorun_py.state.run import (
+    RunState,
+)
+from autorun_py.state.stage import (
+    STATUS_FILE,
+)
 
 JOURNAL_KEY = "event_journal"  # the last transaction's events (see autorun_py.events)
 KILL_ENV = "AUTORUN_TEST_KILL_AT"  # tests only: SIGKILL this process at a named point

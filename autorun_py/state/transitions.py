@@ -8,7 +8,8 @@ from typing import Any, Optional
 
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
-from autorun_py.state.model import (
+from autorun_py.state.schema import RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES, RUN_RUNNING
+from autorun_py.state.stage import (
     BLOCKED,
     CANCELLED,
     COMPLETED,
@@ -19,7 +20,6 @@ from autorun_py.state.model import (
     STATUS_FILE,
     StageState,
 )
-from autorun_py.state.schema import RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES, RUN_RUNNING
 from autorun_py.state.store import Transaction
 
 # Legal stage transitions: from -> allowed targets.
