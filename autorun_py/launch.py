@@ -76,7 +76,8 @@ def log_path(state: RunState, number: int) -> Path:
 
 
 def _priority(state: RunState) -> dict[int, float]:
-    weights = {n: float(s.estimate_hours) for n, s in state.stages.items() if s.estimate_hours}
+    estimate_of = state.stages.estimate_of  # no stage converted for it
+    weights = {n: float(h) for n in state.stages if (h := estimate_of(n))}
     if weights and len(weights) < len(state.stages):
         median = sorted(weights.values())[len(weights) // 2]
         weights = {n: weights.get(n, median) for n in state.stages}

@@ -246,3 +246,30 @@ def test_the_side_channels_have_names() -> None:
     state = RunState(plan_name="p")
     stage_watch(state.monitor, 3)["nudge_streak"] = 2
     assert state.top_raw()["monitor"] == {"stages": {"3": {"nudge_streak": 2}}}
+
+
+@settings(max_examples=60, deadline=None)
+@given(_status())
+def test_the_scheduler_weights_convert_no_stage(raw: dict[str, Any]) -> None:
+    """The launcher's priorities read each stage's estimate without converting it,
+    and read what the full reader reads."""
+    from autorun_py.launch import _priority
+
+    path = Path("/o/status.json")
+    text = dumps_readable(raw)
+    fast = codec._read_fast(text, path)
+    assert fast is not None
+    full = RunState.from_raw(json.loads(text), path)
+    assert _priority(fast) == _priority(full)
+    assert all(fast.stages.text_of(n) is not None for n in fast.stages)
+
+
+def test_a_bad_estimate_is_named_when_the_launcher_reads_it(tmp_path: Path) -> None:
+    raw = json.loads((FIXTURES / "status-v1.json").read_text())
+    raw["stages"]["2"]["estimate_hours"] = -3
+    state = codec._read_fast(dumps_readable(raw), tmp_path / "status.json")
+    assert state is not None
+    with pytest.raises(
+        AutorunError, match=r"stages\.2\.estimate_hours: expected a number of hours"
+    ):
+        state.stages.estimate_of(2)

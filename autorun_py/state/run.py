@@ -5,6 +5,7 @@ first used), the checks on read of the top level, and migration."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,14 @@ class LazyStage(NamedTuple):
     text: str
     status: str  # checked on read
     depends_on: tuple[int, ...]  # checked on read
+
+
+# A stage's estimate, as autorun writes it: only the counters come after it.
+_ESTIMATE = re.compile(
+    r', "estimate_hours": (?:null|'
+    r"(-?(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,3})?)"
+    r'), "counters": \{'
+)
 
 
 class StageMap(MutableMapping[int, StageState]):
@@ -105,6 +114,25 @@ class StageMap(MutableMapping[int, StageState]):
     def deps_of(self, number: int) -> tuple[int, ...]:
         st = self._stages[number]
         return tuple(st.depends_on) if st is not None else self._lazy[number].depends_on
+
+    def estimate_of(self, number: int) -> Optional[float]:
+        """The stage's ``estimate_hours`` (the scheduler's weights), read from the text
+        of a stage not yet converted when it is plainly a number or null (autorun
+        writes it last but the counters; a bad one: the stage is checked, and the
+        error names it)."""
+        st = self._stages[number]
+        if st is None:
+            text = self._lazy[number].text
+            m = _ESTIMATE.match(text, max(0, text.rfind(', "estimate_hours": ')))
+            if m is not None:
+                v = m.group(1)
+                if v is None:
+                    return None
+                hours = float(v)
+                if 0 <= hours < 1e9:
+                    return hours
+            st = self._convert(number)
+        return st.estimate_hours
 
     def text_of(self, number: int) -> Optional[str]:
         """The JSON text of a stage never looked up since it was read, else None."""
