@@ -182,7 +182,11 @@ def test_orchestrate_json_and_summary(
         "max_parallel",
         "max_parallel_reason",
         "verify",  # the merge gate (null command: not gated)
+        "launchers",  # the run's launchers with their caps
+        "placed",  # each launched stage's launcher
     }
+    assert data["launchers"] == [{"name": "tmux", "max_parallel": None}]
+    assert data["placed"] == {"1": "tmux"}
     assert data["verify"]["command"] is None
     assert data["launched"] == [1] and data["pending"] == [2, 3, 4, 5, 6]
     st = json.loads(Path(data["status_file"]).read_text())["stages"]["1"]
