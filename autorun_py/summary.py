@@ -73,7 +73,8 @@ def launch_summary(
         lines += [
             f"  Stage {n}: {st.name}",
             f"    Branch:   {st.branch or '-'}",
-            f"    Session:  {st.session or '-'} ({stage_launcher_name(state, st)})",
+            f"    Session:  {st.session or '-'}",
+            f"    Launcher: {stage_launcher_name(state, st)}",
             f"    Worktree: {st.worktree or '-'}",
             "    Pipeline: start → triage → appropriate pipeline → merge",
         ]
