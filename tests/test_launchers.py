@@ -242,6 +242,12 @@ def test_a_stage_without_a_launcher_is_the_runs_and_a_bad_one_is_one_line(repo: 
     bad = run_cli(["status", orch.name], repo)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "launchers in status.json" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    before = (orch / "status.json").read_bytes()
+    for args in (["launch-ready", orch.name], ["resume", orch.name, "--no-monitor"]):
+        bad = run_cli(args, repo)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr, (args, bad.stderr)
+        assert "launchers in status.json" in bad.stderr, (args, bad.stderr)
+        assert (orch / "status.json").read_bytes() == before, args  # no change
     del raw["launchers"]
     raw["stages"]["1"]["launcher"] = 5
     (orch / "status.json").write_text(json.dumps(raw))
