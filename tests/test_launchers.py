@@ -288,3 +288,30 @@ def test_the_status_view_shows_what_a_stage_waits_for_when_its_launcher_knows(
     assert "blocked" in str(row_waiting({"id": "1d45bc42", "state": "blocked"}))
     assert row_waiting({"id": "1d45bc42", "state": "working"}) is None
     assert row_waiting(None) is None
+
+
+def test_a_launchers_cap_holds_through_a_whole_run(
+    repo: Path, tmp_path: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--launcher tmux=1`` under a total cap of 3, three independent stages (the
+    stand-in agent): one stage at a time, each next one started by the merge that
+    freed the launcher's slot."""
+    from tests.helpers import read_events
+
+    standin_env(monkeypatch, delay="0.05-0.2")
+    write_plan(repo, [(1, "A", []), (2, "B", []), (3, "C", [])])
+    args = ["orchestrate", "master_plan.md", "--launcher", "tmux=1", "--max-parallel", "3"]
+    out = cli_json(args, repo)
+    assert out["launched"] == [1] and out["max_parallel"] == 3  # the launcher's cap binds
+    orch = Path(out["orch_dir"])
+    assert wait_finished(orch, timeout=120)["status"] == "completed"
+    running = 0
+    for ev in read_events(orch):  # in the order they happened
+        if ev["type"] == "stage_launched":
+            assert ev["launcher"] == "tmux"
+            running += 1
+            assert running == 1, ev
+        elif ev["type"] == "merge_complete":
+            running -= 1
+    raw = json.loads((orch / "status.json").read_text())
+    assert {raw["stages"][n]["launcher"] for n in "123"} == {"tmux"}
