@@ -189,6 +189,9 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
     from autorun_py.launchers import launcher_name, run_caps, stage_uses_tmux
 
     caps = run_caps(state)
+    from autorun_py.launchers import running_counts
+
+    busy = running_counts(state)
     tmux_running = any(
         s.status == IN_PROGRESS and stage_uses_tmux(state, s) for s in state.stages.values()
     )
@@ -208,7 +211,9 @@ def status_summary(orch_dir: Path) -> dict[str, Any]:
         "status": state.status,
         "schedule": state.schedule,
         "launcher": launcher_name(state),
-        "launchers": [c.to_raw() for c in caps],
+        "launchers": [
+            {**c.to_raw(), "running": busy.get(c.name, 0)} for c in caps
+        ],  # each with its cap and how many of its stages run now
         "max_parallel": state.max_parallel,
         "created_at": state.created_at,
         "elapsed_seconds": elapsed_seconds(state.created_at, state.completed_at),
@@ -312,10 +317,13 @@ def render_status(summary: dict[str, Any], *, width: int = 100) -> str:
 
 def _launchers_text(summary: dict[str, Any]) -> str:
     caps = summary.get("launchers") or [{"name": summary.get("launcher") or "tmux"}]
-    return ", ".join(
-        str(c["name"]) + (f" (at most {c['max_parallel']})" if c.get("max_parallel") else "")
-        for c in caps
-    )
+    parts = []
+    for c in caps:
+        bits = [f"{c['running']} running"] if c.get("running") else []
+        if c.get("max_parallel"):
+            bits.insert(0, f"at most {c['max_parallel']}")
+        parts.append(str(c["name"]) + (f" ({', '.join(bits)})" if bits else ""))
+    return ", ".join(parts)
 
 
 def _session_lines(row: dict[str, Any], summary: dict[str, Any]) -> list[str]:

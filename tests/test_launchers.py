@@ -218,11 +218,14 @@ def test_claim_places_stages_per_launcher_records_it_and_status_shows_it(repo: P
         transition(txn, 1, COMPLETED)
         assert claim(txn) == []  # nothing left to place
     view = cli_json(["status", orch.name], repo)
-    assert view["launchers"] == raw["launchers"]
+    assert view["launchers"] == [
+        {"name": "tmux", "max_parallel": 1, "running": 0},
+        {"name": "background", "max_parallel": 2, "running": 2},  # stages 3 and 4
+    ]
     rows = {r["number"]: r for r in view["stages"]}
     assert rows[1]["launcher"] == "tmux" and rows[4]["launcher"] == "background"
     text = run_cli(["status", orch.name], repo, check=True).stdout
-    assert "launchers: tmux (at most 1), background (at most 2)" in text, text
+    assert "launchers: tmux (at most 1), background (at most 2, 2 running)" in text, text
 
 
 def test_a_stage_without_a_launcher_is_the_runs_and_a_bad_one_is_one_line(repo: Path) -> None:
