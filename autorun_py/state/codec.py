@@ -1,17 +1,19 @@
 """``status.json`` text <-> the model: the readable layout, and a reader that
-does not parse the stages it does not need.
+does not parse the stages a transaction does not need.
 
 The layout (:func:`dumps_readable`) is one top-level key per line and one stage
-per line. A file in exactly that layout is read by :func:`read_state`'s fast
-path: the top level is parsed and checked in full, and each stage line only as
-far as its status and dependencies (checked, with the stage numbers, the waves
-and the dependency cycle check, as on every read); the rest of a stage is
-checked and converted when it is first looked up (:class:`~autorun_py.state.
-run.StageMap`), and a stage never looked up is written back as the text it
-was read as. Anything else (the seed's own format, an older schema, a file a
-person reformatted, any field the fast path does not accept) takes the full
-path: the whole file parsed, every field checked, as before; so a bad file
-gets the same one error naming the field either way.
+per line. A transaction reads a file in exactly that layout by the fast path
+(:func:`read_state` with ``lazy``): the top level is parsed and checked in full,
+and each stage line only as far as its status and dependencies (checked, with
+the stage numbers, the waves and the dependency cycle check, as on every read);
+the rest of a stage is checked and converted when it is first looked up
+(:class:`~autorun_py.state.run.StageMap`; a bad field is then one error naming
+it, before anything is written), and a stage never looked up is written back as
+the text it was read as. Anything else (the seed's own format, an older schema,
+a file a person reformatted, any line the fast path does not take) goes to the
+full reader, as does every plain read (``status``, ``report``, the monitor):
+the whole file parsed, every field checked, so a bad file gets the same one
+error naming the field either way.
 """
 
 from __future__ import annotations
@@ -121,11 +123,9 @@ def read_state(text: str, path: Path, *, lazy: bool = False) -> RunState:
     transaction: what it changes is checked before it is written; a stage it never
     looks at is written back as it was read).
     """
-    state = _read_fast(text, path)
-    if state is None:
+    state = _read_fast(text, path) if lazy else None
+    if state is None:  # every field checked: the whole file parsed at once is quickest
         return RunState.from_raw(parse_full(text, path), path)
-    if not lazy:
-        state.stages.load_all()
     return state
 
 

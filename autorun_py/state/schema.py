@@ -66,7 +66,7 @@ def _check_text(v: Any, where: str) -> None:
         raise Bad(where, "expected a non-empty string")
 
 
-def _check_str(v: Any, where: str) -> None:
+def check_str(v: Any, where: str) -> None:
     if v is not None and type(v) is not str:
         raise Bad(where, f"expected a string, not {kind_of(v)}")
 
@@ -140,10 +140,14 @@ class Kind(NamedTuple):
     load: Callable[[Any], Any]  # a checked raw value -> the model's value
     dump: Callable[[Any], Any]  # the model's value -> the raw value
     null_is_missing: bool = False  # JSON null loads as the field's default
+    null_ok: bool = True  # JSON null passes the check (skipped: reads are hot)
 
 
-def _same(v: Any) -> Any:
+def same(v: Any) -> Any:
     return v
+
+
+_same = same
 
 
 def _ints(v: Any) -> list[int]:
@@ -152,15 +156,15 @@ def _ints(v: Any) -> list[int]:
 
 KINDS: dict[str, Kind] = {
     # a required, non-empty string (the run's identity)
-    "text": Kind(_check_text, str, _same),
+    "text": Kind(_check_text, str, _same, null_ok=False),
     # a string the model always holds (JSON null reads as "None", as it always has)
-    "str": Kind(_check_str, str, _same),
-    "optional str": Kind(_check_str, _same, _same),
+    "str": Kind(check_str, str, _same),
+    "optional str": Kind(check_str, _same, _same),
     # the run's base commit: written as "" when unknown
-    "commit": Kind(_check_str, _same, lambda v: v or ""),
-    "stage status": Kind(_check_stage_status, str, _same),
-    "run status": Kind(_check_run_status, str, _same),
-    "schedule": Kind(_check_schedule, str, _same),
+    "commit": Kind(check_str, _same, lambda v: v or ""),
+    "stage status": Kind(_check_stage_status, str, _same, null_ok=False),
+    "run status": Kind(_check_run_status, str, _same, null_ok=False),
+    "schedule": Kind(_check_schedule, str, _same, null_ok=False),
     "count": Kind(_check_count, int, _same, null_is_missing=True),
     "optional count": Kind(_check_count, _same, _same),
     "parallel": Kind(_check_parallel, _same, _same),

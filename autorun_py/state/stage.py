@@ -16,7 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Optional, cast
 
 from autorun_py import statuses as _statuses
-from autorun_py.state.schema import KINDS, Bad, Kind, check_numbers, kind_of
+from autorun_py.state.schema import KINDS, Bad, Kind, check_numbers, check_str, kind_of, same
 from autorun_py.state.side import CounterName
 
 SCHEMA_VERSION = 1
@@ -84,14 +84,21 @@ def _load(kinds: tuple[tuple[str, Kind], ...], data: dict[str, Any]) -> dict[str
             v = data.pop(key)
             if v is None and kind.null_is_missing:
                 continue
-            out[key] = kind.load(v)
+            load = kind.load
+            out[key] = v if load is same else load(v)
     return out
 
 
 def _check(kinds: tuple[tuple[str, Kind], ...], raw: dict[str, Any], where: str) -> None:
     for key, kind in kinds:
         if key in raw:
-            kind.check(raw[key], where + key)
+            v = raw[key]
+            if v is None and kind.null_ok:
+                continue
+            check = kind.check
+            if check is check_str and type(v) is str:
+                continue
+            check(v, where + key)
 
 
 # --------------------------------------------------------------------------- phase
@@ -108,6 +115,8 @@ class Phase:
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any], with_progress: bool = False) -> Phase:
+        if _PHASE_KEYS.issuperset(raw):  # no keys to keep aside; every load is as is
+            return cls(**raw)
         data = dict(raw)
         phase = cls(**_load(PHASE_FIELDS, data))
         phase.extra = data
@@ -138,6 +147,8 @@ KINDS["progress"] = KINDS["optional count"]._replace()  # its own object: see Ph
 KINDS["phases"] = Kind(_check_nothing, _load_phases, _dump_phases)  # checked by validate_stage
 KINDS["stages"] = Kind(_check_nothing, dict, dict)  # StageMap; checked by validate_raw
 PHASE_FIELDS = raw_fields(Phase)
+_PHASE_KEYS = frozenset(key for key, _ in PHASE_FIELDS)
+assert all(kind.load is same and not kind.null_is_missing for _, kind in PHASE_FIELDS)
 
 
 # --------------------------------------------------------------------------- stage
