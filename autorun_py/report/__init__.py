@@ -14,7 +14,8 @@ orchestration directory's name: the plan name, ``-2`` ... for later runs):
   transcripts (:mod:`autorun_py.transcripts`, prices in its ``PRICES``).
 
 One job per module: :mod:`.model` (the figures), :mod:`.collect` (gathering them),
-:mod:`.charts` (the Mermaid timeline and graph), :mod:`.markdown` (the Markdown);
+:mod:`.charts` (the Mermaid timeline and graph), :mod:`.markdown` (the Markdown),
+:mod:`.times` (reading timestamps, below the others);
 this module writes the files. Every name is importable from here.
 """
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from autorun_py.mermaid import gantt_text
 from autorun_py.mermaid import label as mermaid_label
-from autorun_py.report.model import _ts
+from autorun_py.report.times import _ts
 from autorun_py.state import BLOCKED, CANCELLED, COMPLETED, FAILED, IN_PROGRESS
 from autorun_py.timeutil import format_duration
 

@@ -3,22 +3,14 @@
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from autorun_py import transcripts
-from autorun_py.timeutil import format_utc, parse_utc
+from autorun_py.report.times import _now as _now
+from autorun_py.report.times import _ts as _ts
+from autorun_py.timeutil import format_utc
 from autorun_py.transcripts import TokenUsage, UsageSummary
-
-
-def _ts(text: Optional[str]) -> Optional[datetime.datetime]:
-    """The seed's format, or any ISO-8601 form a transcript uses."""
-    return parse_utc(text) or transcripts.parse_ts(text)
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any, Callable, TypeVar
 
 from autorun_py import fsutil
 from autorun_py.errors import AutorunError, ExitCode
-from autorun_py.events import event_line, flush_journal, log_size, make_event, write_lines
+from autorun_py.eventlog import event_line, flush_journal, log_size, make_event, write_lines
 from autorun_py.state.codec import dumps_readable, parse_full, read_state, render_state
 from autorun_py.state.run import (
     RunState,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py.errors import AutorunError
-from autorun_py.events import utc_now
+from autorun_py.eventlog import utc_now
 from autorun_py.state.schema import RUN_COMPLETED, RUN_FINISHED_WITH_FAILURES, RUN_RUNNING
 from autorun_py.state.stage import (
     BLOCKED,
