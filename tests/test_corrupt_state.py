@@ -288,8 +288,15 @@ READABLE = ["status", "events", "phase", "stage fail", "launch-ready", "merge", 
 @pytest.mark.parametrize("command", READABLE)
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
 def test_a_broken_run_in_the_readable_layout_is_one_line(
-    corruption: str, command: str, world: World, capsys: pytest.CaptureFixture[str]
+    corruption: str,
+    command: str,
+    world: World,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from autorun_py.state import codec
+
+    monkeypatch.setattr(codec, "FAST_MIN_CHARS", 0)  # the fast reader, small as the run is
     corrupt(world.broken, corruption, readable=True)
     before = (world.broken / "status.json").read_bytes() if corruption not in _SPECIAL else None
     code, out, err = run_main(TARGETED[command](world), capsys)

@@ -87,13 +87,16 @@ def _orch(tmp_path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("layout", ["readable", "one line"])
-def test_an_existing_file_is_rewritten_byte_for_byte(tmp_path: Path, layout: str) -> None:
+def test_an_existing_file_is_rewritten_byte_for_byte(
+    tmp_path: Path, layout: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A file the previous autorun wrote (unknown keys, extras, progress, escapes),
     after a transaction that changes nothing: the same bytes, revision + 1; by the
     fast reader (the readable layout) and by the full one (any other layout)."""
     before = (FIXTURES / "status-v1.json").read_text()
     text = before if layout == "readable" else json.dumps(json.loads(before))
     assert (codec._read_fast(text, tmp_path / "status.json") is not None) == (layout == "readable")
+    monkeypatch.setattr(codec, "FAST_MIN_CHARS", 0)  # the fast path for a small file too
     orch = _orch(tmp_path, text)
     with StatusStore(orch).transaction():
         pass
@@ -197,11 +200,12 @@ def test_what_the_fast_reader_does_not_take_goes_to_the_full_one(line: str) -> N
     assert codec._read_fast("\n".join(lines), Path("/o/status.json")) is None
 
 
-def test_a_transaction_checks_what_it_uses(tmp_path: Path) -> None:
+def test_a_transaction_checks_what_it_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a transaction, every stage's status and dependencies are checked; the rest
     of a stage when the transaction looks it up: a bad field there is one error
     naming it and nothing is written; a stage it never looks at is written back as
     the text it was read as. Reading the run (``status``, ``report``...) checks all."""
+    monkeypatch.setattr(codec, "FAST_MIN_CHARS", 0)  # the fast path for a small file too
     raw = json.loads((FIXTURES / "status-v1.json").read_text())
     raw["stages"]["2"]["worktree"] = 42
     orch = _orch(tmp_path, dumps_readable(raw))
@@ -276,3 +280,11 @@ def test_a_bad_estimate_is_named_when_the_launcher_reads_it(tmp_path: Path) -> N
         AutorunError, match=r"stages\.2\.estimate_hours: expected a number of hours"
     ):
         state.stages.estimate_of(2)
+
+
+def test_a_small_file_is_read_whole(tmp_path: Path) -> None:
+    """Below FAST_MIN_CHARS a transaction parses the whole file (as quick, and no
+    pattern to compile in a bookkeeping call); above it, the fast path."""
+    text = (FIXTURES / "status-v1.json").read_text()
+    assert len(text) < codec.FAST_MIN_CHARS
+    assert read_state(text, tmp_path / "status.json", lazy=True).stages.text_of(2) is None

@@ -18,6 +18,7 @@ error naming the field either way.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -50,7 +51,7 @@ _INT = "(?:0|[1-9][0-9]{0,14})"  # < 2**53
 _STR = r'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"'
 # A stage as autorun writes it, from its status on (any keys autorun does not know
 # come before it): the status, the name, the dependencies.
-_STAGE_HEAD = re.compile(
+_STAGE_HEAD = (
     '"status": "(' + "|".join(STATUSES) + ')", "name": (?:' + _STR + "|null), "
     rf'"depends_on": \[({_INT}(?:, {_INT})*)?\], '
 )
@@ -123,16 +124,23 @@ def read_state(text: str, path: Path, *, lazy: bool = False) -> RunState:
     transaction: what it changes is checked before it is written; a stage it never
     looks at is written back as it was read).
     """
-    state = _read_fast(text, path) if lazy else None
+    state = _read_fast(text, path) if lazy and len(text) >= FAST_MIN_CHARS else None
     if state is None:  # every field checked: the whole file parsed at once is quickest
         return RunState.from_raw(parse_full(text, path), path)
     return state
 
 
 # A whole stage line whose stage has no keys autorun does not know (most do not).
-_PLAIN_LINE = re.compile(
-    r'^    "([1-9][0-9]{0,5})": (\{' + _STAGE_HEAD.pattern + r".*\})(,?)$", re.MULTILINE
-)
+_PLAIN_LINE = r'^    "([1-9][0-9]{0,5})": (\{' + _STAGE_HEAD + r".*\})(,?)$"
+# Below this size the whole file is parsed (as quick; and no pattern to compile).
+FAST_MIN_CHARS = 64 << 10
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The stage patterns, compiled on first use (a bookkeeping call on a small run
+    never needs them)."""
+    return re.compile(_STAGE_HEAD), re.compile(_PLAIN_LINE, re.MULTILINE)
 
 
 def _deps(text: Optional[str]) -> tuple[int, ...]:
@@ -165,7 +173,7 @@ def _stage_line(line: str, last: bool) -> Optional[tuple[int, LazyStage]]:
             pos += 2
     except (StopIteration, ValueError, RecursionError, IndexError):
         return None
-    m = _STAGE_HEAD.match(value, pos)
+    m = _patterns()[0].match(value, pos)
     if m is None:
         return None
     return int(key), LazyStage(value, m.group(1), _deps(m.group(2)))
@@ -173,7 +181,8 @@ def _stage_line(line: str, last: bool) -> Optional[tuple[int, LazyStage]]:
 
 def _stage_lines(block: str) -> Optional[dict[int, LazyStage]]:
     """The stages of the ``stages`` object's lines, or None (not autorun's layout)."""
-    found = _PLAIN_LINE.findall(block)
+    plain = _patterns()[1]
+    found = plain.findall(block)
     if len(found) == block.count("\n") + 1:  # every line a plain stage line
         if found[-1][4] or not all(f[4] for f in found[:-1]):
             return None
@@ -184,7 +193,7 @@ def _stage_lines(block: str) -> Optional[dict[int, LazyStage]]:
         return lazy if len(lazy) == len(found) else None
     lazy = {}
     pos, size = 0, len(block)
-    for m in _PLAIN_LINE.finditer(block):
+    for m in plain.finditer(block):
         start = m.start()
         if start != pos:  # lines of stages with keys autorun does not know
             for line in block[pos : start - 1].split("\n"):

@@ -51,7 +51,7 @@ class LazyStage(NamedTuple):
 
 
 # A stage's estimate, as autorun writes it: only the counters come after it.
-_ESTIMATE = re.compile(
+_ESTIMATE = (
     r', "estimate_hours": (?:null|'
     r"(-?(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,3})?)"
     r'), "counters": \{'
@@ -123,7 +123,7 @@ class StageMap(MutableMapping[int, StageState]):
         st = self._stages[number]
         if st is None:
             text = self._lazy[number].text
-            m = _ESTIMATE.match(text, max(0, text.rfind(', "estimate_hours": ')))
+            m = re.compile(_ESTIMATE).match(text, max(0, text.rfind(', "estimate_hours": ')))
             if m is not None:
                 v = m.group(1)
                 if v is None:
