@@ -188,7 +188,7 @@ def _launcher_spec(from_env: Optional[str], raw: dict[str, Any], path: Any) -> s
     """``AUTORUN_LAUNCHER``, else the config's ``launchers`` (``{"tmux": 2,
     "background": 4}``) or ``launcher`` (a name or ``tmux=2,background=4``), as the
     spec text ``--launcher`` takes; one clear error for a bad one."""
-    from autorun_py.launchers import NAMES, from_value, spec_text
+    from autorun_py.launchers.spec import NAMES, from_value, spec_text
 
     if from_env:
         value: Any = from_env

@@ -33,31 +33,15 @@ from typing import Any, Optional
 
 # the writer's side lives below the state store (autorun_py.eventlog); its names are here too
 from autorun_py.eventlog import (
-    EVENTS_FILE as EVENTS_FILE,
-)
-from autorun_py.eventlog import (
-    event_line as event_line,
-)
-from autorun_py.eventlog import (
-    events_path as events_path,
-)
-from autorun_py.eventlog import (
-    flush_journal as flush_journal,
-)
-from autorun_py.eventlog import (
-    journal_missing as journal_missing,
-)
-from autorun_py.eventlog import (
-    log_size as log_size,
-)
-from autorun_py.eventlog import (
-    make_event as make_event,
-)
-from autorun_py.eventlog import (
-    utc_now as utc_now,
-)
-from autorun_py.eventlog import (
-    write_lines as write_lines,
+    EVENTS_FILE,
+    event_line,
+    events_path,
+    flush_journal,
+    journal_missing,
+    log_size,
+    make_event,
+    utc_now,
+    write_lines,
 )
 
 
@@ -308,3 +292,24 @@ NOTABLE_TYPES = (
     "session_dead",
     "stage_restarted",
 )
+
+
+__all__ = [
+    "EVENTS_FILE",
+    "FOLLOW_GRACE",
+    "NOTABLE_TYPES",
+    "append_event",
+    "ensure_flushed",
+    "event_line",
+    "events_path",
+    "flush_journal",
+    "follow_events",
+    "follow_run",
+    "journal_missing",
+    "log_size",
+    "make_event",
+    "notable_line",
+    "read_events",
+    "utc_now",
+    "write_lines",
+]

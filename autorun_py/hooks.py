@@ -24,7 +24,7 @@ JSON on stdin. Outside an autorun stage (no ``AUTORUN_ORCH_DIR`` /
   recovered at once (:func:`autorun_py.recovery.recover_dead_stage`, in a
   detached process). ``tmux-closed <session>`` does the same for a process that
   died without running hooks (tmux's ``session-closed`` hook, set at launch:
-  :func:`autorun_py.launch.watch_session_close`).
+  :func:`autorun_py.launchers.tmux_launcher.watch_session_close`).
 - every ``Stop``: the session went on (a limit wait and an attention entry end).
 
 What the Stop hook and the monitor tell a stage to do next, and when a stage has

@@ -31,6 +31,9 @@ from autorun_py.config import Config, agent_argv, load_config, require_agent
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
 from autorun_py.graph import remaining_path
+
+# the tmux launcher's own work, here too for its callers (tests, docs)
+from autorun_py.launchers.tmux_launcher import start_session, watch_session_close  # noqa: F401
 from autorun_py.names import slug
 from autorun_py.state import (
     IN_PROGRESS,
@@ -44,7 +47,7 @@ from autorun_py.state import (
     transition,
     update_phase,
 )
-from autorun_py.tmux import OWNER_VAR, Tmux, forwarded_env
+from autorun_py.tmux import Tmux, forwarded_env
 
 
 @dataclass
@@ -152,65 +155,6 @@ def copy_worktree_include(repo: Path, worktree: Path) -> list[str]:
             shutil.copy2(src, dst)
             copied.append(rel)
     return copied
-
-
-def start_session(
-    tmux: Tmux,
-    name: str,
-    argv: list[str],
-    *,
-    cwd: Path,
-    window: str,
-    env: dict[str, str],
-    log_file: Path,
-) -> str:
-    """Start the stage's session, replacing a leftover one of the same run (``env``'s
-    ``AUTORUN_ORCH_DIR``); a session of that name owned by anyone else is refused."""
-    owner = env[OWNER_VAR]
-    tmux.require_free_or_owned(name, owner)
-    if tmux.has_session(name):
-        tmux.kill_owned_session(name, owner)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    pane = tmux.new_session(name, argv, cwd=cwd, window=window, env=env)
-    with contextlib.suppress(AutorunError):
-        tmux.pipe_pane(pane, log_file)
-    # ``env`` forwards this process's AUTORUN_* (tmux.forwarded_env): the switch too.
-    if env.get("AUTORUN_SESSION_CLOSED_HOOK", "1") != "0":
-        with contextlib.suppress(AutorunError, OSError):
-            watch_session_close(tmux)
-    return pane
-
-
-def watch_session_close(tmux: Tmux) -> None:
-    """A tmux ``session-closed`` hook on the server: a stage session that ends without
-    running Claude Code's hooks (a killed process) is recovered at once
-    (``autorun hook tmux-closed <session>``, see :mod:`autorun_py.hooks`). Set under
-    an index of its own per ``$AUTORUN_HOME``, so other hooks of the server stay.
-    ``AUTORUN_SESSION_CLOSED_HOOK=0`` leaves it out (the monitor alone recovers)."""
-    import binascii
-    import shlex
-
-    home = str(paths.autorun_home())
-    index = 1000 + binascii.crc32(home.encode()) % 9000
-    env = ["env", f"AUTORUN_HOME={home}"]
-    for key, value in proc.inherited("AUTORUN_TMUX_SOCKET", "HOME", "PATH").items():
-        env.append(f"{key}={value}")
-    argv = [*env, sys.executable, "-I", "-m", "autorun_py", "hook", "tmux-closed"]
-    # tmux expands #{...} in the command: a literal '#' is '##'.
-    # In the background (`&`): tmux ends when its last session closed and kills the
-    # jobs it still runs; a child already detached from the job lives on.
-    cmd = " ".join(shlex.quote(a).replace("#", "##") for a in argv)
-    cmd += " '#{hook_session_name}' </dev/null >/dev/null 2>&1 &"
-    # A session autorun ended on purpose after its merge (Tmux.kill_later renames
-    # it autorun-done-N first) needs no recovery: tmux skips it, no process starts.
-    hook = f"run-shell -b {shlex.quote(cmd)}"
-    hook = f"if-shell -F '#{{m:autorun-done-*,#{{hook_session_name}}}}' '' {shlex.quote(hook)}"
-    tmux.run(["set-hook", "-g", f"session-closed[{index}]", hook])
-    if tmux.socket:
-        # autorun's own server (AUTORUN_TMUX_SOCKET): it must outlive its last
-        # session, or the hook of that session's close dies with it. (The default
-        # server is the user's: left as it is; their own sessions keep it up.)
-        tmux.run(["set-option", "-s", "exit-empty", "off"], check=False)
 
 
 def stage_env(state: RunState, stage: StageState) -> dict[str, str]:

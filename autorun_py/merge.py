@@ -20,7 +20,6 @@ hold together. The git side is :mod:`autorun_py.gitmerge` (a package), the gate
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
 from autorun_py.gitmerge import MergeKind, MergeOutcome
 from autorun_py.launch import claim, kill_later, select_ready, start_claimed
+from autorun_py.merge_intent import intent_journal
 from autorun_py.state import (
     COMPLETED,
     IN_PROGRESS,
@@ -311,21 +311,6 @@ def _append_conflicts_md(
         fh.write(summary.strip() + "\n\n")
 
 
-def _journal(store: StatusStore, number: int, action: str) -> gitmerge.Journal:
-    """Record a merge's intent in the stage's ``merge_intent`` (one status
-    transaction, before the step acts; see :mod:`autorun_py.gitmerge`)."""
-    carried: dict[str, Any] = {}
-
-    def record(intent: dict[str, Any]) -> None:
-        if intent.get("summary"):
-            carried["summary"] = intent["summary"]
-        full = {"action": action, "pid": os.getpid(), "at": utc_now(), **carried, **intent}
-        with store.transaction() as txn:
-            txn.state.stage(number).merge_intent = full
-
-    return record
-
-
 def _clear_intent(store: StatusStore, number: int) -> None:
     with store.transaction() as txn:
         txn.state.stage(number).merge_intent = None
@@ -456,7 +441,7 @@ def merge(
             report.result = "none"
             report.message = f"stage {number} has no interrupted merge"
             return report
-        journal = _journal(store, number, action)
+        journal = intent_journal(store, number, action)
         if action == "abort":
             journal({"step": "aborting"})
             _finish_abort(store, repo, mw, number)

@@ -325,10 +325,10 @@ def _journal_of(e: Entry) -> Callable[[dict[str, Any]], None]:
     """The merge intent journal of the entry's stage (in its own run's status):
     if the leader is killed while moving the base for it, the stage's next merge,
     resume or monitor check finishes or rolls back exactly that step."""
-    from autorun_py.merge import _journal
+    from autorun_py.merge_intent import intent_journal
     from autorun_py.state import StatusStore
 
-    return _journal(StatusStore(Path(e.orch_dir)), e.stage, "merge")
+    return intent_journal(StatusStore(Path(e.orch_dir)), e.stage, "merge")
 
 
 def _verify_unless_cancelled(

@@ -107,7 +107,9 @@ class Monitor(PaneWatch):
             self._finding(result, "interrupted_merge", stage=rec.stage, outcome=rec.action)
         for rec in retry_blocked_if_changed(self.orch_dir, source="monitor"):
             self._finding(result, "blocked_merge_retried", stage=rec.stage, outcome=rec.action)
-        for found in launchers.poll(state):  # stages that report through git (remote)
+        from autorun_py.merge import merge  # passed down: the launchers sit below merge
+
+        for found in launchers.poll(state, merge):  # stages that report through git (remote)
             self._finding(result, f"remote_{found.pop('kind')}", **found)
 
         running = {

@@ -274,8 +274,8 @@ class Tmux:
         waits for it). The target is resolved to its id and its owner checked now;
         a server never reuses an id, so the kill hits that very pane or session or
         nothing. A session is renamed ``autorun-done-N`` first: the session-closed
-        hook (:func:`autorun_py.launch.watch_session_close`) knows it was ended on
-        purpose. True when scheduled; False when the target is gone or not
+        hook (:func:`autorun_py.launchers.tmux_launcher.watch_session_close`) knows
+        it was ended on purpose. True when scheduled; False when the target is gone or not
         ``owner``'s (nothing is killed then)."""
         tgt = target if target.startswith(("%", "=", "$", "@")) else f"={target}"
         if session and tgt.startswith("="):

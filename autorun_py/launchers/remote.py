@@ -40,11 +40,15 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from autorun_py import git, proc
 from autorun_py.errors import AutorunError
 from autorun_py.launchers import Started
+
+# A stage's merge through the gate (autorun_py.merge.merge: orch_dir, stage number ->
+# its report), passed in by the caller above merge, so the launchers stay below it.
+MergeFn = Callable[[Path, int], Any]
 
 NAME = "remote"
 # The flags this launcher passes (tests/e2e/test_claude_flags.py checks each in
@@ -652,11 +656,17 @@ def run_tips(state: Any) -> dict[str, str]:
 
 
 def poll_stage(
-    orch_dir: Path, state: Any, stage: Any, tips: Optional[dict[str, str]] = None
+    orch_dir: Path,
+    state: Any,
+    stage: Any,
+    tips: Optional[dict[str, str]] = None,
+    *,
+    merge: MergeFn,
 ) -> list[Finding]:
     """Fetch one remote stage's branch: file its questions, send answers, and merge
-    it through the gate once a completion commit is there. ``tips``: the branches'
-    tips on the remote (:func:`run_tips`), else asked for this one."""
+    it through the gate (``merge``: :func:`autorun_py.merge.merge`) once a completion
+    commit is there. ``tips``: the branches' tips on the remote (:func:`run_tips`),
+    else asked for this one."""
     from autorun_py.state import StatusStore
 
     findings = _send_answers(orch_dir, state, stage)
@@ -690,12 +700,13 @@ def poll_stage(
                 findings.append(Finding(stage.number, "completed", new))
     if not isinstance(done, str) or stage.extra.get("remote_merged_try") == done:
         return findings
-    return findings + _merge_completed(orch_dir, state, stage, wt, done)
+    return findings + _merge_completed(orch_dir, state, stage, wt, done, merge)
 
 
-def _merge_completed(orch_dir: Path, state: Any, stage: Any, wt: Path, done: str) -> list[Finding]:
+def _merge_completed(
+    orch_dir: Path, state: Any, stage: Any, wt: Path, done: str, merge: MergeFn
+) -> list[Finding]:
     """Send a completed remote stage through the same merge (and gate) as a local one."""
-    from autorun_py.merge import merge
     from autorun_py.state import StatusStore
 
     # The stage's worktree and branch are autorun's own: carried to the completion.
@@ -721,8 +732,9 @@ def _merge_completed(orch_dir: Path, state: Any, stage: Any, wt: Path, done: str
     return findings
 
 
-def poll_run(orch_dir: Path) -> list[Finding]:
-    """One look at every remote stage in progress of the run (the monitor's check)."""
+def poll_run(orch_dir: Path, merge: MergeFn) -> list[Finding]:
+    """One look at every remote stage in progress of the run (the monitor's check);
+    ``merge`` merges a completed one (:func:`autorun_py.merge.merge`)."""
     from autorun_py.state import IN_PROGRESS, StatusStore
 
     state = StatusStore(orch_dir).read()
@@ -744,7 +756,7 @@ def poll_run(orch_dir: Path) -> list[Finding]:
     for st in sorted(polled, key=lambda s: s.number):
         n = st.number
         try:
-            findings += poll_stage(orch_dir, state, st, tips)
+            findings += poll_stage(orch_dir, state, st, tips, merge=merge)
         except AutorunError as exc:  # one stage's trouble does not stop the others
             findings.append(Finding(n, "error", str(exc)))
     # A stage merged outside a poll (`autorun merge --continue` of a conflict, or a

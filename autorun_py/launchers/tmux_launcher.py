@@ -1,19 +1,81 @@
 """The ``tmux`` launcher (the default): each stage in a session of autorun's tmux
 server, named ``<slug>_stage-N``, owned by the run (``AUTORUN_ORCH_DIR`` in the
-session's environment). The work is done by :mod:`autorun_py.launch` and
-:mod:`autorun_py.tmux`; this class is their face towards the interface."""
+session's environment). :func:`start_session` starts one (replacing a leftover of
+the same run) through :mod:`autorun_py.tmux`, with the server's ``session-closed``
+hook (:func:`watch_session_close`); :class:`TmuxLauncher` is their face towards
+the interface (:mod:`autorun_py.launch` builds the argv and the environment)."""
 
 from __future__ import annotations
 
 import contextlib
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from autorun_py import paths, proc
 from autorun_py.errors import AutorunError
 from autorun_py.launchers import Started
-from autorun_py.tmux import Tmux
+from autorun_py.tmux import OWNER_VAR, Tmux
+
+
+def start_session(
+    tmux: Tmux,
+    name: str,
+    argv: list[str],
+    *,
+    cwd: Path,
+    window: str,
+    env: dict[str, str],
+    log_file: Path,
+) -> str:
+    """Start the stage's session, replacing a leftover one of the same run (``env``'s
+    ``AUTORUN_ORCH_DIR``); a session of that name owned by anyone else is refused."""
+    owner = env[OWNER_VAR]
+    tmux.require_free_or_owned(name, owner)
+    if tmux.has_session(name):
+        tmux.kill_owned_session(name, owner)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    pane = tmux.new_session(name, argv, cwd=cwd, window=window, env=env)
+    with contextlib.suppress(AutorunError):
+        tmux.pipe_pane(pane, log_file)
+    # ``env`` forwards this process's AUTORUN_* (tmux.forwarded_env): the switch too.
+    if env.get("AUTORUN_SESSION_CLOSED_HOOK", "1") != "0":
+        with contextlib.suppress(AutorunError, OSError):
+            watch_session_close(tmux)
+    return pane
+
+
+def watch_session_close(tmux: Tmux) -> None:
+    """A tmux ``session-closed`` hook on the server: a stage session that ends without
+    running Claude Code's hooks (a killed process) is recovered at once
+    (``autorun hook tmux-closed <session>``, see :mod:`autorun_py.hooks`). Set under
+    an index of its own per ``$AUTORUN_HOME``, so other hooks of the server stay.
+    ``AUTORUN_SESSION_CLOSED_HOOK=0`` leaves it out (the monitor alone recovers)."""
+    import binascii
+
+    home = str(paths.autorun_home())
+    index = 1000 + binascii.crc32(home.encode()) % 9000
+    env = ["env", f"AUTORUN_HOME={home}"]
+    for key, value in proc.inherited("AUTORUN_TMUX_SOCKET", "HOME", "PATH").items():
+        env.append(f"{key}={value}")
+    argv = [*env, sys.executable, "-I", "-m", "autorun_py", "hook", "tmux-closed"]
+    # tmux expands #{...} in the command: a literal '#' is '##'.
+    # In the background (`&`): tmux ends when its last session closed and kills the
+    # jobs it still runs; a child already detached from the job lives on.
+    cmd = " ".join(shlex.quote(a).replace("#", "##") for a in argv)
+    cmd += " '#{hook_session_name}' </dev/null >/dev/null 2>&1 &"
+    # A session autorun ended on purpose after its merge (Tmux.kill_later renames
+    # it autorun-done-N first) needs no recovery: tmux skips it, no process starts.
+    hook = f"run-shell -b {shlex.quote(cmd)}"
+    hook = f"if-shell -F '#{{m:autorun-done-*,#{{hook_session_name}}}}' '' {shlex.quote(hook)}"
+    tmux.run(["set-hook", "-g", f"session-closed[{index}]", hook])
+    if tmux.socket:
+        # autorun's own server (AUTORUN_TMUX_SOCKET): it must outlive its last
+        # session, or the hook of that session's close dies with it. (The default
+        # server is the user's: left as it is; their own sessions keep it up.)
+        tmux.run(["set-option", "-s", "exit-empty", "off"], check=False)
 
 
 @dataclass
@@ -33,8 +95,6 @@ class TmuxLauncher:
         log_file: Path,
         replace: bool = False,
     ) -> Started:
-        from autorun_py.launch import start_session
-
         pane = start_session(
             self.tmux, stage.session, argv, cwd=cwd, window=window, env=env, log_file=log_file
         )
