@@ -100,6 +100,19 @@ def tmux_socket(isolated_home: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def quiet_agent(monkeypatch: pytest.MonkeyPatch, tmux_socket: str) -> None:
+    """Stages are launched (worktree, branch, session) but the agent does nothing: it
+    sits idle until its session is ended, as a model that has not answered yet does.
+    (An agent that exits at once ends its session, and the session-closed recovery
+    would then restart or fail the stage while the test works on it.)"""
+    import shlex
+    import sys
+
+    monkeypatch.setenv("AUTORUN_CLAUDE", sys.executable)
+    monkeypatch.setenv("AUTORUN_AGENT_ARGS", shlex.join(["-c", "import time; time.sleep(3600)"]))
+
+
+@pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository on branch main with one commit."""
     path = tmp_path / "project"

@@ -17,12 +17,6 @@ from autorun_py.state import StatusStore
 from tests.helpers import git, read_events, run_cli, standin_env, wait_finished, write_plan
 
 
-@pytest.fixture
-def quiet_agent(monkeypatch: pytest.MonkeyPatch, tmux_socket: str) -> None:
-    """Stages are launched (worktree, branch, session) but the agent does nothing."""
-    monkeypatch.setenv("AUTORUN_CLAUDE", "true")
-
-
 def _commit_in(wt: Path, rel: str, text: str, msg: str) -> None:
     (wt / rel).parent.mkdir(parents=True, exist_ok=True)
     (wt / rel).write_text(text)

@@ -194,11 +194,6 @@ def test_without_a_verify_command_both_land_and_the_base_breaks(
     assert out.returncode != 0 and "cannot import name 'greet'" in out.stderr
 
 
-@pytest.fixture
-def quiet_agent(monkeypatch: pytest.MonkeyPatch, tmux_socket: str) -> None:
-    monkeypatch.setenv("AUTORUN_CLAUDE", "true")
-
-
 def _commit_files(wt: Path, files: dict[str, str], msg: str) -> None:
     for rel, text in files.items():
         (wt / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -20,11 +20,6 @@ import pytest
 from tests.killharness import KINDS, Scenario, run_one
 
 
-@pytest.fixture
-def quiet_agent(monkeypatch: pytest.MonkeyPatch, tmux_socket: str) -> None:
-    monkeypatch.setenv("AUTORUN_CLAUDE", "true")
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_kill_at_every_git_step(kind: str, tmp_path: Path, quiet_agent: None) -> None:
     sc = Scenario(tmp_path / kind, kind, in_process=True)

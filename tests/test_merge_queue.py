@@ -10,19 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from autorun_py import gate
 from autorun_py.orchestrate import run_orchestrate
 from autorun_py.state import StatusStore
 from tests.helpers import git, read_events, write_plan
 
 VERIFY = "sleep 1; if grep -rq BAD stages; then echo 'BAD found in stages/'; exit 1; fi"
-
-
-@pytest.fixture
-def quiet_agent(monkeypatch: pytest.MonkeyPatch, tmux_socket: str) -> None:
-    monkeypatch.setenv("AUTORUN_CLAUDE", "true")
 
 
 def test_waiting_merges_are_verified_speculatively_and_a_red_one_drops_out(

@@ -24,12 +24,6 @@ from autorun_py.state import StatusStore
 from tests.helpers import git, run_cli, write_plan
 
 
-@pytest.fixture
-def quiet_agent(monkeypatch: pytest.MonkeyPatch, tmux_socket: str) -> None:
-    """Stages are launched (worktree, branch, session) but the agent does nothing."""
-    monkeypatch.setenv("AUTORUN_CLAUDE", "true")
-
-
 def _orchestrate_no_launch(repo: Path, stages: list[tuple[int, str, list[int]]]) -> Path:
     plan = write_plan(repo.parent, stages)
     out = run_cli(
