@@ -22,7 +22,6 @@ from autorun_py.state.schema import (
     kind_of,
     short,
 )
-from autorun_py.state.side import MonitorState
 from autorun_py.state.stage import (
     SCHEMA_VERSION,
     STAGE_STATUSES,
@@ -36,8 +35,9 @@ from autorun_py.state.stage import (
     validate_stage,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only
     from autorun_py.schedule import StageView
+    from autorun_py.state.side import MonitorState
 
 # --------------------------------------------------------------------------- stages
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Optional, cast
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from autorun_py import statuses as _statuses
 from autorun_py.state.schema import KINDS, Bad, Kind, check_numbers, check_str, kind_of, same
-from autorun_py.state.side import CounterName
+
+if TYPE_CHECKING:  # annotations only: a bookkeeping call need not load it
+    from autorun_py.state.side import CounterName
 
 SCHEMA_VERSION = 1
 STATUS_FILE = "status.json"
