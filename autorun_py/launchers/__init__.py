@@ -271,7 +271,7 @@ def poll(state: Any, merge: Callable[[Path, int], Any]) -> list[dict[str, Any]]:
         for st in stages.values()
     ):
         return []
-    from autorun_py.launchers.remote import poll_run
+    from autorun_py.launchers.remote_poll import poll_run
 
     return [f.to_json() for f in poll_run(Path(state.orch_dir), merge)]
 
