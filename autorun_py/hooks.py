@@ -30,7 +30,9 @@ JSON on stdin. Outside an autorun stage (no ``AUTORUN_ORCH_DIR`` /
 What the Stop hook and the monitor tell a stage to do next, and when a stage has
 handed off, is :mod:`autorun_py.handoff`; this module is the hooks' side: each
 event's handler, their records in ``status.json``, and the detached recovery and
-unstick actions they start.
+unstick actions they start. It is a little over 500 lines because the handlers
+share those records and the rule that a hook never breaks its session; each
+handler is short, and the recovery itself is :mod:`autorun_py.recovery`.
 
 A hook never breaks the session: every error is logged
 (``$AUTORUN_HOME/logs/hooks.log``) and the hook exits 0 with no output.

@@ -1,5 +1,9 @@
 """The one owner of the worktrees and branches autorun creates.
 
+Over 500 lines on purpose: every rule about what autorun may create or delete in
+a repository is here and nowhere else (the rule that deleted a repository when
+it had copies), so a reviewer reads one file to know what can be removed.
+
 Every worktree autorun makes lives in ``$AUTORUN_HOME/worktrees/<run>/`` (the
 run is the orchestration directory's name): stage worktrees on a branch
 ``autorun/<run>/stage-N-...``, and detached ones for conflicted merges
