@@ -21,6 +21,7 @@ import copy
 import os
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -100,7 +101,9 @@ class CancelResult:
         return "\n".join(lines)
 
 
-def cancel(orch_dir: Path, stage: Optional[int] = None) -> CancelResult:
+def cancel(
+    orch_dir: Path, stage: Optional[int] = None, *, environ: Mapping[str, str]
+) -> CancelResult:
     """Cancel a run (or one stage of it); see the module doc."""
     from autorun_py import gitmerge
 
@@ -116,7 +119,9 @@ def cancel(orch_dir: Path, stage: Optional[int] = None) -> CancelResult:
     from autorun_py.recovery import settle_merge_intents
 
     running = [n for n, s in probe.stages.items() if s.status == IN_PROGRESS]
-    settle_merge_intents(orch_dir, running if stage is None else [stage], source="cancel")
+    settle_merge_intents(
+        orch_dir, running if stage is None else [stage], source="cancel", environ=environ
+    )
     with gitmerge.repo_merge_lock(Path(probe.project_root)), store.transaction() as txn:
         state = txn.state
         pending_intent = [

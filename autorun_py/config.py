@@ -81,9 +81,10 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def load_config(environ: Optional[Mapping[str, str]] = None) -> Config:
+def load_config(environ: Mapping[str, str]) -> Config:
     """``config.json`` under ``$AUTORUN_HOME`` with the ``AUTORUN_*`` variables of
-    ``environ`` over it (default: this process's environment; see the module doc)."""
+    ``environ`` over it (see the module doc). ``environ`` is the caller's environment,
+    read at the CLI edge (issue 12): library functions take the loaded :class:`Config`."""
     path = paths.layout().config_file
     raw: dict[str, Any] = {}
     if path.is_file():
@@ -94,7 +95,7 @@ def load_config(environ: Optional[Mapping[str, str]] = None) -> Config:
         if not isinstance(loaded, dict):
             raise AutorunError("config must be a JSON object", path=path)
         raw = loaded
-    env = os.environ if environ is None else environ
+    env = environ
     agent = env.get("AUTORUN_CLAUDE") or str(raw.get("agent") or "claude")
     if env.get("AUTORUN_CLAUDE"):
         source = "$AUTORUN_CLAUDE"

@@ -249,6 +249,7 @@ def _merge(args: list[str]) -> Optional[Callable[[], int]]:
 def run_merge(orch: Optional[str], stage: Optional[int], action: str, as_json: bool) -> int:
     """``autorun merge``'s body (here and in the click command): the stage named, or
     the one this worktree belongs to; its report printed; its exit code."""
+    from autorun_py.config import load_config
     from autorun_py.errors import AutorunError, ExitCode
     from autorun_py.merge import merge
     from autorun_py.rundir import resolve
@@ -283,6 +284,7 @@ def run_merge(orch: Optional[str], stage: Optional[int], action: str, as_json: b
             action=action,
             progress=progress,
             claude_shell=bool(os.environ.get("CLAUDECODE")),
+            config=load_config(os.environ),
         )
     except AutorunError as exc:
         if exc.exit_code is ExitCode.TIMEOUT:  # exit 5 of `autorun merge` means a red gate

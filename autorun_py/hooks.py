@@ -56,6 +56,7 @@ from autorun_py.events import utc_now
 from autorun_py.handoff import engine_command, fingerprint, handed_off, next_step
 
 if TYPE_CHECKING:
+    from autorun_py.config import Config
     from autorun_py.supervisor import MonitorOptions
 
 MAX_REFUSALS = 3  # Stop refusals without progress, per stage (Claude Code's own cap is 8)
@@ -360,16 +361,24 @@ def spawn(action: str, orch_dir: Path, number: int, source: str) -> None:
         )
 
 
-def act(action: str, orch_dir: Path, number: int, source: str, opts: MonitorOptions) -> str:
+def act(
+    action: str, orch_dir: Path, number: int, source: str, opts: MonitorOptions, config: Config
+) -> str:
     if action == "unstick":
-        return unstick(orch_dir, number, source=source)
+        return unstick(orch_dir, number, source=source, config=config)
     if action == "recover":
-        return recover(orch_dir, number, source=source, opts=opts)
+        return recover(orch_dir, number, source=source, opts=opts, config=config)
     raise AutorunError(f"unknown hook action {action!r}")
 
 
 def recover(
-    orch_dir: Path, number: int, *, source: str, opts: MonitorOptions, wait: float = 10.0
+    orch_dir: Path,
+    number: int,
+    *,
+    source: str,
+    opts: MonitorOptions,
+    config: Config,
+    wait: float = 10.0,
 ) -> str:
     """Recover a stage whose session ended: wait until its pane is gone, then
     :func:`autorun_py.recovery.recover_dead_stage` (the monitor's recovery, with the
@@ -414,6 +423,7 @@ def recover(
     rec = recover_dead_stage(
         orch_dir,
         number,
+        config=config,
         tmux=tmux,
         source=source,
         max_restarts=opts.max_restarts,
@@ -423,7 +433,7 @@ def recover(
     return f"{rec.action}: {rec.detail}"
 
 
-def unstick(orch_dir: Path, number: int, *, source: str, **fields: Any) -> str:
+def unstick(orch_dir: Path, number: int, *, source: str, config: Config, **fields: Any) -> str:
     """A stage that stopped without a hand-off and did not act on the refusals (or the
     monitor's nudges): committed work in a clean worktree is merged by the engine;
     anything else is reported to the user with the command that would unstick it."""
@@ -452,7 +462,7 @@ def unstick(orch_dir: Path, number: int, *, source: str, **fields: Any) -> str:
             )
         from autorun_py.merge import merge
 
-        rep = merge(orch_dir, number)
+        rep = merge(orch_dir, number, config=config)
         return f"merged: {rep.message}"
     command = {
         "commit": f"commit the changes in {st.worktree}, then `autorun merge {run} {number}`",
@@ -532,8 +542,10 @@ def main(argv: list[str]) -> int:
     if argv[0] == "act" and len(argv) == 5:
         try:
             from autorun_py.cli.monitor_env import monitor_options
+            from autorun_py.config import load_config
 
-            out = act(argv[1], Path(argv[2]), int(argv[3]), argv[4], monitor_options(os.environ))
+            opts, config = monitor_options(os.environ), load_config(os.environ)
+            out = act(argv[1], Path(argv[2]), int(argv[3]), argv[4], opts, config)
         except Exception as exc:
             _log(f"act {argv[1:]}: {type(exc).__name__}: {exc}")
             return 1

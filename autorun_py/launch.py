@@ -247,7 +247,7 @@ def launch_ready(
     orch_dir: Path,
     *,
     numbers: Optional[list[int]] = None,
-    config: Optional[Config] = None,
+    config: Config,
     tmux: Optional[Tmux] = None,
     gap_source: Optional[str] = None,
 ) -> LaunchResult:
@@ -280,12 +280,12 @@ def start_claimed(
     orch_dir: Path,
     claimed: list[int],
     *,
-    config: Optional[Config] = None,
+    config: Config,
     tmux: Optional[Tmux] = None,
 ) -> LaunchResult:
-    """Start the stages a transaction claimed (see :func:`claim`)."""
+    """Start the stages a transaction claimed (see :func:`claim`); ``config``: the
+    user's configuration as the CLI edge loaded it."""
     store = StatusStore(orch_dir)
-    config = config or load_config()
     tmux = tmux or Tmux.from_env()
     snapshot = store.read()
     result = LaunchResult()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autorun_py import launchers, worktrees
 from autorun_py.errors import AutorunError
@@ -21,14 +22,18 @@ from autorun_py.state import (
 )
 from autorun_py.tmux import Tmux
 
+if TYPE_CHECKING:
+    from autorun_py.config import Config
 
-def fail(orch_dir: Path, number: int, reason: str) -> dict[str, Any]:
-    """Mark a stage failed; block its pending descendants. Branch and worktree are kept."""
+
+def fail(orch_dir: Path, number: int, reason: str, *, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Mark a stage failed; block its pending descendants. Branch and worktree are kept.
+    ``environ``: the caller's, for the configuration an interrupted merge needs."""
     if not reason.strip():
         raise AutorunError("give a reason: --reason TEXT")
     from autorun_py.recovery import settle_merge_intents
 
-    settle_merge_intents(orch_dir, [number], source="stage fail")
+    settle_merge_intents(orch_dir, [number], source="stage fail", environ=environ)
     with StatusStore(orch_dir).transaction() as txn:
         blocked = fail_stage(txn, number, reason.strip())
         stage = txn.state.stages[number]
@@ -41,7 +46,7 @@ def fail(orch_dir: Path, number: int, reason: str) -> dict[str, Any]:
         }
 
 
-def retry(orch_dir: Path, number: int) -> dict[str, Any]:
+def retry(orch_dir: Path, number: int, *, config: Config) -> dict[str, Any]:
     """Put a failed or cancelled stage back to pending, unblock what it blocked (and
     the stages a cancelled run never started that wait on it), and launch what is ready.
 
@@ -103,7 +108,7 @@ def retry(orch_dir: Path, number: int) -> dict[str, Any]:
         warn = worktrees.try_remove(repo, Path(old_worktree), run=str(orch_dir))
         if warn:
             warnings.append(warn)
-    result = launch_ready(orch_dir)
+    result = launch_ready(orch_dir, config=config)
     out: dict[str, Any] = {
         "stage": number,
         "unblocked": unblocked,

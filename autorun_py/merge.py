@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from autorun_py import gate, git, gitmerge, launchers, paths, worktrees
-from autorun_py.config import load_config
+from autorun_py.config import Config
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
 from autorun_py.gitmerge import MergeKind, MergeOutcome
@@ -196,7 +196,12 @@ def _wave_events(txn: Transaction, number: int, wave_before: int) -> None:
 
 
 def _complete(
-    orch_dir: Path, number: int, outcome: MergeOutcome, report: MergeReport, claude_shell: bool
+    orch_dir: Path,
+    number: int,
+    outcome: MergeOutcome,
+    report: MergeReport,
+    claude_shell: bool,
+    config: Config,
 ) -> None:
     """Mark the stage merged, claim what became ready, launch it, clean up."""
     store = StatusStore(orch_dir)
@@ -234,10 +239,10 @@ def _complete(
         session = launchers.kill_target(state, st)  # whichever launcher runs it
     report.merge_commit = outcome.merge_commit
     if claimed:
-        res = start_claimed(orch_dir, claimed)
+        res = start_claimed(orch_dir, claimed, config=config)
         report.launched, report.launch_failed = res.launched, res.failed
     # Clean-up: last, and never fatal.
-    kill = bool(session) and not load_config().keep_sessions
+    kill = bool(session) and not config.keep_sessions
     if worktree and claude_shell and _cwd_inside(Path(worktree)):
         # `/autorun:merge` runs in the stage's worktree, and Claude Code checks its
         # shell's working directory after every command: removing it now would make
@@ -332,13 +337,15 @@ def merge(
     lock_timeout: Optional[float] = None,
     progress: Optional[Callable[[str], None]] = None,
     claude_shell: bool = False,
+    config: Config,
 ) -> MergeReport:
     """Merge (or ``continue``/``abort`` a conflicted merge of) stage ``number``.
 
     ``claude_shell``: this runs from a Claude Code shell (``CLAUDECODE=1``, an inline
     ``!`` command or a Bash tool call; read at the CLI edge): when its working
     directory is in the stage's worktree, that worktree is removed once the session
-    is gone, not at once.
+    is gone, not at once. ``config``: the user's configuration as the CLI edge loaded
+    it (``keep_sessions``; how the stages this merge makes ready are started).
 
     Under the repository's merge lock an interrupted merge of the stage (its
     ``merge_intent``: the process that recorded it is dead, as it no longer
@@ -405,7 +412,7 @@ def merge(
         )
     with gate.merge_lock(repo, spec, progress, entry, lock_timeout=lock_timeout) as queued:
         if queued is not None:  # settled by the merge queue's leader
-            return _queued(orch_dir, state, number, spec, queued, report, claude_shell)
+            return _queued(orch_dir, state, number, spec, queued, report, claude_shell, config)
         stage = store.read().stage(number)  # as it is now that no other merge runs
         if stage.status == COMPLETED:
             return already(stage)
@@ -434,7 +441,14 @@ def merge(
                 )
                 if recovered is not None:
                     return _merged(
-                        orch_dir, state, stage, recovered, report, carried_summary, claude_shell
+                        orch_dir,
+                        state,
+                        stage,
+                        recovered,
+                        report,
+                        carried_summary,
+                        claude_shell,
+                        config,
                     )
                 _clear_intent(store, number)
         elif action == "recover":
@@ -485,7 +499,9 @@ def merge(
             gate.red(orch_dir, number, verify.spec, verify.verdicts[-1], report)
             return report
         if outcome.kind in (MergeKind.MERGED, MergeKind.ALREADY_MERGED):
-            return _merged(orch_dir, state, stage, outcome, report, carried_summary, claude_shell)
+            return _merged(
+                orch_dir, state, stage, outcome, report, carried_summary, claude_shell, config
+            )
         if outcome.kind is MergeKind.CONFLICT:
             report.result = "conflict"
             report.merge_worktree = str(outcome.merge_worktree)
@@ -558,11 +574,12 @@ def _merged(
     report: MergeReport,
     carried_summary: str,
     claude_shell: bool,
+    config: Config,
 ) -> MergeReport:
     summary = outcome.resolution_summary or carried_summary
     if summary:
         _append_conflicts_md(state, stage, outcome, summary)
-    _complete(orch_dir, stage.number, outcome, report, claude_shell)
+    _complete(orch_dir, stage.number, outcome, report, claude_shell, config)
     if report.result == "merged":
         report.message = (
             f"stage {stage.number} ({stage.name}) merged into {state.base_branch} "
@@ -581,6 +598,7 @@ def _queued(
     result: dict[str, Any],
     report: MergeReport,
     claude_shell: bool,
+    config: Config,
 ) -> MergeReport:
     """A merge the queue's leader settled: red (exit 5), or on the base already."""
     if result.get("kind") == "red":
@@ -597,7 +615,7 @@ def _queued(
     with StatusStore(orch_dir).transaction() as txn:
         if txn.state.stage(number).status == IN_PROGRESS:
             update_phase(txn, number, "merge", "started")
-    return _merged(orch_dir, state, stage, outcome, report, "", claude_shell)
+    return _merged(orch_dir, state, stage, outcome, report, "", claude_shell, config)
 
 
 def _refuse_unmergeable(

@@ -40,12 +40,13 @@ import datetime
 import os
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from autorun_py import launchers
-from autorun_py.config import load_config
+from autorun_py.config import Config, load_config
 from autorun_py.errors import AutorunError
 from autorun_py.events import ensure_flushed, utc_now
 from autorun_py.launch import launch_ready
@@ -86,13 +87,17 @@ class MonitorOutcome:
 
 
 class Monitor(PaneWatch):
-    """The loop: checks every ``interval`` seconds until the run ends (see the module doc)."""
+    """The loop: checks every ``interval`` seconds until the run ends (see the module doc).
 
-    def _config(self) -> Any:
+    ``environ``: the environment the monitor was started with, captured at its CLI
+    edge; each check re-loads the configuration with it, so that an edit of
+    ``config.json`` during the run is seen."""
+
+    def _config(self) -> Optional[Config]:
         try:
-            return load_config()
+            return load_config(self.environ)
         except AutorunError:
-            return None  # recover_dead_stage loads it itself (and reports what is wrong)
+            return None  # _recover_missing loads it again (and reports what is wrong)
 
     # -- one check -----------------------------------------------------------------------
     def check(self) -> CheckResult:
@@ -102,14 +107,17 @@ class Monitor(PaneWatch):
         if state.is_finished() or state.status != RUN_RUNNING:
             result.finished = True
             return result
-        config = load_config()
-        for rec in finish_interrupted_merges(self.orch_dir, source="monitor"):
+        config = load_config(self.environ)
+        for rec in finish_interrupted_merges(self.orch_dir, source="monitor", config=config):
             self._finding(result, "interrupted_merge", stage=rec.stage, outcome=rec.action)
-        for rec in retry_blocked_if_changed(self.orch_dir, source="monitor"):
+        for rec in retry_blocked_if_changed(self.orch_dir, source="monitor", config=config):
             self._finding(result, "blocked_merge_retried", stage=rec.stage, outcome=rec.action)
         from autorun_py.merge import merge  # passed down: the launchers sit below merge
 
-        for found in launchers.poll(state, merge):  # stages that report through git (remote)
+        def merge_stage(orch: Path, number: int) -> Any:
+            return merge(orch, number, config=config)
+
+        for found in launchers.poll(state, merge_stage):  # stages that report through git
             self._finding(result, f"remote_{found.pop('kind')}", **found)
 
         running = {
@@ -163,7 +171,7 @@ class Monitor(PaneWatch):
         result.finished = self.store.read().is_finished()
         return result
 
-    def _recover_missing(self, result: CheckResult, n: int, config: Any) -> bool:
+    def _recover_missing(self, result: CheckResult, n: int, config: Optional[Config]) -> bool:
         """Bring back (or fail) a stage in progress whose session is gone; True when
         something was done."""
         state = self.store.read()
@@ -182,7 +190,7 @@ class Monitor(PaneWatch):
             rec = recover_dead_stage(
                 self.orch_dir,
                 n,
-                config=config,
+                config=config or load_config(self.environ),
                 tmux=self.tmux,
                 source="monitor",
                 max_restarts=self.opts.max_restarts,
@@ -195,7 +203,9 @@ class Monitor(PaneWatch):
             self._finding(result, f"stage_{rec.action}", stage=n, detail=rec.detail)
         return rec.action != "skipped"
 
-    def _sleep_watching(self, seconds: float, result: CheckResult, config: Any) -> set[int]:
+    def _sleep_watching(
+        self, seconds: float, result: CheckResult, config: Optional[Config]
+    ) -> set[int]:
         """Sleep ``seconds``, looking every second for a running stage whose session
         ended: it is handled at once (an agent that cannot start is reported within
         seconds, not after the next check). Returns the stages handled."""
@@ -337,7 +347,12 @@ class Monitor(PaneWatch):
 
 
 def run_monitor(
-    orch_dir: Path, options: MonitorOptions, *, echo: Optional[Callable[[str], None]] = None
+    orch_dir: Path,
+    options: MonitorOptions,
+    *,
+    environ: Mapping[str, str],
+    echo: Optional[Callable[[str], None]] = None,
 ) -> MonitorOutcome:
-    """``autorun monitor``: check until the run ends (or once)."""
-    return Monitor(orch_dir, options, echo=echo).run()
+    """``autorun monitor``: check until the run ends (or once); ``environ``: the
+    environment its CLI edge was started with (see :class:`Monitor`)."""
+    return Monitor(orch_dir, options, environ=environ, echo=echo).run()

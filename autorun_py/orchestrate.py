@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from autorun_py.config import Config, load_config
+from autorun_py.config import Config
 from autorun_py.launch import claim, session_name, start_claimed
 from autorun_py.rundir import create_orchestration, initial_state, repo_info, target_dir
 from autorun_py.state import PENDING, STATUS_FILE, StatusStore, Transaction
@@ -68,16 +68,15 @@ def run_orchestrate(
     verify_timeout: Optional[float] = None,
     remote_environment: Optional[str] = None,
     remote_git_remote: Optional[str] = None,
-    config: Optional[Config] = None,
+    config: Config,
 ) -> OrchestrateOutcome:
-    """``config``: the user's configuration as the CLI edge loaded it (default: loaded
-    here); every part of the run's creation and first launch uses this one."""
+    """``config``: the user's configuration as the CLI edge loaded it; every part
+    of the run's creation and first launch uses this one."""
     from autorun_py.gate import resolve_spec
     from autorun_py.plan import load_plan
     from autorun_py.rundir import unique_slug
 
     plan = load_plan(plan_path)
-    config = config or load_config()
     gate = resolve_spec(
         command_line=verify,
         command_line_timeout=verify_timeout,

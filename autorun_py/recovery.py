@@ -31,6 +31,7 @@ import hashlib
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -187,7 +188,7 @@ def recover_dead_stage(
     orch_dir: Path,
     number: int,
     *,
-    config: Optional[Config] = None,
+    config: Config,
     tmux: Optional[Tmux] = None,
     source: str = "resume",
     max_restarts: Optional[int] = None,
@@ -201,7 +202,6 @@ def recover_dead_stage(
     lines (an agent that cannot start dies the same way every time)."""
     from autorun_py.merge import merge
 
-    config = config or load_config()
     tmux = tmux or Tmux.from_env()
     lock = recover_lock(orch_dir)
     try:
@@ -220,7 +220,7 @@ def recover_dead_stage(
         note = None
         if st.merge_state == "conflict":
             try:
-                rep = merge(orch_dir, number, action="continue")
+                rep = merge(orch_dir, number, action="continue", config=config)
                 return Recovery(number, "merged", f"conflicted merge finished: {rep.message}")
             except AutorunError as exc:
                 note = (
@@ -229,7 +229,7 @@ def recover_dead_stage(
                     f"files, then run `autorun merge {state.orch_dir} {number} --continue`"
                 )
         elif _branch_merged(repo, state.base_branch, st):
-            rep = merge(orch_dir, number)
+            rep = merge(orch_dir, number, config=config)
             return Recovery(number, "merged", f"merge finished: {rep.message}")
         if st.start_commit is None and not (st.branch and git.branch_exists(st.branch, repo)):
             res = start_claimed(orch_dir, [number], config=config, tmux=tmux)
@@ -329,7 +329,7 @@ def blocked_fingerprint(state_root: Path, st: StageState, base: str) -> str:
     return hashlib.sha1("\0".join(parts).encode("utf-8", "replace")).hexdigest()
 
 
-def retry_blocked_if_changed(orch_dir: Path, *, source: str) -> list[Recovery]:
+def retry_blocked_if_changed(orch_dir: Path, *, source: str, config: Config) -> list[Recovery]:
     """Retry each blocked merge whose base checkout changed since the last attempt."""
     from autorun_py.merge import merge
 
@@ -345,7 +345,7 @@ def retry_blocked_if_changed(orch_dir: Path, *, source: str) -> list[Recovery]:
         if rec.get("blocked_fp") == fp:
             continue
         try:
-            rep = merge(orch_dir, n)
+            rep = merge(orch_dir, n, config=config)
             action, detail = rep.result, rep.message
         except AutorunError as exc:
             action, detail = "merge_error", str(exc)
@@ -358,7 +358,7 @@ def retry_blocked_if_changed(orch_dir: Path, *, source: str) -> list[Recovery]:
     return out
 
 
-def finish_interrupted_merges(orch_dir: Path, *, source: str) -> list[Recovery]:
+def finish_interrupted_merges(orch_dir: Path, *, source: str, config: Config) -> list[Recovery]:
     """Finish or roll back (then redo) every merge a killed process left half
     done (a stage with a ``merge_intent``); a merge still running holds the
     merge lock and is left to finish."""
@@ -370,7 +370,7 @@ def finish_interrupted_merges(orch_dir: Path, *, source: str) -> list[Recovery]:
         if st.status != IN_PROGRESS or not st.merge_intent:
             continue
         try:
-            rep = merge(orch_dir, n, action="recover", lock_timeout=0)
+            rep = merge(orch_dir, n, action="recover", lock_timeout=0, config=config)
         except AutorunError as exc:
             if exc.exit_code is ExitCode.TIMEOUT:
                 continue  # a live merge holds the lock
@@ -382,14 +382,18 @@ def finish_interrupted_merges(orch_dir: Path, *, source: str) -> list[Recovery]:
     return out
 
 
-def settle_merge_intents(orch_dir: Path, numbers: list[int], *, source: str) -> None:
+def settle_merge_intents(
+    orch_dir: Path, numbers: list[int], *, source: str, environ: Mapping[str, str]
+) -> None:
     """Before a stage leaves ``in_progress`` (cancel, ``stage fail``): finish or roll
     back an interrupted merge of it first, so that no carried checkout or moved ref is
-    left with nothing to recover it. An error names the stage when one remains."""
+    left with nothing to recover it. An error names the stage when one remains.
+    ``environ``: the caller's (CLI edge); the configuration is loaded with it only
+    when there is a merge to finish."""
     state = StatusStore(orch_dir).read()
     if not any(state.stages[n].merge_intent for n in numbers if n in state.stages):
         return
-    finish_interrupted_merges(orch_dir, source=source)
+    finish_interrupted_merges(orch_dir, source=source, config=load_config(environ))
     after = StatusStore(orch_dir).read()
     left = [n for n in numbers if n in after.stages and after.stages[n].merge_intent]
     if left:

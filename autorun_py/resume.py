@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py import launchers
-from autorun_py.config import Config, load_config
+from autorun_py.config import Config
 from autorun_py.errors import AutorunError
 from autorun_py.events import ensure_flushed
 from autorun_py.launch import launch_ready
@@ -80,11 +80,11 @@ def resume_run(
     orch_dir: Path,
     *,
     monitor: bool = True,
-    config: Optional[Config] = None,
+    config: Config,
     tmux: Optional[Tmux] = None,
 ) -> ResumeResult:
-    """``autorun resume``: see the module doc. Idempotent."""
-    config = config or load_config()
+    """``autorun resume``: see the module doc. Idempotent. ``config``: the user's
+    configuration as the CLI edge loaded it."""
     tmux = tmux or Tmux.from_env()
     store = StatusStore(orch_dir)
     ensure_flushed(orch_dir)  # events of a writer killed after its state write
@@ -95,8 +95,8 @@ def resume_run(
         result.finished = True
         return result
     store.clean_stale_temps()  # left by writers killed mid-write
-    result.actions += finish_interrupted_merges(orch_dir, source="resume")
-    result.actions += retry_blocked_if_changed(orch_dir, source="resume")
+    result.actions += finish_interrupted_merges(orch_dir, source="resume", config=config)
+    result.actions += retry_blocked_if_changed(orch_dir, source="resume", config=config)
     state = store.read()
     for n in sorted(state.stages):
         st = state.stages[n]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
@@ -46,9 +47,11 @@ class PaneWatch:
         orch_dir: Path,
         options: MonitorOptions,
         *,
+        environ: Mapping[str, str],
         echo: Optional[Callable[[str], None]] = None,
     ) -> None:
         self.orch_dir = Path(orch_dir)
+        self.environ = dict(environ)  # the monitor's, captured at its CLI edge
         self.opts = options
         self.store = StatusStore(self.orch_dir)
         self.tmux = Tmux.from_env()
@@ -183,12 +186,14 @@ class PaneWatch:
         streak = int(rec.get("nudge_streak", 0))
         if streak >= self.opts.max_nudges:
             if not rec.get("stall_reported"):
+                from autorun_py.config import load_config
                 from autorun_py.hooks import unstick
 
                 try:
                     outcome = unstick(
                         self.orch_dir,
                         n,
+                        config=load_config(self.environ),
                         source=f"idle after {streak} nudge(s) from the monitor",
                         nudges=streak,
                     )

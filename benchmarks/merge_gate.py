@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from autorun_py.config import load_config
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -56,7 +58,7 @@ def make_run(tmp: Path, name: str, stages: int, front: Optional[str]) -> tuple[P
         parts.append(f"## Stage {n}: Part {n}\n\n**Dependencies**: None\n\nDo part {n}.\n")
     plan = tmp / f"{name}-plan.md"
     plan.write_text("\n".join(parts))
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     st = StatusStore(orch).read().stages
     for n in range(1, stages + 1):
         wt = Path(st[n].worktree or "")

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from autorun_py.config import load_config
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "transcripts"
 
@@ -114,7 +116,7 @@ def bench_run(tmp: Path, stages: int) -> None:
         return sum(needle in ln for ln in log.read_text().splitlines()) if log.exists() else 0
 
     _wait(lambda: count("stuck at prompt") == stages, log=log)
-    mon = Monitor(orch, MonitorOptions(gap=0.0, max_nudges=0))
+    mon = Monitor(orch, MonitorOptions(gap=0.0, max_nudges=0), environ=os.environ)
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
@@ -129,12 +131,12 @@ def bench_run(tmp: Path, stages: int) -> None:
     tmux = Tmux.from_env()
     tmux.kill_server()
     t0 = time.perf_counter()
-    res = resume_run(orch, monitor=False)
+    res = resume_run(orch, monitor=False, config=load_config(os.environ))
     dt = time.perf_counter() - t0
     resumed = sum(a.action == "resumed" for a in res.actions)
     _wait(lambda: count("stuck at prompt") == 2 * stages, log=log)
     t1 = time.perf_counter()
-    again = resume_run(orch, monitor=False)
+    again = resume_run(orch, monitor=False, config=load_config(os.environ))
     dt2 = time.perf_counter() - t1
     print(
         f"resume: {resumed}/{stages} sessions resumed after kill-server in {dt:.2f} s "

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autorun_py import worktrees
+from autorun_py.config import load_config
 from autorun_py.plan import load_plan
 from autorun_py.rundir import create_orchestration
 from autorun_py.state import IN_PROGRESS, StatusStore, transition
@@ -224,7 +225,7 @@ class Scenario:
             if self.in_process:
                 from autorun_py.merge import merge
 
-                report = merge(self.orch, STAGE).to_json()
+                report = merge(self.orch, STAGE, config=load_config(os.environ)).to_json()
             else:
                 rep = self.cli(["merge", str(self.orch), str(STAGE), "--json"])
                 report = json.loads(rep.stdout)
@@ -361,7 +362,7 @@ class Scenario:
             if self.in_process:
                 from autorun_py.resume import resume_run
 
-                resume_run(self.orch, monitor=False)
+                resume_run(self.orch, monitor=False, config=load_config(os.environ))
             else:
                 proc = self.cli(["resume", str(self.orch), "--no-monitor", "--json"])
                 assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -372,7 +373,7 @@ class Scenario:
             from autorun_py.merge import merge
 
             action = "continue" if self.kind == "continue" else "merge"
-            result = merge(self.orch, STAGE, action=action).result
+            result = merge(self.orch, STAGE, action=action, config=load_config(os.environ)).result
             if result not in ("merged", "already_merged"):
                 raise AssertionError(f"recovery merge: {result}")
             return "merge"

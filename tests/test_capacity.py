@@ -11,6 +11,7 @@ import pytest
 
 from autorun_py import capacity
 from autorun_py.capacity import resolve_max_parallel
+from autorun_py.config import load_config
 from autorun_py.errors import AutorunError
 from autorun_py.orchestrate import run_orchestrate
 from tests.helpers import run_cli, standin_env, wait_finished, write_plan
@@ -84,7 +85,9 @@ def test_session_starts_are_staggered(
     standin_env(monkeypatch, log=str(log))
     monkeypatch.setenv("AUTORUN_LAUNCH_STAGGER", "1.5")
     plan = write_plan(repo, WIDE[:3])
-    outcome = run_orchestrate(plan, repo, max_parallel=3, monitor=False)
+    outcome = run_orchestrate(
+        plan, repo, max_parallel=3, monitor=False, config=load_config(os.environ)
+    )
     assert outcome.launched == [1, 2, 3]
     assert wait_finished(Path(outcome.orch_dir))["status"] == "completed"
     starts = sorted(
@@ -102,8 +105,8 @@ def test_launch_stagger_config_is_checked(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setenv("AUTORUN_LAUNCH_STAGGER", "soon")
     with pytest.raises(AutorunError, match="launch_stagger must be a number of seconds"):
-        load_config()
+        load_config(os.environ)
     monkeypatch.setenv("AUTORUN_LAUNCH_STAGGER", "0.5")
-    assert load_config().launch_stagger == 0.5
+    assert load_config(os.environ).launch_stagger == 0.5
     monkeypatch.delenv("AUTORUN_LAUNCH_STAGGER")
-    assert load_config().launch_stagger == 2.0
+    assert load_config(os.environ).launch_stagger == 2.0

@@ -32,9 +32,6 @@ IN_FUNCTIONS = {
 # Not moved yet, each with what moving it takes. A module that stops reading the
 # environment must leave this list (the test says so).
 PENDING = {
-    "autorun_py.config": "load_config: the AUTORUN_* option variables over config.json, "
-    "loaded by every process deep in its call tree (launch, merge, gate, the launchers, "
-    "the monitor); callers that have an environ pass it, the rest default to os.environ",
     "autorun_py.state.store": "the kill-at-a-named-point hook of the kill tests (state)",
 }
 

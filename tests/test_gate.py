@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from autorun_py import gate
+from autorun_py.config import load_config
 from autorun_py.errors import AutorunError
 from autorun_py.plan import parse_plan
 from tests.helpers import git, run_cli, write_plan
@@ -130,15 +131,13 @@ def test_leftover_files_never_reach_the_users_checkout(repo: Path, tmp_path: Pat
     assert len(git(repo, "worktree", "list").splitlines()) == 1
 
 
-def test_sources_command_line_over_plan_over_config(
-    autorun_home: Path, tmp_path: Path
-) -> None:
-    assert not gate.resolve_spec().gated
+def test_sources_command_line_over_plan_over_config(autorun_home: Path, tmp_path: Path) -> None:
+    assert not gate.resolve_spec(config=load_config(os.environ)).gated
     autorun_home.mkdir(parents=True, exist_ok=True)
     (autorun_home / "config.json").write_text(
         json.dumps({"verify": "make check", "verify_timeout": 60})
     )
-    spec = gate.resolve_spec()
+    spec = gate.resolve_spec(config=load_config(os.environ))
     assert (spec.command, spec.timeout, spec.source) == ("make check", 60.0, "config")
     plan = parse_plan(
         "---\nverify: pytest -q\nverify_timeout: 120\nverify_attempts: 2\n---\n"
@@ -146,20 +145,26 @@ def test_sources_command_line_over_plan_over_config(
         tmp_path / "plan.md",
     )
     assert plan.front_matter["verify"] == "pytest -q" and len(plan.stages) == 1
-    spec = gate.resolve_spec(front_matter=plan.front_matter)
+    spec = gate.resolve_spec(front_matter=plan.front_matter, config=load_config(os.environ))
     assert (spec.command, spec.timeout, spec.attempts, spec.source) == (
         "pytest -q",
         120.0,
         2,
         "plan",
     )
-    spec = gate.resolve_spec(command_line="true", front_matter=plan.front_matter)
+    spec = gate.resolve_spec(
+        command_line="true", front_matter=plan.front_matter, config=load_config(os.environ)
+    )
     assert (spec.command, spec.source) == ("true", "command line")
-    assert not gate.resolve_spec(command_line="", front_matter=plan.front_matter).gated
+    assert not gate.resolve_spec(
+        command_line="", front_matter=plan.front_matter, config=load_config(os.environ)
+    ).gated
     with pytest.raises(AutorunError, match="verify_timeout"):
-        gate.resolve_spec(front_matter={"verify": "x", "verify_timeout": "soon"})
+        gate.resolve_spec(
+            front_matter={"verify": "x", "verify_timeout": "soon"}, config=load_config(os.environ)
+        )
     quoted = parse_plan(
-        "---\nverify: \"pytest -q && ruff check .\"\n---\n## Stage 1: A\nDepends on: None\nA\n",
+        '---\nverify: "pytest -q && ruff check ."\n---\n## Stage 1: A\nDepends on: None\nA\n',
         tmp_path / "p.md",
     )
     assert quoted.front_matter["verify"] == "pytest -q && ruff check ."

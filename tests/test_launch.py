@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from autorun_py.config import load_config
 from autorun_py.orchestrate import run_orchestrate
 from autorun_py.state import StatusStore
 from autorun_py.tmux import Tmux
@@ -52,7 +53,7 @@ def test_six_stage_plan_completes_exactly_once(
 ) -> None:
     standin_env(monkeypatch)
     plan = write_plan(repo, SIX)
-    outcome = run_orchestrate(plan, repo, monitor=False)
+    outcome = run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ))
     assert outcome.launched == [1]
     orch = Path(outcome.orch_dir)
     wait_finished(orch)
@@ -122,7 +123,9 @@ def test_max_parallel_cap_and_longest_path_first(
     standin_env(monkeypatch, delay="0.3-0.5")
     stages = [(1, "Short", []), (2, "Chain head", []), (3, "Chain mid", [2]), (4, "Tail", [3])]
     plan = write_plan(repo, stages)
-    outcome = run_orchestrate(plan, repo, max_parallel=1, monitor=False)
+    outcome = run_orchestrate(
+        plan, repo, max_parallel=1, monitor=False, config=load_config(os.environ)
+    )
     assert outcome.launched == [2]  # on the longest remaining path
     orch = Path(outcome.orch_dir)
     assert wait_finished(orch)["status"] == "completed"
@@ -137,7 +140,9 @@ def test_waves_schedule_keeps_the_barrier(
 ) -> None:
     standin_env(monkeypatch)
     plan = write_plan(repo, SIX)
-    outcome = run_orchestrate(plan, repo, schedule="waves", monitor=False)
+    outcome = run_orchestrate(
+        plan, repo, schedule="waves", monitor=False, config=load_config(os.environ)
+    )
     orch = Path(outcome.orch_dir)
     raw = wait_finished(orch)
     assert raw["status"] == "completed" and raw["schedule"] == "waves"
@@ -240,7 +245,7 @@ def test_environment_reaches_sessions_of_an_older_server(
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("CLAUDE_CODE_MARKER", "yes")
     plan = write_plan(repo, [(1, "Only", [])])
-    run_orchestrate(plan, repo, monitor=False)
+    run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ))
     for _ in range(100):
         if out.exists() and out.read_text():
             break
@@ -261,7 +266,7 @@ def test_failed_launch_is_put_back_and_retried(
     # The branch the first attempt wants already exists: `git worktree add -b` fails.
     git(repo, "branch", "autorun/master-plan/stage-1-only")
     plan = write_plan(repo, [(1, "Only", [])])
-    outcome = run_orchestrate(plan, repo, monitor=False)
+    outcome = run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ))
     assert outcome.launched == [] and outcome.launch_failed
     orch = Path(outcome.orch_dir)
     st = StatusStore(orch).read().stages[1]
@@ -315,7 +320,7 @@ def test_worktreeinclude_copies_ignored_files(
     (repo / "build").mkdir()
     (repo / "build" / "out.bin").write_text("big\n")  # ignored but not included
     plan = write_plan(repo.parent, [(1, "Only", [])])
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     wt = Path(StatusStore(orch).read().stages[1].worktree or "")
     assert (wt / ".env").read_text() == "TOKEN=1\n"
     assert (wt / "secrets" / "key.pem").read_text() == "key\n"
@@ -338,7 +343,7 @@ def test_agent_argv_from_config_and_environment(
             }
         )
     )
-    cfg = load_config()
+    cfg = load_config(os.environ)
     argv = agent_argv(cfg, "/autorun:start /x/stage-1-context.md", phase="start", session_id="abc")
     assert argv == [
         "my-claude",
@@ -353,13 +358,13 @@ def test_agent_argv_from_config_and_environment(
     ]
     monkeypatch.setenv("AUTORUN_CLAUDE", "/opt/claude")
     monkeypatch.setenv("AUTORUN_MODEL_RESEARCH", "haiku")
-    cfg = load_config()
+    cfg = load_config(os.environ)
     assert agent_argv(cfg, "p", phase="research", resume="r1")[:1] == ["/opt/claude"]
     assert "haiku" in agent_argv(cfg, "p", phase="research")
     assert agent_argv(cfg, "p", phase="x", resume="r1")[-3:] == ["--resume", "r1", "p"]
     (autorun_home / "config.json").write_text("{not json")
     with pytest.raises(Exception, match="config.json"):
-        load_config()
+        load_config(os.environ)
 
 
 def test_tmux_single_word_command_is_not_a_shell_line(tmux_socket: str, tmp_path: Path) -> None:

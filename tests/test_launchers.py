@@ -6,6 +6,7 @@ behaviour is tests/e2e/test_background_e2e.py (the real Claude Code CLI)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -53,15 +54,15 @@ def test_bg_argv_keeps_the_agent_settings_and_passes_only_autorun_variables() ->
 def test_launcher_from_config_and_environment_and_a_bad_name_is_one_error(
     autorun_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert load_config().launcher == "tmux"
+    assert load_config(os.environ).launcher == "tmux"
     autorun_home.mkdir(parents=True, exist_ok=True)
     (autorun_home / "config.json").write_text('{"launcher": "background"}')
-    assert load_config().launcher == "background"
+    assert load_config(os.environ).launcher == "background"
     monkeypatch.setenv("AUTORUN_LAUNCHER", "tmux")
-    assert load_config().launcher == "tmux"
+    assert load_config(os.environ).launcher == "tmux"
     monkeypatch.setenv("AUTORUN_LAUNCHER", "carrier-pigeon")
     with pytest.raises(AutorunError, match="launcher must be one of tmux, background"):
-        load_config()
+        load_config(os.environ)
     with pytest.raises(AutorunError, match="unknown launcher"):
         launchers.check_name("carrier-pigeon")
 
@@ -150,15 +151,15 @@ def test_config_launchers_object_and_environment_spec(
     autorun_home.mkdir(parents=True, exist_ok=True)
     cfg = autorun_home / "config.json"
     cfg.write_text('{"launchers": {"tmux": 2, "background": 4}}')
-    assert load_config().launcher == "tmux=2,background=4"
+    assert load_config(os.environ).launcher == "tmux=2,background=4"
     cfg.write_text('{"launcher": "background=3"}')
-    assert load_config().launcher == "background=3"
+    assert load_config(os.environ).launcher == "background=3"
     cfg.write_text('{"launchers": {"tmux": 0}}')
     with pytest.raises(AutorunError, match="positive number") as err:
-        load_config()
+        load_config(os.environ)
     assert str(cfg) in str(err.value)
     monkeypatch.setenv("AUTORUN_LAUNCHER", "background=1,tmux")
-    assert load_config().launcher == "background=1,tmux"
+    assert load_config(os.environ).launcher == "background=1,tmux"
 
 
 def test_dry_run_and_summary_show_the_launchers_their_caps_and_each_stages_launcher(

@@ -4,6 +4,7 @@ simultaneous merges, failure and retry, and the demo."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from autorun_py.config import load_config
 from autorun_py.orchestrate import run_orchestrate
 from autorun_py.state import StatusStore
 from tests.helpers import git, read_events, run_cli, standin_env, wait_finished, write_plan
@@ -29,7 +31,7 @@ def test_conflict_hand_off_and_continue(repo: Path, quiet_agent: None) -> None:
     git(repo, "add", "shared.txt")
     git(repo, "commit", "-q", "-m", "shared file")
     plan = write_plan(repo.parent, [(1, "Alpha", []), (2, "Beta", []), (3, "After", [1, 2])])
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     st = StatusStore(orch).read().stages
     _commit_in(Path(st[1].worktree or ""), "shared.txt", "line 1\nALPHA\nline 3\n", "alpha")
     _commit_in(Path(st[2].worktree or ""), "shared.txt", "line 1\nBETA\nline 3\n", "beta")
@@ -70,7 +72,7 @@ def test_abort_drops_the_attempt(repo: Path, quiet_agent: None) -> None:
     git(repo, "add", "f.txt")
     git(repo, "commit", "-q", "-m", "f")
     plan = write_plan(repo.parent, [(1, "A", []), (2, "B", [])])
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     st = StatusStore(orch).read().stages
     _commit_in(Path(st[1].worktree or ""), "f.txt", "one\n", "1")
     _commit_in(Path(st[2].worktree or ""), "f.txt", "two\n", "2")
@@ -87,7 +89,7 @@ def test_stage_without_commits_or_with_dirty_worktree_is_refused(
     repo: Path, quiet_agent: None
 ) -> None:
     plan = write_plan(repo.parent, [(1, "Nothing yet", [])])
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     proc = run_cli(["merge", str(orch), "1"], repo)
     assert proc.returncode == 1 and "no commits" in proc.stderr
     wt = Path(StatusStore(orch).read().stages[1].worktree or "")
@@ -103,7 +105,7 @@ def test_blocked_by_user_changes_then_completes(repo: Path, quiet_agent: None) -
     git(repo, "add", "notes.txt")
     git(repo, "commit", "-q", "-m", "notes")
     plan = write_plan(repo.parent, [(1, "Edit notes", []), (2, "Next", [1])])
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     wt = Path(StatusStore(orch).read().stages[1].worktree or "")
     _commit_in(wt, "notes.txt", "v2 from stage\n", "stage edits notes")
     (repo / "notes.txt").write_text("my own edit\n")  # the user's uncommitted change
@@ -118,7 +120,7 @@ def test_blocked_by_user_changes_then_completes(repo: Path, quiet_agent: None) -
     git(repo, "commit", "-q", "-am", "my edit")
     from autorun_py.recovery import retry_blocked_if_changed
 
-    retried = retry_blocked_if_changed(orch, source="test")
+    retried = retry_blocked_if_changed(orch, source="test", config=load_config(os.environ))
     assert [r.action for r in retried] in (["merged"], ["conflict"])
 
 
@@ -129,7 +131,7 @@ def test_five_simultaneous_merges_launch_each_next_stage_once(
     stages += [(n + 5, f"After {n}", [n]) for n in range(1, 6)]
     stages += [(11, "Join", [1, 2, 3, 4, 5])]
     plan = write_plan(repo.parent, stages)
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     st = StatusStore(orch).read().stages
     for n in range(1, 6):
         _commit_in(Path(st[n].worktree or ""), f"wide/{n}.txt", f"{n}\n", f"wide {n}")
@@ -167,7 +169,7 @@ def test_fail_blocks_descendants_others_complete_then_retry(
         (5, "Independent", []),
     ]
     plan = write_plan(repo.parent, stages)
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     raw = wait_finished(orch)
     statuses = {k: v["status"] for k, v in raw["stages"].items()}
     assert statuses == {
@@ -221,7 +223,7 @@ def test_demo_completes(tmp_path: Path) -> None:
 
 def test_merge_without_arguments_merges_this_worktrees_stage(repo: Path, quiet_agent: None) -> None:
     plan = write_plan(repo.parent, [(1, "Here", []), (2, "Next", [1])])
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     wt = Path(StatusStore(orch).read().stages[1].worktree or "")
     _commit_in(wt, "here.txt", "here\n", "here")
     proc = run_cli(["merge", "--json"], wt)
@@ -236,7 +238,7 @@ def test_merge_without_arguments_merges_this_worktrees_stage(repo: Path, quiet_a
 
 def test_notable_events_and_phase_from_the_worktree(repo: Path, quiet_agent: None) -> None:
     plan = write_plan(repo.parent, [(1, "Here", []), (2, "Next", [1])])
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     wt = Path(StatusStore(orch).read().stages[1].worktree or "")
     run_cli(["stage", "start", str(orch / "stages" / "stage-1-context.md")], wt)
     assert StatusStore(orch).read().stages[1].phases["triage"].started_at
@@ -260,7 +262,7 @@ def test_notable_events_and_phase_from_the_worktree(repo: Path, quiet_agent: Non
 
 def test_question_from_a_stage_shows_in_its_status(repo: Path, quiet_agent: None) -> None:
     plan = write_plan(repo.parent, [(1, "Asks", [])])
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     wt = Path(StatusStore(orch).read().stages[1].worktree or "")
     proc = run_cli(
         ["review", "new", "--title", "Which DB?", "--question", "Postgres or SQLite?", "--json"], wt

@@ -6,6 +6,7 @@ holds commits that pass it; without one, both land and the base does not import.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from autorun_py import gate
+from autorun_py.config import load_config
 from autorun_py.orchestrate import run_orchestrate
 from autorun_py.state import StatusStore
 from tests.helpers import (
@@ -109,7 +111,11 @@ def _run_pair(project: Path, tmp_path: Path, *, verify: str | None, fix: bool) -
     hold.mkdir()
     (hold / "stage-1").touch()
     (hold / "stage-3").touch()
-    orch = Path(run_orchestrate(_plan(project, verify, attempts=2), project).orch_dir)
+    orch = Path(
+        run_orchestrate(
+            _plan(project, verify, attempts=2), project, config=load_config(os.environ)
+        ).orch_dir
+    )
     wait_until(
         lambda: StatusStore(orch).read().stages[1].status == "completed",
         timeout=60,
@@ -205,7 +211,11 @@ def _commit_files(wt: Path, files: dict[str, str], msg: str) -> None:
 def test_merge_exits_5_with_the_failing_import_then_lands_after_a_fix(
     project: Path, quiet_agent: None
 ) -> None:
-    orch = Path(run_orchestrate(_plan(project, VERIFY), project, monitor=False).orch_dir)
+    orch = Path(
+        run_orchestrate(
+            _plan(project, VERIFY), project, monitor=False, config=load_config(os.environ)
+        ).orch_dir
+    )
     st = StatusStore(orch).read().stages
     wt1, wt2 = Path(st[1].worktree or ""), Path(st[2].worktree or "")
     _commit_files(wt1, {"app/greeting.py": GREETING_NEW, "app/main.py": MAIN_NEW}, "rename")
@@ -244,7 +254,9 @@ def test_status_shows_verifying_and_a_base_that_moved_meanwhile_is_verified_agai
     flag.mkdir()
     wait_go = f"touch {flag}/started; while [ ! -f {flag}/go ]; do sleep 0.05; done"
     plan = _plan(project, f'"{wait_go}"')
-    orch = Path(run_orchestrate(plan, project, monitor=False).orch_dir)
+    orch = Path(
+        run_orchestrate(plan, project, monitor=False, config=load_config(os.environ)).orch_dir
+    )
     wt = Path(StatusStore(orch).read().stages[3].worktree or "")
     _commit_files(wt, {"notes.md": "# notes\n"}, "notes")
     proc = subprocess.Popen(
@@ -280,7 +292,9 @@ def test_status_shows_verifying_and_a_base_that_moved_meanwhile_is_verified_agai
 def test_a_hanging_verify_is_red_at_its_timeout(project: Path, quiet_agent: None) -> None:
     plan = _plan(project, "sleep 300")
     plan.write_text(plan.read_text().replace("verify_timeout: 60", "verify_timeout: 1"))
-    orch = Path(run_orchestrate(plan, project, monitor=False).orch_dir)
+    orch = Path(
+        run_orchestrate(plan, project, monitor=False, config=load_config(os.environ)).orch_dir
+    )
     wt = Path(StatusStore(orch).read().stages[3].worktree or "")
     _commit_files(wt, {"notes.md": "# notes\n"}, "notes")
     tip = git(project, "rev-parse", "main")
@@ -300,7 +314,9 @@ def test_a_killed_merge_takes_its_verify_command_and_worktree_along(
 
     pidfile = tmp_path / "verify.pid"
     plan = _plan(project, f'"sleep 300 & echo $! > {pidfile}; wait"')
-    orch = Path(run_orchestrate(plan, project, monitor=False).orch_dir)
+    orch = Path(
+        run_orchestrate(plan, project, monitor=False, config=load_config(os.environ)).orch_dir
+    )
     wt = Path(StatusStore(orch).read().stages[3].worktree or "")
     _commit_files(wt, {"notes.md": "# notes\n"}, "notes")
     before = git(project, "worktree", "list")
@@ -338,7 +354,9 @@ def test_stage_sessions_of_a_gated_run_get_time_for_the_merge(
 
     monkeypatch.delenv("BASH_DEFAULT_TIMEOUT_MS", raising=False)
     monkeypatch.setenv("BASH_MAX_TIMEOUT_MS", "999")
-    gated = run_orchestrate(_plan(project, "true"), project, launch=False, monitor=False)
+    gated = run_orchestrate(
+        _plan(project, "true"), project, launch=False, monitor=False, config=load_config(os.environ)
+    )
     env = gate_session_env(StatusStore(Path(gated.orch_dir)).read())
     assert env == {
         "BASH_DEFAULT_TIMEOUT_MS": str((4 * 60 + 600) * 1000),

@@ -6,11 +6,13 @@ commits. Real git, real tmux (quiet agents), real `autorun merge` processes."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from autorun_py import gate
+from autorun_py.config import load_config
 from autorun_py.orchestrate import run_orchestrate
 from autorun_py.state import StatusStore
 from tests.helpers import git, read_events, write_plan
@@ -23,11 +25,10 @@ def test_waiting_merges_are_verified_speculatively_and_a_red_one_drops_out(
 ) -> None:
     plan = write_plan(repo.parent, [(n, f"Stage {n}", []) for n in range(1, 5)])
     plan.write_text(
-        f'---\nverify: "{VERIFY}"\nverify_parallel: 4\nverify_attempts: 3\n---\n'
-        + plan.read_text()
+        f'---\nverify: "{VERIFY}"\nverify_parallel: 4\nverify_attempts: 3\n---\n' + plan.read_text()
     )
     base = git(repo, "rev-parse", "main")
-    orch = Path(run_orchestrate(plan, repo, monitor=False).orch_dir)
+    orch = Path(run_orchestrate(plan, repo, monitor=False, config=load_config(os.environ)).orch_dir)
     st = StatusStore(orch).read().stages
     for n in range(1, 5):
         wt = Path(st[n].worktree or "")

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from autorun_py import killer, launch, paths
+from autorun_py.config import load_config
 from autorun_py.errors import AutorunError
 from autorun_py.plan import load_plan
 from autorun_py.rundir import create_orchestration, sweep_creating
@@ -142,7 +143,7 @@ def test_run_b_never_kills_or_types_into_run_a_session(
         return tmux.session_alive(name, str(run_a)) and tmux.list_panes(name)[0]["pane_id"] == pane
 
     # launch of B: its stage session has A's session's name; refused, A's session lives
-    res = launch.launch_ready(run_b)
+    res = launch.launch_ready(run_b, config=load_config(os.environ))
     assert res.launched == [] and res.failed
     assert "belongs to run" in res.failed[0][1] and str(run_a) in res.failed[0][1]
     assert a_alive()

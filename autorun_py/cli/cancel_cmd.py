@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import click
@@ -21,7 +22,7 @@ def cancel(orch: str, stage: Optional[int], as_json: bool) -> None:
     from autorun_py.cancel import cancel as do_cancel
     from autorun_py.rundir import resolve
 
-    result = do_cancel(resolve(orch), stage)
+    result = do_cancel(resolve(orch), stage, environ=os.environ)
     if as_json:
         echo_json(result.to_json())
     else:

@@ -104,7 +104,9 @@ def monitor(
         click.echo(line)
         sys.stdout.flush()
 
-    outcome = run_monitor(_orch(orch), opts, echo=None if (quiet or as_json) else show)
+    outcome = run_monitor(
+        _orch(orch), opts, environ=os.environ, echo=None if (quiet or as_json) else show
+    )
     if as_json:
         echo_json(outcome.to_json())
         return

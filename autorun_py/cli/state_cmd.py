@@ -217,7 +217,7 @@ def stage_fail(orch: str, number: int, reason: str, as_json: bool) -> None:
     """Mark a stage failed; its descendants become blocked, other stages go on."""
     from autorun_py.lifecycle import fail
 
-    result = fail(_orch(orch), number, reason)
+    result = fail(_orch(orch), number, reason, environ=os.environ)
     if as_json:
         echo_json(result)
     else:
@@ -235,9 +235,10 @@ def stage_fail(orch: str, number: int, reason: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def retry(orch: str, number: int, as_json: bool) -> None:
     """Start a failed or cancelled stage again from the current tip of the base branch."""
+    from autorun_py.config import load_config
     from autorun_py.lifecycle import retry as do_retry
 
-    result = do_retry(_orch(orch), number)
+    result = do_retry(_orch(orch), number, config=load_config(os.environ))
     if as_json:
         echo_json(result)
     else:

@@ -87,14 +87,11 @@ def resolve_spec(
     command_line_timeout: Optional[float] = None,
     front_matter: Optional[Mapping[str, str]] = None,
     plan_path: Optional[Path] = None,
-    config: Optional[Config] = None,
+    config: Config,
 ) -> VerifySpec:
     """The run's verify spec: command line over plan front matter over ``config``
-    (default: loaded here)."""
-    from autorun_py.config import load_config
-
+    (the user's configuration as the CLI edge loaded it)."""
     front = dict(front_matter or {})
-    config = config or load_config()
     config_path = str(paths.layout().config_file)
     plan_where = str(plan_path or "plan")
     command: Optional[str] = None

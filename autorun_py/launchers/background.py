@@ -75,9 +75,12 @@ LIST_TTL = 1.0  # seconds a listing is reused (one monitor check asks once)
 
 
 def _agent() -> str:
+    """The agent executable, as the environment the agent is started with
+    (:func:`claude_env`) names it over ``config.json``: the launcher's listing and
+    stop calls have no configuration passed to them (a start uses its argv's)."""
     from autorun_py.config import load_config, require_agent
 
-    return require_agent(load_config())
+    return require_agent(load_config(claude_env()))
 
 
 def claude_env() -> dict[str, str]:

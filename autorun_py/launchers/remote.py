@@ -189,9 +189,13 @@ def trailer_value(state: Any, stage: Any) -> str:
 
 
 def _agent() -> str:
+    """The agent executable, as the environment the agent is started with (the
+    process wrapper's ``claude_env``) names it over ``config.json``: the launcher's
+    calls (start, stop, message) have no configuration passed to them."""
     from autorun_py.config import load_config, require_agent
+    from autorun_py.launchers.background import claude_env
 
-    return require_agent(load_config())
+    return require_agent(load_config(claude_env()))
 
 
 def run_claude(args: list[str], *, cwd: Optional[Path] = None, timeout: float = 120) -> proc.Result:
