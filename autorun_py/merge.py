@@ -43,7 +43,6 @@ from autorun_py.state import (
     transition,
     update_phase,
 )
-from autorun_py.summary import final_summary
 from autorun_py.tmux import Tmux
 
 
@@ -202,6 +201,7 @@ def _complete(
     report: MergeReport,
     claude_shell: bool,
     config: Config,
+    phase_open: bool = False,
 ) -> None:
     """Mark the stage merged, claim what became ready, launch it, clean up."""
     store = StatusStore(orch_dir)
@@ -213,6 +213,8 @@ def _complete(
             report.message = f"stage {number} ({st.name}) is already merged ({st.merge_commit})"
             return
         wave_before = state.lowest_open_wave()
+        if phase_open:  # no intent recorded the merge phase's start (already merged)
+            update_phase(txn, number, "merge", "started")
         update_phase(txn, number, "merge", "completed")
         st.merge_commit = outcome.merge_commit
         st.merge_state = None
@@ -278,6 +280,8 @@ def _complete(
         with contextlib.suppress(AutorunError, OSError):
             kill_later(session, 2.0, session=True, owner=state.orch_dir)
     if report.run_complete:
+        from autorun_py.summary import final_summary  # the last merge only (issue 16: CPU)
+
         final = store.read()
         tip = ""
         with contextlib.suppress(AutorunError):
@@ -456,6 +460,7 @@ def merge(
             report.message = f"stage {number} has no interrupted merge"
             return report
         journal = intent_journal(store, number, action)
+        phase_open: list[bool] = []  # the merge phase's start not yet recorded
         if action == "abort":
             journal({"step": "aborting"})
             _finish_abort(store, repo, mw, number)
@@ -482,8 +487,16 @@ def merge(
             if not mw.exists():
                 tips = gitmerge.read_tips(repo, state.base_branch, stage.branch)
                 _refuse_unmergeable(repo, state, stage, tips.stage)
-            with store.transaction() as txn:
+            phase_open.append(True)
+
+            def start_phase(txn: Transaction) -> None:
                 update_phase(txn, number, "merge", "started")
+                phase_open.clear()
+
+            # The merge phase's start goes with the first intent (recorded before
+            # any step that touches the base or a checkout), else with the outcome:
+            # one status transaction fewer per merge (issue 16).
+            journal = intent_journal(store, number, action, first=start_phase)
             outcome = gitmerge.merge_stage(
                 repo,
                 state.base_branch,
@@ -500,7 +513,15 @@ def merge(
             return report
         if outcome.kind in (MergeKind.MERGED, MergeKind.ALREADY_MERGED):
             return _merged(
-                orch_dir, state, stage, outcome, report, carried_summary, claude_shell, config
+                orch_dir,
+                state,
+                stage,
+                outcome,
+                report,
+                carried_summary,
+                claude_shell,
+                config,
+                phase_open=bool(phase_open),
             )
         if outcome.kind is MergeKind.CONFLICT:
             report.result = "conflict"
@@ -519,6 +540,8 @@ def merge(
                 f"{len(outcome.conflicts)} file(s); the base branch is unchanged"
             )
             with store.transaction() as txn:
+                if phase_open:
+                    update_phase(txn, number, "merge", "started")
                 st = txn.state.stage(number)
                 st.merge_state = "conflict"
                 st.merge_intent = None
@@ -545,6 +568,8 @@ def merge(
             "`autorun merge`, `autorun resume` or monitor check"
         )
         with store.transaction() as txn:
+            if phase_open:
+                update_phase(txn, number, "merge", "started")
             st = txn.state.stage(number)
             first = st.merge_state != "blocked"
             st.merge_state = "blocked"
@@ -575,11 +600,13 @@ def _merged(
     carried_summary: str,
     claude_shell: bool,
     config: Config,
+    *,
+    phase_open: bool = False,
 ) -> MergeReport:
     summary = outcome.resolution_summary or carried_summary
     if summary:
         _append_conflicts_md(state, stage, outcome, summary)
-    _complete(orch_dir, stage.number, outcome, report, claude_shell, config)
+    _complete(orch_dir, stage.number, outcome, report, claude_shell, config, phase_open)
     if report.result == "merged":
         report.message = (
             f"stage {stage.number} ({stage.name}) merged into {state.base_branch} "
