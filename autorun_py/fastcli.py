@@ -202,7 +202,7 @@ def _chain(args: list[str]) -> Optional[Callable[[], int]]:
 
     def run() -> int:
 
-        from autorun_py.launch import chain
+        from autorun_py.chain import chain
 
         result = chain(
             command,

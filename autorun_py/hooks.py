@@ -448,10 +448,10 @@ def unstick(orch_dir: Path, number: int, *, source: str, config: Config, **field
     step = next_step(state, st, "autorun")
     run = Path(orch_dir).name
     if step.kind in ("handover", "merge"):
-        from autorun_py.launch import _record_chain_phases
+        from autorun_py.chain import record_chain_phases
 
         with store.transaction() as txn:
-            _record_chain_phases(txn, number, "/autorun:merge")  # as its hand-off would
+            record_chain_phases(txn, number, "/autorun:merge")  # as its hand-off would
             txn.emit(
                 "stall_reported",
                 stage=number,

@@ -21,13 +21,12 @@ import contextlib
 import shutil
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from autorun_py import git, launchers, paths, proc, worktrees
-from autorun_py.config import Config, agent_argv, load_config, require_agent
+from autorun_py.config import Config, agent_argv, require_agent
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
 from autorun_py.graph import remaining_path
@@ -45,7 +44,6 @@ from autorun_py.state import (
     Transaction,
     fail_stage,
     transition,
-    update_phase,
 )
 from autorun_py.tmux import Tmux, forwarded_env
 
@@ -380,199 +378,3 @@ def kill_later(
     from autorun_py.proc import spawn
 
     spawn(cmd)
-
-
-@dataclass(frozen=True)
-class ChainResult:
-    session: str
-    window: str
-    pane: str
-    cwd: str
-    argv: list[str]
-    already: bool = False  # the same step was chained to before: nothing started
-
-
-def _same_chain(tmux: Tmux, st: StageState, command: str) -> Optional[ChainResult]:
-    """The earlier chain of this stage to ``command`` when its window still runs (or
-    the stage is already merged), else None."""
-    from autorun_py.state import COMPLETED
-
-    if st.status == COMPLETED:
-        return ChainResult(st.session or "", "", "", st.worktree or "", [], already=True)
-    prev = st.extra.get("chained_to")
-    if not isinstance(prev, dict) or prev.get("command") != command or not st.session:
-        return None
-    for p in tmux.list_panes(st.session):
-        if p.get("window") == prev.get("window") and p.get("dead") != "1":
-            return ChainResult(
-                st.session, str(prev.get("window")), p.get("pane_id", ""), st.worktree or "",
-                [], already=True,
-            )  # fmt: skip
-    return None
-
-
-def _first_commit_time(state: RunState, st: StageState) -> Optional[str]:
-    """When the stage's first commit was made (its committer date, UTC), or None."""
-    if not st.branch or not st.start_commit:
-        return None
-    try:
-        out = git.git_out(
-            ["log", "--reverse", "--format=%ct", f"{st.start_commit}..refs/heads/{st.branch}"],
-            Path(state.project_root),
-        )
-        first = int(out.split()[0]) if out.split() else 0
-    except (AutorunError, ValueError):
-        return None
-    if not first:
-        return None
-    import datetime
-
-    return datetime.datetime.fromtimestamp(first, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
-
-
-def _record_chain_phases(txn: Transaction, number: int, command: str) -> None:
-    """What a chain says about the phases, recorded by the engine (no model turn):
-    triage is over at any chain; a chain to the merge ends the implementation."""
-    st = txn.state.stage(number)
-    if st.status != IN_PROGRESS:
-        return
-    words = command.split(maxsplit=1)
-    step = words[0] if words else ""
-    first_commit = _first_commit_time(txn.state, st) if step == "/autorun:merge" else None
-    triage = st.phases.get("triage")
-    if triage is not None and triage.started_at and not triage.completed_at:
-        update_phase(txn, number, "triage", "completed")
-        if first_commit and first_commit >= triage.started_at:
-            triage.completed_at = first_commit  # the implementation began before it
-    if step == "/autorun:merge":
-        impl = st.phase("implement")
-        if not impl.started_at and first_commit:
-            impl.started_at = triage.completed_at if triage is not None else first_commit
-        if not impl.completed_at:
-            update_phase(txn, number, "implement", "completed")
-    elif step == "/autorun:implement_plan":
-        for name in ("create_plan", "research"):
-            ph = st.phases.get(name)
-            if ph is not None and ph.started_at and not ph.completed_at:
-                update_phase(txn, number, name, "completed")
-        if len(words) > 1 and Path(words[1].strip()).expanduser().is_file():
-            st.plan_file = str(Path(words[1].strip()).expanduser().resolve())
-        if not st.phase("implement").started_at:
-            update_phase(txn, number, "implement", "started")
-    elif step == "/autorun:create_plan":
-        ph = st.phases.get("research")
-        if ph is not None and ph.started_at and not ph.completed_at:
-            update_phase(txn, number, "research", "completed")
-
-
-def chain(
-    command: str,
-    *,
-    window: str,
-    session: Optional[str] = None,
-    cwd: Optional[Path] = None,
-    close_caller: bool = False,
-    phase: Optional[str] = None,
-    environ: Mapping[str, str],
-) -> ChainResult:
-    """Open the next pipeline step as a new window (or session); the text never meets a shell.
-
-    ``environ``: the caller's process environment (the stage it names, its tmux pane
-    and Claude Code session, which ``close_caller`` ends)."""
-    from autorun_py.stage import current_tmux_session, find_context
-
-    tmux = Tmux.from_env()
-    config = load_config(environ)
-    ctx = None
-    with contextlib.suppress(AutorunError):
-        ctx = find_context(cwd or Path.cwd(), session, environ=environ)
-    session = session or (ctx.session if ctx else None) or current_tmux_session()
-    workdir = (cwd or Path.cwd()).resolve()
-    step = phase or window.split("-")[0]
-    import uuid
-
-    session_id = str(uuid.uuid4())
-    argv = agent_argv(config, command, phase=step, session_id=session_id)
-    env = forwarded_env()
-    if ctx is not None:
-        env.update({"AUTORUN_ORCH_DIR": ctx.orch_dir, "AUTORUN_STAGE": str(ctx.stage)})
-        run_state = StatusStore(Path(ctx.orch_dir)).read()
-        if not launchers.stage_uses_tmux(run_state, run_state.stage(ctx.stage)):
-            caller_id = environ.get("CLAUDE_CODE_SESSION_ID") if close_caller else None
-            return _chain_launcher(run_state, ctx.stage, argv, env, workdir, window, caller_id)
-        store = StatusStore(Path(ctx.orch_dir))
-        with store.transaction() as txn:
-            st = txn.state.stage(ctx.stage)
-            again = _same_chain(tmux, st, command)
-            if again is not None:
-                return again  # a second chain to the same step: nothing to do
-            st.claude_session_id = session_id
-            record_session_id(st, session_id)
-            _record_chain_phases(txn, ctx.stage, command)
-            st.extra["chained_to"] = {"command": command, "window": window}
-            txn.emit("chained", stage=ctx.stage, window=window, command=command)
-        log_file = paths.layout().stage_log(ctx.project_slug, ctx.stage)
-    else:
-        log_file = paths.layout().chain_log(slug(window, 30, "stage"))
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    pane = ""
-    if session:
-        # a window in the session; when it is gone, a session of that name
-        with contextlib.suppress(AutorunError):
-            pane = tmux.new_window(session, argv, cwd=workdir, window=window, env=env)
-    if not pane:
-        session = session or f"autorun_{slug(window, 20, 'stage')}_{session_id[:6]}"
-        pane = tmux.new_session(session, argv, cwd=workdir, window=window, env=env)
-    with contextlib.suppress(AutorunError):
-        tmux.pipe_pane(pane, log_file)
-    if close_caller:
-        caller = environ.get("TMUX_PANE")
-        if caller:
-            kill_later(caller, owner=ctx.orch_dir if ctx is not None else None)
-    return ChainResult(session=session or "", window=window, pane=pane, cwd=str(workdir), argv=argv)
-
-
-def _chain_launcher(
-    state: RunState,
-    number: int,
-    argv: list[str],
-    env: dict[str, str],
-    workdir: Path,
-    window: str,
-    caller: Optional[str],
-) -> ChainResult:
-    """``chain`` in a stage whose launcher is not tmux: the next step is a new session
-    of that launcher in the same worktree; the caller's session (``caller``, its
-    Claude session id, given with ``--close-caller``) is ended shortly after."""
-    stage = state.stage(number)
-    launcher = launchers.for_stage(state, stage)
-    started = launcher.start(
-        state,
-        stage,
-        argv,
-        cwd=workdir,
-        window=window,
-        env=env,
-        log_file=log_path(state, number),
-    )
-    store = StatusStore(Path(state.orch_dir))
-    old_handles: list[str] = []
-    with store.transaction() as txn:
-        st = txn.state.stage(number)
-        old_handles = [h for h in st.extra.get("launcher_handles") or [] if isinstance(h, str)]
-        launchers.record_started(launcher, st, started)
-        txn.emit("chained", stage=number, window=window, command=argv[-1])
-    if caller:
-        # the caller is one of this stage's own sessions (never anyone else's)
-        target = next((h for h in old_handles if caller.startswith(h)), None)
-        if target:
-            kill_later(f"bg:{target}", owner=state.orch_dir)
-    return ChainResult(
-        session=stage.session or "",
-        window=window,
-        pane=started.handle,
-        cwd=str(workdir),
-        argv=argv,
-    )

@@ -1,7 +1,7 @@
 """Environment-backed options are read at the CLI edge (issue 12): no library module
 reads ``os.environ`` (or ``os.getenv``); library functions take the values as
 parameters (``environ: Mapping[str, str]`` where a function needs the caller's
-environment, e.g. ``stage.find_context``, ``launch.chain``, ``install.cli_words``),
+environment, e.g. ``stage.find_context``, ``chain.chain``, ``install.cli_words``),
 and a child's environment is built by the process wrapper (``proc.child_env``,
 ``proc.inherited``). The allow-list below is the whole set of places that may read
 the process environment, each with its reason."""

@@ -202,7 +202,7 @@ def chain(
     as_json: bool,
 ) -> None:
     """Open the next pipeline step COMMAND (a slash command) in a new tmux window."""
-    from autorun_py.launch import chain as do_chain
+    from autorun_py.chain import chain as do_chain
 
     result = do_chain(
         command,
