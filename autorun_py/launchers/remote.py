@@ -30,7 +30,9 @@ answers back with ``--cloud``, and sends a completed stage through the same merg
 gate as a local stage (:func:`autorun_py.merge.merge`).
 
 This module is the one wrapper for those ``claude`` calls (argv lists only,
-never a shell) and for autorun's git calls towards the remote.
+never a shell) and for autorun's git calls towards the remote, with the launcher
+that uses them; it is a little over 500 lines because the settings, the prompt
+and those calls change together when Claude Code's cloud sessions do.
 """
 
 from __future__ import annotations
