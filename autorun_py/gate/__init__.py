@@ -253,7 +253,6 @@ def merge_lock(
     lock held (merge alone, as without a queue). A leader that finds others
     waiting verifies them all speculatively first (:func:`merge_queue.speculate`).
     """
-    from autorun_py import merge_queue
     from autorun_py.gitmerge import repo_merge_lock
 
     lock = repo_merge_lock(repo) if lock_timeout is None else repo_merge_lock(repo, lock_timeout)
@@ -261,6 +260,8 @@ def merge_lock(
         with lock:
             yield None
         return
+    from autorun_py import merge_queue  # a gated merge only (issue 16: an ungated merge's CPU)
+
     queue = merge_queue.Queue(repo) if entry is not None else None
     if queue is not None and entry is not None:
         queue.add(entry)
