@@ -46,18 +46,18 @@ from autorun_py.gate.spec import (
     resolve_spec,
     spec_of,
 )
-from autorun_py.gate.verify import (
-    TAIL_LINES,
-    Verdict,
-    run_command,
-    run_verify,
-    verification_worktree,
-    verify_log_path,
-    verify_worktree_path,
-)
 from autorun_py.state import IN_PROGRESS, StatusStore, fail_stage
 
 if TYPE_CHECKING:
+    from autorun_py.gate.verify import (
+        TAIL_LINES,
+        Verdict,
+        run_command,
+        run_verify,
+        verification_worktree,
+        verify_log_path,
+        verify_worktree_path,
+    )
     from autorun_py.merge import MergeReport
     from autorun_py.merge_queue import Entry
 
@@ -80,6 +80,28 @@ __all__ = [
     "verify_log_path",
     "verify_worktree_path",
 ]
+
+# The verification side (gate/verify.py) is imported on first use: an ungated
+# merge never needs it (issue 16: a merge's CPU).
+_VERIFY_NAMES = frozenset(
+    {
+        "TAIL_LINES",
+        "Verdict",
+        "run_command",
+        "run_verify",
+        "verification_worktree",
+        "verify_log_path",
+        "verify_worktree_path",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VERIFY_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module("autorun_py.gate.verify"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StageGate:
@@ -109,6 +131,8 @@ class StageGate:
         self, candidate: str, base_tip: str, cancel: Optional[threading.Event] = None
     ) -> Verdict:
         """Verify ``candidate`` (built on ``base_tip``), recording it in the run."""
+        from autorun_py.gate.verify import run_verify, verify_log_path, verify_worktree_path
+
         assert self.spec.command
         n, command = self.number, self.spec.command
         label = f"stage-{n}"
@@ -210,6 +234,8 @@ def red(
 
 
 def red_text(report: MergeReport) -> list[str]:
+    from autorun_py.gate.verify import TAIL_LINES
+
     v = report.verify or {}
     lines = [
         f"command:     {v.get('command')}",
