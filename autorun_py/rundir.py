@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -279,6 +278,8 @@ def _create_locked(
     verify: Optional[dict[str, Any]] = None,
     launcher: str = "tmux",
 ) -> RunState:
+    import tempfile  # creating a run only (a merge resolves one: issue 16, its CPU)
+
     slug = unique_slug(plan.slug)
     for _attempt in range(20):
         target = target_dir(plan.name, repo.root)
