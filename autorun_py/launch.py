@@ -29,7 +29,6 @@ from autorun_py import git, launchers, paths, proc, worktrees
 from autorun_py.config import Config, agent_argv, require_agent
 from autorun_py.errors import AutorunError
 from autorun_py.events import utc_now
-from autorun_py.graph import remaining_path
 
 # the tmux launcher's own work, here too for its callers (tests, docs)
 from autorun_py.launchers.tmux_launcher import start_session, watch_session_close  # noqa: F401
@@ -77,6 +76,8 @@ def log_path(state: RunState, number: int) -> Path:
 
 
 def _priority(state: RunState) -> dict[int, float]:
+    from autorun_py.graph import remaining_path  # a launch only, not a chain (issue 16: CPU)
+
     estimate_of = state.stages.estimate_of  # no stage converted for it
     weights = {n: float(h) for n in state.stages if (h := estimate_of(n))}
     if weights and len(weights) < len(state.stages):
