@@ -30,7 +30,7 @@ from autorun_py.state import (
     Transaction,
     update_phase,
 )
-from autorun_py.tmux import Tmux, forwarded_env
+from autorun_py.tmux import Tmux, forwarded_env, pipe_pane_args
 
 
 @dataclass(frozen=True)
@@ -176,12 +176,21 @@ def chain(
     if not pane:
         session = session or f"autorun_{slug(window, 20, 'stage')}_{session_id[:6]}"
         pane = tmux.new_session(session, argv, cwd=workdir, window=window, env=env)
-    with contextlib.suppress(AutorunError):
-        tmux.pipe_pane(pane, log_file)
-    if close_caller:
-        caller = environ.get("TMUX_PANE")
-        if caller:
-            kill_later(caller, owner=ctx.orch_dir if ctx is not None else None)
+    caller = environ.get("TMUX_PANE") if close_caller else None
+    if caller:
+        # The caller's window closed by the tmux server a second from now; the new
+        # pane's log piped in that same tmux call (one tmux process fewer, issue 16).
+        with contextlib.suppress(AutorunError, OSError):
+            tmux.kill_later(
+                caller,
+                1.0,
+                session=False,
+                owner=ctx.orch_dir if ctx is not None else None,
+                before=pipe_pane_args(pane, log_file),
+            )
+    else:
+        with contextlib.suppress(AutorunError):
+            tmux.pipe_pane(pane, log_file)
     return ChainResult(session=session or "", window=window, pane=pane, cwd=str(workdir), argv=argv)
 
 

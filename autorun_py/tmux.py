@@ -57,6 +57,11 @@ def current_pane() -> Optional[str]:
     return os.environ.get("TMUX_PANE") or None
 
 
+def pipe_pane_args(target: str, log_file: Path) -> list[str]:
+    """The tmux command that appends everything pane ``target`` prints to ``log_file``."""
+    return ["pipe-pane", "-o", "-t", target, "cat >> " + shlex.quote(str(log_file))]
+
+
 def _end_session_cmd(ident: str) -> str:
     """tmux command text that ends session ``ident`` (``$N``) on purpose: renamed
     ``autorun-done-N`` first, which the session-closed hook skips."""
@@ -268,7 +273,15 @@ class Tmux:
     def kill_pane(self, target: str) -> bool:
         return self.run(["kill-pane", "-t", target], check=False).returncode == 0
 
-    def kill_later(self, target: str, delay: float, *, session: bool, owner: Optional[str]) -> bool:
+    def kill_later(
+        self,
+        target: str,
+        delay: float,
+        *,
+        session: bool,
+        owner: Optional[str],
+        before: Sequence[str] = (),
+    ) -> bool:
         """Have the tmux server itself kill the pane (or, ``session``, the session)
         ``target`` after ``delay`` seconds (``run-shell -b -d -C``: no process
         waits for it). The target is resolved to its id and its owner checked now;
@@ -276,7 +289,11 @@ class Tmux:
         nothing. A session is renamed ``autorun-done-N`` first: the session-closed
         hook (:func:`autorun_py.launchers.tmux_launcher.watch_session_close`) knows
         it was ended on purpose. True when scheduled; False when the target is gone or not
-        ``owner``'s (nothing is killed then)."""
+        ``owner``'s (nothing is killed then).
+
+        ``before``: a tmux command run first in any case (in the same call as the
+        scheduling when there is one: one tmux process fewer, issue 16); its failure
+        is not this one's."""
         tgt = target if target.startswith(("%", "=", "$", "@")) else f"={target}"
         if session and tgt.startswith("="):
             tgt += ":"
@@ -286,15 +303,21 @@ class Tmux:
             args += [";", "show-environment", "-t", tgt, OWNER_VAR]
         lines = self.run(args, check=False).stdout.splitlines() + ["", ""]
         ident = lines[0].strip()
-        if not re.fullmatch(r"[$%][0-9]+", ident):
-            return False
-        if owner is not None:
+        mine = re.fullmatch(r"[$%][0-9]+", ident) is not None
+        if mine and owner is not None:
             key, _, value = lines[1].partition("=")
-            if key != OWNER_VAR or not same_run(value, owner):
-                return False
+            mine = key == OWNER_VAR and same_run(value, owner)
+        if not mine:
+            if before:
+                self.run(list(before), check=False)
+            return False
         cmd = _end_session_cmd(ident) if session else f"kill-pane -t '{ident}'"
-        res = self.run(["run-shell", "-b", "-d", f"{max(0.0, delay):g}", "-C", cmd], check=False)
-        return res.returncode == 0
+        schedule = ["run-shell", "-b", "-d", f"{max(0.0, delay):g}", "-C", cmd]
+        if before:
+            if self.run([*before, ";", *schedule], check=False).returncode == 0:
+                return True
+            # `before` failed, so the scheduling did not run: on its own now
+        return self.run(schedule, check=False).returncode == 0
 
     def kill_server(self) -> None:
         """Kill the server; a private one's (``-L``) socket file goes with it."""
@@ -311,7 +334,7 @@ class Tmux:
 
     def pipe_pane(self, target: str, log_file: Path) -> None:
         """Append everything the pane prints to ``log_file`` (argv-quoted for tmux's shell)."""
-        self.run(["pipe-pane", "-o", "-t", target, "cat >> " + shlex.quote(str(log_file))])
+        self.run(pipe_pane_args(target, log_file))
 
     def capture_pane(self, target: str, *, lines: int = 200) -> str:
         return self.out(["capture-pane", "-p", "-J", "-t", target, "-S", f"-{lines}"])

@@ -377,3 +377,51 @@ def test_tmux_single_word_command_is_not_a_shell_line(tmux_socket: str, tmp_path
     while not (tmp_path / "ran").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (tmp_path / "ran").exists() and not canary.exists()
+
+
+def _wait_for(cond: object, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_kill_later_runs_before_in_the_same_call_or_alone(tmux_socket: str, tmp_path: Path) -> None:
+    """`autorun chain --close-caller` pipes the new pane's log in the call that
+    schedules the caller's kill; the pipe is set up also when nothing is killed
+    (the caller gone, or not the run's)."""
+    from autorun_py.tmux import pipe_pane_args
+
+    tmux = Tmux(tmux_socket)
+    caller = tmux.new_session("host", ["sleep", "60"], cwd=tmp_path)
+    cases = []
+    for name, target, owner in (
+        ("killed", caller, None),
+        ("gone", "%99999", None),
+        ("not-owned", caller, str(tmp_path / "another-run")),
+    ):
+        pane = tmux.new_window("host", ["cat"], cwd=tmp_path, window=name)
+        log = tmp_path / f"{name}.log"
+        scheduled = tmux.kill_later(
+            target, 0.2 if name == "killed" else 60, session=False, owner=owner,
+            before=pipe_pane_args(pane, log),
+        )  # fmt: skip
+        cases.append((name, scheduled, pane, log))
+    assert [(n, s) for n, s, _, _ in cases] == [
+        ("killed", True),
+        ("gone", False),
+        ("not-owned", False),
+    ]
+    for name, _, pane, log in cases:
+        tmux.send_keys(pane, f"hello-{name}")
+        _wait_for(
+            lambda log=log, word=f"hello-{name}": log.exists() and word in log.read_text(),
+            f"{name}'s log",
+        )
+
+    def caller_gone() -> bool:
+        panes = tmux.out(["list-panes", "-s", "-t", "=host", "-F", "#{pane_id}"]).split()
+        return caller not in panes
+
+    _wait_for(caller_gone, "the caller's pane to be killed")
