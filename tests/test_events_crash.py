@@ -6,7 +6,6 @@ appends exactly the missing ones, once, in order."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -16,7 +15,7 @@ import pytest
 
 from autorun_py.plan import load_plan
 from autorun_py.rundir import create_orchestration
-from autorun_py.state import IN_PROGRESS, KILL_ENV, StatusStore, transition
+from autorun_py.state import IN_PROGRESS, StatusStore, transition
 from tests.helpers import read_events, run_cli, write_plan
 
 DIAMOND = [(1, "Ingest", []), (2, "Parse", [1]), (3, "Index", [1]), (4, "Serve", [2, 3])]
@@ -26,7 +25,8 @@ DIAMOND = [(1, "Ingest", []), (2, "Parse", [1]), (3, "Index", [1]), (4, "Serve",
 FAIL_STAGE_1 = """
 import sys
 from pathlib import Path
-from autorun_py.state import StatusStore, fail_stage
+from autorun_py.state import StatusStore, fail_stage, store
+store.KILL_AT = sys.argv[2] if len(sys.argv) > 2 else None
 with StatusStore(Path(sys.argv[1])).transaction() as txn:
     fail_stage(txn, 1, "boom")
 print("done")
@@ -45,13 +45,8 @@ def orch(repo: Path) -> Path:
 
 
 def _fail_stage_1(orch: Path, kill_at: str | None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop(KILL_ENV, None)
-    if kill_at:
-        env[KILL_ENV] = kill_at
     return subprocess.run(
-        [sys.executable, "-c", FAIL_STAGE_1, str(orch)],
-        env=env,
+        [sys.executable, "-c", FAIL_STAGE_1, str(orch), *([kill_at] if kill_at else [])],
         capture_output=True,
         text=True,
         timeout=60,

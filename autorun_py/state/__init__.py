@@ -74,7 +74,6 @@ from autorun_py.state.stage import (
 )
 from autorun_py.state.store import (
     JOURNAL_KEY,
-    KILL_ENV,
     MAX_STATUS_BYTES,
     PendingEvent,
     StatusStore,
@@ -99,7 +98,6 @@ __all__ = [
     "FAILED",
     "IN_PROGRESS",
     "JOURNAL_KEY",
-    "KILL_ENV",
     "MAX_INT",
     "MAX_STATUS_BYTES",
     "PENDING",

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from autorun_py import fsutil
 from autorun_py.errors import AutorunError, ExitCode
@@ -23,14 +23,16 @@ from autorun_py.state.stage import (
 )
 
 JOURNAL_KEY = "event_journal"  # the last transaction's events (see autorun_py.events)
-KILL_ENV = "AUTORUN_TEST_KILL_AT"  # tests only: SIGKILL this process at a named point
+# Tests only: a crash test's own process names a point here to be SIGKILLed at
+# (the commit order of a transaction); nothing else ever sets it.
+KILL_AT: Optional[str] = None
 MAX_STATUS_BYTES = 64 << 20
 
 
 def _kill_point(name: str) -> None:
-    """SIGKILL this process here when ``$AUTORUN_TEST_KILL_AT`` names this point
-    (crash tests of the commit order; never set outside tests)."""
-    if os.environ.get(KILL_ENV) == name:
+    """SIGKILL this process here when :data:`KILL_AT` names this point (crash tests
+    of the commit order)."""
+    if KILL_AT == name:
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
