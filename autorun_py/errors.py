@@ -7,6 +7,7 @@ Every module raises :class:`AutorunError` (or a subclass); only the CLI edge
 from __future__ import annotations
 
 import enum
+import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,3 +89,15 @@ class GitError(CommandError):
 
 class TmuxError(CommandError):
     pass
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the file(s) it names and the system's reason (the
+    error boundary's, for the full CLI and the lean path alike)."""
+    where = ""
+    if exc.filename is not None:
+        where = f"{os.fsdecode(exc.filename)}: "
+        if exc.filename2 is not None:
+            where = f"{os.fsdecode(exc.filename)} -> {os.fsdecode(exc.filename2)}: "
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"autorun: error: {where}{reason}"

@@ -336,13 +336,9 @@ def try_run(argv: list[str]) -> Optional[int]:
         sys.stderr.write("autorun: interrupted\n")
         return 130
     except OSError as exc:
-        where = ""
-        if exc.filename is not None:
-            where = f"{os.fsdecode(exc.filename)}: "
-            if exc.filename2 is not None:
-                where = f"{os.fsdecode(exc.filename)} -> {os.fsdecode(exc.filename2)}: "
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        sys.stderr.write(f"autorun: error: {where}{reason}\n")
+        from autorun_py.errors import os_error_line
+
+        sys.stderr.write(os_error_line(exc) + "\n")
         return 1
     except UnicodeError as exc:
         sys.stderr.write(f"autorun: error: text that is not valid UTF-8: {exc}\n")

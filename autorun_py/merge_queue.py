@@ -65,13 +65,9 @@ class Entry:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from autorun_py.proc import pid_alive
+
+    return pid_alive(pid)
 
 
 class Queue:

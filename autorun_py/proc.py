@@ -49,6 +49,20 @@ def debug(message: str) -> None:
             pass
 
 
+def pid_alive(pid: object) -> bool:
+    """Whether a process with this pid exists (signal 0; a process that is not ours
+    to signal exists too). Anything but a positive int is no process."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _log_call(argv: Sequence[str], status: str, started: float) -> None:
     if _debug:
         ms = (time.monotonic() - started) * 1000

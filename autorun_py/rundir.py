@@ -360,13 +360,9 @@ def creation_lock(timeout: float = 120.0) -> Iterator[None]:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, not ours to signal
-    return True
+    from autorun_py.proc import pid_alive
+
+    return pid_alive(pid)
 
 
 def _sweep_creating(now: Optional[float] = None) -> list[Path]:

@@ -16,7 +16,6 @@ Nothing here watches a pane or recovers a stage (:mod:`autorun_py.monitor`,
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -102,13 +101,9 @@ def monitor_alive(state: RunState) -> Optional[int]:
     pid = state.monitor.get("pid")
     if not isinstance(pid, int) or pid <= 0 or state.monitor.get("exited_at"):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    from autorun_py.proc import pid_alive
+
+    return pid if pid_alive(pid) else None
 
 
 # ---------------------------------------------------------------------------- the log

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -227,3 +228,13 @@ def test_wait_wakes_when_the_child_exits_without_sleeping_in_a_loop(
     assert proc.wait(child, 30) == 0
     assert time.monotonic() - t0 < 10
     assert proc.wait(child, 30) == 0  # and again, at once
+
+
+def test_pid_alive_knows_a_live_a_reaped_and_a_bogus_pid() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process (until reused, which takes long)
+    assert proc.pid_alive(os.getpid())
+    assert proc.pid_alive(1)  # init: exists, not ours to signal
+    assert not proc.pid_alive(child.pid)
+    for bogus in (0, -1, True, "123", None):
+        assert not proc.pid_alive(bogus)

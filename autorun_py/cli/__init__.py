@@ -21,7 +21,7 @@ from typing import Any, NoReturn, Optional
 import click
 
 from autorun_py import __version__
-from autorun_py.errors import AutorunError, ExitCode
+from autorun_py.errors import AutorunError, ExitCode, os_error_line
 
 # name -> ("module:attribute", short help). Help text lives here so that
 # `autorun --help` lists every command without importing any of them.
@@ -130,17 +130,6 @@ def _debugging() -> bool:
     return bool(mod is not None and mod.debug_enabled())
 
 
-def _os_error_line(exc: OSError) -> str:
-    """One line for an OSError: the file(s) it names and the system's reason."""
-    where = ""
-    if exc.filename is not None:
-        where = f"{os.fsdecode(exc.filename)}: "
-        if exc.filename2 is not None:
-            where = f"{os.fsdecode(exc.filename)} -> {os.fsdecode(exc.filename2)}: "
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    return f"autorun: error: {where}{reason}"
-
-
 def _fail(line: str, code: int) -> NoReturn:
     if _debugging():
         import traceback
@@ -179,7 +168,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except BrokenPipeError:
         sys.exit(int(ExitCode.FAILURE))
     except OSError as exc:
-        _fail(_os_error_line(exc), int(ExitCode.FAILURE))
+        _fail(os_error_line(exc), int(ExitCode.FAILURE))
     except UnicodeError as exc:
         _fail(f"autorun: error: text that is not valid UTF-8: {exc}", int(ExitCode.FAILURE))
     except RecursionError:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -126,15 +125,7 @@ def find(short_id: str, rows: Optional[list[dict[str, Any]]] = None) -> Optional
 
 
 def _pid_runs(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 1:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(pid, int) and pid > 1 and proc.pid_alive(pid)
 
 
 def row_alive(row: Optional[dict[str, Any]]) -> bool:
