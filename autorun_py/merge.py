@@ -539,6 +539,15 @@ def merge(
                 f"stage {number} ({stage.name}) conflicts with {state.base_branch} in "
                 f"{len(outcome.conflicts)} file(s); the base branch is unchanged"
             )
+            if stage.merge_state == "conflict":
+                # The conflict already waiting, shown again (a second `autorun
+                # merge`, the merge window after an in-place attempt): not a new one.
+                report.message = (
+                    f"stage {number} ({stage.name}) still conflicts with {state.base_branch}: "
+                    f"{len(outcome.conflicts)} file(s) unresolved in its merge worktree; "
+                    "the base branch is unchanged"
+                )
+                return report
             with store.transaction() as txn:
                 if phase_open:
                     update_phase(txn, number, "merge", "started")

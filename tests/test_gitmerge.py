@@ -284,8 +284,11 @@ def test_conflict_then_continue_lands_both_sides(base: Path, tmp_path: Path) -> 
     marked = (mw / "notes.txt").read_text()
     assert "<<<<<<<" in marked and "from stage one" in marked and "from stage two" in marked
     assert "UU notes.txt" in git(mw, "status", "--porcelain")
-    with pytest.raises(AutorunError, match="--continue or drop it with --abort"):
-        merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+    # A second merge while the conflict waits shows it again and changes nothing.
+    again = merge_stage(base, "main", "stage-2", message="m", merge_worktree=mw)
+    assert again.kind is MergeKind.CONFLICT and again.merge_worktree == mw
+    assert again.previous_tip == before and again.conflicts == out.conflicts
+    assert "UU notes.txt" in git(mw, "status", "--porcelain") and tip(base) == before
 
     resolve(mw, edited(2, "from stage one and from stage two"))
     summary = conflict_resolution_summary(mw, ["notes.txt"])

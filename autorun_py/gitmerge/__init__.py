@@ -92,6 +92,7 @@ from autorun_py.gitmerge.conflict import (
     _start_conflict,
     abort_merge,
     continue_merge,
+    waiting_conflict,
 )
 from autorun_py.gitmerge.lock import MergeLock, repo_merge_lock
 from autorun_py.gitmerge.outcome import (
@@ -174,11 +175,8 @@ def merge_stage(
     current: Tips | None = tips or read_tips(repo, base_branch, stage_branch)
     known = worktrees.listing(repo)
     state = _merge_worktree_state(repo, merge_worktree, known)
-    if state == "conflict":
-        raise AutorunError(
-            f"an earlier merge of {stage_branch} into {base_branch} is waiting for its conflicts "
-            f"to be resolved in {merge_worktree}: finish it with --continue or drop it with --abort"
-        )
+    if state == "conflict":  # an earlier attempt waits for its resolution: shown again
+        return waiting_conflict(repo, base_branch, stage_branch, merge_worktree)
     journal = journal or _no_journal
     if state == "resolved":
         return _finish_resolved(

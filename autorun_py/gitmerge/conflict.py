@@ -239,6 +239,18 @@ def _conflict_in(
             journal=journal,
             verify=verify,
         )
+    return _conflict_outcome(repo, base_branch, stage_branch, base_tip, theirs, mw, files)
+
+
+def _conflict_outcome(
+    repo: Path,
+    base_branch: str,
+    stage_branch: str,
+    base_tip: str,
+    theirs: str,
+    mw: Path,
+    files: list[str],
+) -> MergeOutcome:
     mb_res = g.run_git(["merge-base", base_tip, theirs], repo, check=False)
     mb = mb_res.stdout.strip()
     conflicts = tuple(
@@ -257,6 +269,18 @@ def _conflict_in(
         conflicts=conflicts,
         merge_worktree=mw,
     )
+
+
+def waiting_conflict(repo: Path, base_branch: str, stage_branch: str, mw: Path) -> MergeOutcome:
+    """The conflicted merge already waiting in ``mw`` (its state ``conflict``), shown
+    again: the files still unmerged there, and the commits on each side that touched
+    them. Nothing is changed (a second ``autorun merge`` re-shows the conflict)."""
+    heads = g.git_out(["rev-parse", "HEAD", "MERGE_HEAD"], mw).split()
+    if len(heads) != 2:
+        raise AutorunError(f"cannot read the merge waiting in {mw}")
+    base_tip, theirs = heads
+    files = _unmerged_files(mw)
+    return _conflict_outcome(repo, base_branch, stage_branch, base_tip, theirs, mw, files)
 
 
 def _finish_resolved(
