@@ -7,6 +7,14 @@ id recorded on the stage, the phases the hand-off implies recorded by the
 engine (no model turn), and the caller's pane ended shortly after. A second
 chain to the same step while its window runs starts nothing. The command text
 never meets a shell.
+
+A chain to ``/autorun:merge`` that needs no judgment is merged in place (issue 16):
+in a run without a merge gate, the engine runs the very ``autorun merge`` the merge
+window's first line would run, in this process, and opens no window (no model
+session, one process and one Python start fewer per stage). Anything else (a
+conflict, the user's uncommitted changes, a refusal, a gated run, the merge lock
+busy) opens the merge window as before, whose ``autorun merge`` shows the model
+what happened.
 """
 
 from __future__ import annotations
@@ -15,10 +23,10 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from autorun_py import git, launchers, paths
-from autorun_py.config import agent_argv, load_config
+from autorun_py.config import Config, agent_argv, load_config
 from autorun_py.errors import AutorunError
 from autorun_py.launch import kill_later, log_path, record_session_id
 from autorun_py.names import slug
@@ -41,6 +49,15 @@ class ChainResult:
     cwd: str
     argv: list[str]
     already: bool = False  # the same step was chained to before: nothing started
+    # A chain to the merge that the engine merged itself (no window opened): what
+    # ``autorun merge`` would have printed, as text and as its JSON.
+    merged: str = ""
+    merge: Optional[dict[str, Any]] = None
+
+
+# How long a chain waits for the repository's merge lock before it leaves the
+# merge to the merge window (another run's merge may hold it a while).
+IN_PLACE_LOCK_TIMEOUT = 20.0
 
 
 def _same_chain(tmux: Tmux, st: StageState, command: str) -> Optional[ChainResult]:
@@ -138,18 +155,25 @@ def chain(
     config = load_config(environ)
     ctx = None
     with contextlib.suppress(AutorunError):
-        ctx = find_context(cwd or Path.cwd(), session, environ=environ)
-    session = session or (ctx.session if ctx else None) or current_tmux_session()
+        # a merged stage too: a chain repeated after its merge starts nothing
+        ctx = find_context(cwd or Path.cwd(), session, include_done=True, environ=environ)
     workdir = (cwd or Path.cwd()).resolve()
+    run_state = StatusStore(Path(ctx.orch_dir)).read() if ctx is not None else None
+    if ctx is not None and run_state is not None:
+        if _in_place_step(run_state, run_state.stage(ctx.stage), command):
+            done = _merge_in_place(Path(ctx.orch_dir), ctx.stage, command, workdir, config, environ)
+            if done is not None:
+                return done
+            run_state = StatusStore(Path(ctx.orch_dir)).read()
+    session = session or (ctx.session if ctx else None) or current_tmux_session()
     step = phase or window.split("-")[0]
     import uuid
 
     session_id = str(uuid.uuid4())
     argv = agent_argv(config, command, phase=step, session_id=session_id)
     env = forwarded_env()
-    if ctx is not None:
+    if ctx is not None and run_state is not None:
         env.update({"AUTORUN_ORCH_DIR": ctx.orch_dir, "AUTORUN_STAGE": str(ctx.stage)})
-        run_state = StatusStore(Path(ctx.orch_dir)).read()
         if not launchers.stage_uses_tmux(run_state, run_state.stage(ctx.stage)):
             caller_id = environ.get("CLAUDE_CODE_SESSION_ID") if close_caller else None
             return _chain_launcher(run_state, ctx.stage, argv, env, workdir, window, caller_id)
@@ -192,6 +216,73 @@ def chain(
         with contextlib.suppress(AutorunError):
             tmux.pipe_pane(pane, log_file)
     return ChainResult(session=session or "", window=window, pane=pane, cwd=str(workdir), argv=argv)
+
+
+def _in_place_step(state: RunState, st: StageState, command: str) -> bool:
+    """Does the engine merge this chain itself: a chain to ``/autorun:merge`` (of
+    this stage) of a stage in progress with nothing waiting (no conflict, no
+    blocked or interrupted merge), in a run without a merge gate (its verify can
+    outlast a Bash call), on a launcher whose sessions run on this machine."""
+    from autorun_py.gate import spec_of
+
+    words = command.split()
+    if not words or words[0] != "/autorun:merge":
+        return False
+    if words[1:] and words[1:] != [state.orch_dir, str(st.number)]:
+        return False
+    if st.status != IN_PROGRESS or st.merge_state or st.merge_intent:
+        return False
+    if launchers.stage_launcher_name(state, st) not in ("tmux", "background"):
+        return False
+    return not spec_of(state).gated
+
+
+def _merge_in_place(
+    orch_dir: Path,
+    number: int,
+    command: str,
+    workdir: Path,
+    config: Config,
+    environ: Mapping[str, str],
+) -> Optional[ChainResult]:
+    """A chain to the merge, done by the engine: the phases the hand-off implies
+    recorded, then the merge and the launches it unlocks, exactly as
+    ``autorun merge`` does them (the same lock, intents and checks), with no model
+    session for a merge that needs no judgment. ``None`` when the merge window is
+    needed after all (not such a step; a conflict, the user's uncommitted changes,
+    a refusal, the lock busy): it opens as before, and its ``autorun merge`` shows
+    the model what happened (and re-shows a waiting conflict)."""
+    store = StatusStore(orch_dir)
+    with store.transaction() as txn:
+        eligible = _in_place_step(txn.state, txn.state.stage(number), command)
+        if eligible:  # (else a second chain got there first: nothing new)
+            record_chain_phases(txn, number, command)
+            txn.emit("chained", stage=number, window="", command=command, in_place=True)
+    if not eligible:
+        return None
+    from autorun_py.merge import merge
+
+    try:
+        report = merge(
+            orch_dir,
+            number,
+            lock_timeout=IN_PLACE_LOCK_TIMEOUT,
+            claude_shell=bool(environ.get("CLAUDECODE")),
+            config=config,
+        )
+    except AutorunError:
+        return None
+    if report.result not in ("merged", "already_merged"):
+        return None
+    return ChainResult(
+        session="",
+        window="",
+        pane="",
+        cwd=str(workdir),
+        argv=[],
+        merged=report.to_text(),
+        merge=report.to_json(),
+    )
 
 
 def _chain_launcher(

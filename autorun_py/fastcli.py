@@ -226,6 +226,8 @@ def chain_text(result: Any, command: str, as_json: bool) -> str:
 
     if as_json:
         return json.dumps(asdict(result), indent=2, ensure_ascii=False)
+    if result.merged:
+        return f"merged by the engine ({command!r} needs no session of its own):\n{result.merged}"
     if result.already:
         return f"{command!r} is already running (or done) for this stage: nothing to do"
     return f"opened {command!r} in {result.session}:{result.window} ({result.pane})"

@@ -8,8 +8,9 @@ and does, with real commands, what the real pipeline does for a stage:
 a QUICK stage, with the same engine calls: ``autorun stage start`` (start.md's
 inline line), a real commit in the stage's worktree after a short random delay,
 then ``autorun chain "/autorun:merge" --window merge --close-caller`` (the engine
-records the phases from the hand-off). ``/autorun:merge [ORCH STAGE]`` (the
-window the chain opens, or a restart on a conflicted merge): ``autorun merge``
+records the phases from the hand-off, and merges in place when nothing needs
+judgment). ``/autorun:merge [ORCH STAGE]`` (the window the chain opens otherwise,
+or a restart on a conflicted merge): ``autorun merge``
 (merge.md's inline line), and on exit 5 the fix-and-merge-again loop merge.md
 asks for. A ``--resume`` picks the step its conversation was on (the first
 prompt in its transcript). Its behaviour can be steered
@@ -303,8 +304,8 @@ def run_stage(context_file: str) -> int:
     _transcript("implement", n)
     _wait_for_gate(n, "merge")
     _log(f"stage {n} committed; merging")
-    # The hand-off of commands/start.md: the merge runs in the window it opens,
-    # and this pane is closed by the engine.
+    # The hand-off of commands/start.md: the engine merges right there (or opens
+    # the merge window when the merge needs judgment); this pane is closed by it.
     handed = _autorun("chain", "/autorun:merge", "--window", "merge", "--close-caller")
     _log(f"stage {n} chain exit {handed.returncode}")
     if handed.returncode != 0:

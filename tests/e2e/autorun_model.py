@@ -116,6 +116,9 @@ class AutorunModel:
     # Every merge result the model was shown (the first request of each
     # /autorun:merge session): proof that its ``!`` line succeeded.
     merges_seen: list[str] = field(default_factory=list)
+    # What each stage's chain to the merge answered (the engine merges a stage that
+    # needs no judgment right there, and no /autorun:merge session starts).
+    chains_seen: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def problem(self, what: str) -> Reply:
@@ -197,6 +200,12 @@ class AutorunModel:
         if done < len(steps):
             nxt = steps[done]
             return nxt if isinstance(nxt, (str, list)) else [nxt]
+        last = req.last_tool_result() or ""
+        if last and steps and " chain " in str(steps[-1]):
+            with self._lock:
+                self.chains_seen.append(last)
+        if last.startswith("merged by the engine"):
+            return MERGED_REPLY
         return CHAINED_REPLY
 
     # -- hooks for scripted misbehaviour (subclasses) -----------------------------

@@ -278,9 +278,15 @@ def check_three_stage_run(watch: RunWatch, initial: str) -> None:
     assert types.count("orchestration_complete") == 1
     nexts = {e["stage"]: e.get("next") for e in events if e["type"] == "merge_complete"}
     assert nexts == {1: [2], 2: [], 3: []}, nexts
-    # Each /autorun:merge session's `!` line succeeded and its model saw the result.
-    seen = sorted(m.split(" (")[0] for m in watch.model.merges_seen)
-    assert seen == ["stage 1", "stage 2", "stage 3"], watch.model.merges_seen
+    # Each stage's chain to the merge was merged by the engine right there (no
+    # /autorun:merge session was needed), and its model saw the result.
+    seen = sorted(
+        m.splitlines()[1].split(" (")[0]
+        for m in watch.model.chains_seen
+        if m.startswith("merged by the engine")
+    )
+    assert seen == ["stage 1", "stage 2", "stage 3"], watch.model.chains_seen
+    assert watch.model.merges_seen == []
     assert watch.model.problems == []
     assert watch.claude.fake.errors() == []
 

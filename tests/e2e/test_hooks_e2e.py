@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from .autorun_model import MERGE, MERGED_REPLY, AutorunModel, StageSeen
+from .autorun_model import MERGED_REPLY, AutorunModel, StageSeen
 from .conftest import Plugin, link_plugin_data
-from .fake_anthropic import ApiError, Block, MessagesRequest, Reply, bash, text, tool_use
+from .fake_anthropic import ApiError, Block, MessagesRequest, Reply, bash, tool_use
 from .harness import ClaudeRunner, wait_until
 from .runs import RunWatch, assert_merged_stage, git, make_project, prepare_autorun_home
 
@@ -134,21 +134,24 @@ class StopsMidWork(AutorunModel):
 
 
 class MergesTwice(AutorunModel):
-    """After its merge window merged, runs the merge again."""
+    """After its chain to the merge merged the stage (the engine merges a stage that
+    needs no judgment right there), runs the merge again."""
 
-    def merge(self, req: MessagesRequest, first: str) -> Reply:
-        r = self._r(first)
-        results = req.tool_results()
-        out = first.split(MERGE, 1)[-1]
-        if "merged into" in out and r is not None and not results:
-            self.merges_seen.append(out)
-            return [text("Merging once more to be sure."), bash(f"{r} merge", "merge again")]
-        if results:
-            last = req.last_tool_result() or ""
+    def plan_steps(self, stage: StageSeen, steps: list[Block]) -> list[Block]:
+        return [*steps, bash(f"{stage.r} merge", "merge again")]
+
+    def start(self, req: MessagesRequest, first: str) -> Reply:
+        steps = len(req.tool_results())
+        reply = super().start(req, first)
+        last = req.last_tool_result() or ""
+        if steps == 3 and not last.startswith("merged by the engine"):
+            return self.problem(f"the chain did not merge the stage: {last}")
+        if steps == 4:
             if "already merged" not in last:
                 return self.problem(f"the second merge did not say already merged: {last}")
+            self.merges_seen.append(last)
             return MERGED_REPLY
-        return super().merge(req, first)
+        return reply
 
 
 class DiesMidToolCall(AutorunModel):
@@ -262,12 +265,8 @@ def test_merges_twice(hook_env: tuple[ClaudeRunner, Plugin], tmp_path: Path) -> 
         # The model's second `R merge` (no arguments) got "already merged" and exit 0
         # (MergesTwice records a problem otherwise), unless the merged stage's session
         # was closed (2 s after its merge) before the call came back.
-        def second_merge_seen() -> bool:
-            reqs = claude.fake.main_requests()
-            return any(r.tool_results() for r in reqs if MERGE in r.first_user_text())
-
         time.sleep(3)
-        print(f"second merge's result seen by the model: {second_merge_seen()}")
+        print(f"second merge's result seen by the model: {bool(model.merges_seen)}")
         assert model.problems == [], model.problems
     finally:
         watch.stop()

@@ -1,0 +1,136 @@
+"""A chain to the merge that needs no judgment is merged by the engine itself
+(autorun_py/chain.py): no merge window, no model session; anything that does need
+one (a conflict, a gate, a refusal) opens the merge window as before."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from autorun_py.config import load_config
+from autorun_py.orchestrate import run_orchestrate
+from autorun_py.state import StatusStore
+from autorun_py.tmux import Tmux
+from tests.helpers import git, read_events, run_cli, write_plan
+
+CHAIN = ["chain", "/autorun:merge", "--window", "merge", "--close-caller", "--json"]
+
+
+def _commit_in(wt: Path, rel: str, text: str, msg: str) -> None:
+    (wt / rel).parent.mkdir(parents=True, exist_ok=True)
+    (wt / rel).write_text(text)
+    git(wt, "add", "-A")
+    git(wt, "commit", "-q", "-m", msg)
+
+
+def _env(orch: Path, n: int) -> dict[str, str]:
+    return {"AUTORUN_ORCH_DIR": str(orch), "AUTORUN_STAGE": str(n), "CLAUDECODE": ""}
+
+
+def _windows(session: str) -> list[str]:
+    argv = ["list-windows", "-t", f"={session}", "-F", "#{window_name}"]
+    return Tmux.from_env().out(argv).split()
+
+
+def _run(repo: Path, stages: list[tuple[int, str, list[int]]], verify: str = "") -> Path:
+    plan = write_plan(repo.parent, stages)
+    cfg = load_config(os.environ)
+    out = run_orchestrate(plan, repo, monitor=False, verify=verify or None, config=cfg)
+    return Path(out.orch_dir)
+
+
+def test_a_clean_chain_to_the_merge_is_merged_in_place(repo: Path, quiet_agent: None) -> None:
+    orch = _run(repo, [(1, "Alpha", []), (2, "Beta", [1])])
+    st = StatusStore(orch).read().stages[1]
+    wt, session = Path(st.worktree or ""), st.session or ""
+    _commit_in(wt, "alpha.txt", "alpha\n", "alpha")
+    # From Claude Code's shell (CLAUDECODE=1), as a model's Bash call runs it.
+    proc = run_cli(CHAIN, wt, env=dict(_env(orch, 1), CLAUDECODE="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["window"] == "" and out["merge"]["result"] == "merged"
+    assert out["merge"]["launched"] == [2]
+    assert "merge" not in _windows(session)  # no model session for the merge
+    after = StatusStore(orch).read()
+    one = after.stages[1]
+    assert one.status == "completed" and one.merge_commit == git(repo, "rev-parse", "main")
+    assert one.phase("implement").completed_at and one.phase("merge").completed_at
+    assert "chained_to" not in one.extra
+    assert after.stages[2].status == "in_progress"
+    assert (repo / "alpha.txt").read_text() == "alpha\n"  # the checkout carried forward
+    assert [e["type"] for e in read_events(orch)].count("merge_complete") == 1
+    # The caller's shell is in the worktree: it stays until the session is gone.
+    assert wt.is_dir()
+    # The same hand-off again (a model repeating its step): nothing more happens.
+    again = run_cli(CHAIN[:-1], wt, env=dict(_env(orch, 1), CLAUDECODE="1"))
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
+    assert [e["type"] for e in read_events(orch)].count("merge_complete") == 1
+    deadline = time.monotonic() + 20
+    while wt.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not wt.exists() and not Tmux.from_env().has_session(session)
+    # Outside Claude Code's shell the worktree goes at once; the text is the merge's.
+    wt2 = Path(after.stages[2].worktree or "")
+    _commit_in(wt2, "beta.txt", "beta\n", "beta")
+    text = run_cli(CHAIN[:-1], wt2, env=_env(orch, 2))
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("merged by the engine") and "merged into main" in text.stdout
+    assert not wt2.exists() and StatusStore(orch).read().status == "completed"
+
+
+def test_a_conflict_opens_the_merge_window_which_shows_it_once(
+    repo: Path, quiet_agent: None
+) -> None:
+    (repo / "shared.txt").write_text("line 1\nline 2\nline 3\n")
+    git(repo, "add", "shared.txt")
+    git(repo, "commit", "-q", "-m", "shared file")
+    orch = _run(repo, [(1, "Alpha", []), (2, "Beta", [])])
+    st = StatusStore(orch).read().stages
+    _commit_in(Path(st[1].worktree or ""), "shared.txt", "line 1\nALPHA\nline 3\n", "alpha")
+    wt2 = Path(st[2].worktree or "")
+    _commit_in(wt2, "shared.txt", "line 1\nBETA\nline 3\n", "beta")
+    assert run_cli(["merge", str(orch), "1"], repo).returncode == 0
+    base = git(repo, "rev-parse", "main")
+    proc = run_cli(CHAIN, wt2, env=_env(orch, 2))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["window"] == "merge" and out["merge"] is None
+    assert "merge" in _windows(st[2].session or "")
+    two = StatusStore(orch).read().stages[2]
+    assert two.merge_state == "conflict" and two.count("conflicts") == 1
+    assert git(repo, "rev-parse", "main") == base
+    # The window's `autorun merge` shows the waiting conflict again: not a new one.
+    shown = run_cli(["merge", str(orch), "2", "--json"], wt2)
+    assert shown.returncode == 3, shown.stdout + shown.stderr
+    data = json.loads(shown.stdout)
+    assert [c["path"] for c in data["conflicts"]] == ["shared.txt"]
+    assert {t["stage"] for t in data["conflicts"][0]["touched_by"]} == {1, 2}
+    assert "--continue" in run_cli(["merge", str(orch), "2"], wt2).stdout
+    assert StatusStore(orch).read().stages[2].count("conflicts") == 1
+    assert [e["type"] for e in read_events(orch)].count("merge_conflict") == 1
+
+
+def test_a_gated_run_merges_in_the_window(repo: Path, quiet_agent: None) -> None:
+    orch = _run(repo, [(1, "Alpha", [])], verify="true")
+    st = StatusStore(orch).read().stages[1]
+    wt = Path(st.worktree or "")
+    _commit_in(wt, "alpha.txt", "alpha\n", "alpha")
+    proc = run_cli(CHAIN, wt, env=_env(orch, 1))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["window"] == "merge"
+    one = StatusStore(orch).read().stages[1]
+    assert one.status == "in_progress" and one.phase("implement").completed_at
+    assert git(repo, "rev-parse", "main") != one.merge_commit
+
+
+def test_uncommitted_work_is_left_to_the_merge_window(repo: Path, quiet_agent: None) -> None:
+    orch = _run(repo, [(1, "Alpha", [])])
+    wt = Path(StatusStore(orch).read().stages[1].worktree or "")
+    _commit_in(wt, "alpha.txt", "alpha\n", "alpha")
+    (wt / "alpha.txt").write_text("more\n")  # not committed
+    proc = run_cli(CHAIN, wt, env=_env(orch, 1))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["window"] == "merge"
+    assert StatusStore(orch).read().stages[1].status == "in_progress"
