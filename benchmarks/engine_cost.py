@@ -403,10 +403,14 @@ def handoff_segments(log: Path) -> dict[str, list[float]]:
         elif text.startswith("stage ") and " started in " in text:
             marks.append((t, "started", int(words[1])))
     at = {(what, n): t for t, what, n in marks}
+    # A chain to the merge merges in place (autorun_py/chain.py): the merge and the
+    # next stage's launch are inside the chain; a merge window (its agent, then its
+    # merge) appears only when one is needed.
     steps = [
-        ("chain (commit -> chain done)", ("commit", 0), ("chained", 0)),
+        ("chain, its merge and launch (commit -> chain done)", ("commit", 0), ("chained", 0)),
+        ("commit -> the next stage's agent up", ("commit", 0), ("agent", 1)),
         ("merge window's agent up", ("chained", 0), ("merge agent", 0)),
-        ("merge, up to the next agent's start", ("merge agent", 0), ("agent", 1)),
+        ("merge window, up to the next agent's start", ("merge agent", 0), ("agent", 1)),
         ("stage start (agent up -> registered)", ("agent", 1), ("started", 1)),
         ("the work and its commit", ("started", 1), ("commit", 1)),
     ]
