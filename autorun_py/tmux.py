@@ -160,11 +160,29 @@ class Tmux:
         env: Optional[Mapping[str, str]] = None,
         width: int = 220,
         height: int = 50,
+        after: Sequence[Sequence[str]] = (),
     ) -> str:
-        """Start a detached session running ``command`` (an argv list); return its pane id."""
+        """Start a detached session running ``command`` (an argv list); return its pane id.
+
+        ``after``: tmux commands run right after, in the same tmux call (one tmux
+        process for the lot, issue 16); their failure is not the session's (it was
+        started when its pane id was printed), and is logged only."""
         args = ["new-session", "-d", "-P", "-F", "#{pane_id}", "-s", name, "-c", str(cwd)]
         args += ["-x", str(width), "-y", str(height)]
-        return self.out(args + _window_args(command, window, self._without_stale(env)))
+        args += _window_args(command, window, self._without_stale(env))
+        if not after:
+            return self.out(args)
+        for more in after:
+            args += [";", *more]
+        res = self.run(args, check=False)
+        pane = res.stdout.strip().splitlines()[0] if res.stdout.strip() else ""
+        if not pane.startswith("%"):  # the session did not start
+            raise TmuxError(
+                self.argv(args), res.returncode or 1, res.stderr, stdout=res.stdout, what="tmux"
+            )
+        if res.returncode != 0:
+            proc.debug(f"tmux: a command after new-session failed: {res.stderr.strip()}")
+        return pane
 
     def _without_stale(self, env: Optional[Mapping[str, str]]) -> Optional[Mapping[str, str]]:
         """``env``, plus an empty value (autorun reads empty as unset) for each

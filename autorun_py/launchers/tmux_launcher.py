@@ -17,7 +17,7 @@ from typing import Any, Optional
 from autorun_py import paths, proc
 from autorun_py.errors import AutorunError
 from autorun_py.launchers import Started
-from autorun_py.tmux import OWNER_VAR, Tmux
+from autorun_py.tmux import OWNER_VAR, Tmux, pipe_pane_args
 
 
 def start_session(
@@ -33,18 +33,17 @@ def start_session(
     """Start the stage's session, replacing a leftover one of the same run (``env``'s
     ``AUTORUN_ORCH_DIR``); a session of that name owned by anyone else is refused."""
     owner = env[OWNER_VAR]
-    tmux.require_free_or_owned(name, owner)
     if tmux.has_session(name):
+        tmux.require_free_or_owned(name, owner)
         tmux.kill_owned_session(name, owner)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    pane = tmux.new_session(name, argv, cwd=cwd, window=window, env=env)
-    with contextlib.suppress(AutorunError):
-        tmux.pipe_pane(pane, log_file)
+    # The pane's log, and the session-closed hook, in the tmux call that starts the
+    # session (one tmux process instead of four, issue 16).
+    after = [pipe_pane_args(f"={name}:", log_file)]
     # ``env`` forwards this process's AUTORUN_* (tmux.forwarded_env): the switch too.
     if env.get("AUTORUN_SESSION_CLOSED_HOOK", "1") != "0":
-        with contextlib.suppress(AutorunError, OSError):
-            watch_session_close(tmux)
-    return pane
+        after += session_close_hook(tmux)
+    return tmux.new_session(name, argv, cwd=cwd, window=window, env=env, after=after)
 
 
 def watch_session_close(tmux: Tmux) -> None:
@@ -53,6 +52,15 @@ def watch_session_close(tmux: Tmux) -> None:
     (``autorun hook tmux-closed <session>``, see :mod:`autorun_py.hooks`). Set under
     an index of its own per ``$AUTORUN_HOME``, so other hooks of the server stay.
     ``AUTORUN_SESSION_CLOSED_HOOK=0`` leaves it out (the monitor alone recovers)."""
+    first, *rest = session_close_hook(tmux)
+    tmux.run(first)
+    for more in rest:
+        tmux.run(more, check=False)
+
+
+def session_close_hook(tmux: Tmux) -> list[list[str]]:
+    """The tmux commands of :func:`watch_session_close`: the hook, and for autorun's
+    own server that it outlives its last session."""
     import binascii
 
     home = str(paths.autorun_home())
@@ -70,12 +78,13 @@ def watch_session_close(tmux: Tmux) -> None:
     # it autorun-done-N first) needs no recovery: tmux skips it, no process starts.
     hook = f"run-shell -b {shlex.quote(cmd)}"
     hook = f"if-shell -F '#{{m:autorun-done-*,#{{hook_session_name}}}}' '' {shlex.quote(hook)}"
-    tmux.run(["set-hook", "-g", f"session-closed[{index}]", hook])
+    cmds = [["set-hook", "-g", f"session-closed[{index}]", hook]]
     if tmux.socket:
         # autorun's own server (AUTORUN_TMUX_SOCKET): it must outlive its last
         # session, or the hook of that session's close dies with it. (The default
         # server is the user's: left as it is; their own sessions keep it up.)
-        tmux.run(["set-option", "-s", "exit-empty", "off"], check=False)
+        cmds.append(["set-option", "-s", "exit-empty", "off"])
+    return cmds
 
 
 @dataclass
