@@ -93,11 +93,9 @@ def _first_commit_time(state: RunState, st: StageState) -> Optional[str]:
         return None
     if not first:
         return None
-    import datetime
+    from autorun_py.timeutil import utc_iso
 
-    return datetime.datetime.fromtimestamp(first, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    return utc_iso(first)
 
 
 def record_chain_phases(txn: Transaction, number: int, command: str) -> None:

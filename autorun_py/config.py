@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -213,6 +212,7 @@ def find_agent(config: Config) -> Optional[str]:
     if os.sep in agent:
         path = os.path.expanduser(agent)
         return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    import shutil  # (not at import: issue 16)
     return shutil.which(agent)
 
 

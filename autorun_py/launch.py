@@ -18,7 +18,6 @@ A launch has three steps:
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -151,6 +150,7 @@ def copy_worktree_include(repo: Path, worktree: Path) -> list[str]:
         src, dst = repo / rel, worktree / rel
         if src.is_file() and not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
+            import shutil  # (not at import: issue 16)
             shutil.copy2(src, dst)
             copied.append(rel)
     return copied
@@ -198,6 +198,7 @@ def _start_stage(
         d
         for d in stage.depends_on
         if state.stages[d].merge_commit
+        and state.stages[d].merge_commit != base_tip  # (the merge that just landed)
         and not git.is_ancestor(str(state.stages[d].merge_commit), base_tip, repo)
     ]
     if missing:

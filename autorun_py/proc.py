@@ -14,7 +14,6 @@ import functools
 import os
 import select
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -69,9 +68,32 @@ def _log_call(argv: Sequence[str], status: str, started: float) -> None:
         debug(f"{shlex.join(argv)} -> {status} ({ms:.1f} ms)")
 
 
+def _runnable(path: str) -> bool:
+    return os.path.exists(path) and os.access(path, os.X_OK) and not os.path.isdir(path)
+
+
 @functools.lru_cache(maxsize=32)
 def _which(name: str, path_env: Optional[str]) -> Optional[str]:
-    return shutil.which(name, path=path_env)
+    """What ``shutil.which(name, path=path_env)`` finds on POSIX, without importing
+    :mod:`shutil` (and the compression modules it loads) in every process."""
+    if os.path.dirname(name):
+        return name if _runnable(name) else None
+    if path_env is None:
+        try:
+            path_env = os.confstr("CS_PATH")
+        except (AttributeError, ValueError):
+            path_env = os.defpath
+    if not path_env:
+        return None
+    seen: set[str] = set()
+    for folder in path_env.split(os.pathsep):
+        if folder in seen:
+            continue
+        seen.add(folder)
+        cand = os.path.join(folder, name)
+        if _runnable(cand):
+            return cand
+    return None
 
 
 def which(name: str) -> Optional[str]:

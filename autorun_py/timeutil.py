@@ -9,17 +9,20 @@ seconds, truncated; ``-`` for an unknown duration).
 
 from __future__ import annotations
 
-import datetime
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    import datetime
 
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def utc_iso(ts: Optional[float] = None) -> str:
-    """``ts`` (seconds since the epoch; default now) in the seed's UTC format."""
+    """``ts`` (seconds since the epoch; default now) in the seed's UTC format (whole
+    seconds, truncated; no :mod:`datetime` import on the path of every state change)."""
     moment = time.time() if ts is None else ts
-    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).strftime(ISO_FORMAT)
+    return time.strftime(ISO_FORMAT, time.gmtime(moment))
 
 
 def format_utc(dt: datetime.datetime, *, ceil: bool = False) -> str:
@@ -28,6 +31,8 @@ def format_utc(dt: datetime.datetime, *, ceil: bool = False) -> str:
     ``ceil``: a fraction of a second rounds up (a deadline written this way is
     never earlier than ``dt``).
     """
+    import datetime
+
     if ceil and dt.microsecond:
         dt = dt.replace(microsecond=0) + datetime.timedelta(seconds=1)
     return dt.astimezone(datetime.timezone.utc).strftime(ISO_FORMAT)
@@ -37,6 +42,8 @@ def parse_utc(text: object) -> Optional[datetime.datetime]:
     """The aware UTC datetime of a :func:`utc_iso` string, or None."""
     if not isinstance(text, str):
         return None
+    import datetime
+
     try:
         dt = datetime.datetime.strptime(text, ISO_FORMAT)
     except ValueError:

@@ -48,7 +48,6 @@ and, with ``merged_into``, only when that branch holds all of it.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -207,7 +206,7 @@ def _delete_tree(real: Path, run: str) -> None:
     again, _ = _checked_path(real, run)
     if again != real or os.path.islink(real):
         raise AutorunError(f"{real} moved while autorun was removing it; left in place")
-    shutil.rmtree(real)
+    _rmtree(real)
 
 
 # --------------------------------------------------------------------------- removal
@@ -451,7 +450,7 @@ def remove_creating_dir(path: Path) -> None:
         or not p.is_dir()
     ):
         raise AutorunError(f"{path} is not a half-made orchestration directory of autorun's")
-    shutil.rmtree(p)
+    _rmtree(p)
 
 
 # --------------------------------------------------------------------------- clean
@@ -474,7 +473,7 @@ def remove_run_dir(orch_dir: Path) -> bool:
         or p.name.startswith(".")
     ):
         raise AutorunError(f"{p} is not a run directory of autorun's; left in place")
-    shutil.rmtree(p)
+    _rmtree(p)
     return True
 
 
@@ -551,7 +550,7 @@ def remove_demo_scratch(root: Path, *, purge: bool) -> list[str]:
         if os.path.islink(p) or not p.is_dir():
             p.unlink()
         else:
-            shutil.rmtree(p)
+            _rmtree(p)
         removed.append(str(p))
     if purge:
         marker.unlink()
@@ -561,3 +560,11 @@ def remove_demo_scratch(root: Path, *, purge: bool) -> list[str]:
         except OSError:
             pass  # something of the user's is in there too: it stays
     return removed
+
+
+def _rmtree(path: Path) -> None:
+    """``shutil.rmtree`` (imported here, not by every process that imports this
+    module: issue 16)."""
+    import shutil
+
+    shutil.rmtree(path)
