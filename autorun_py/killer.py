@@ -2,7 +2,7 @@
 usually lives in it)::
 
     python -m autorun_py.killer TARGET DELAY [--session] [--owner ORCH_DIR]
-        [--then-clean REPO WORKTREE BRANCH BASE]
+        [--then-clean REPO WORKTREE BRANCH BASE [--merged-tip TIP]] [--sweep]
 
 TARGET ``-`` kills nothing; ``bg:ID[,ID...]``: Claude Code background sessions
 the run recorded as its own (``claude stop``; with ``--session`` also ``claude
@@ -16,7 +16,9 @@ from REPO and delete BRANCH if BASE holds it, both through
 ``autorun merge`` ran inside that worktree from a Claude Code shell, which
 checks its working directory after every command: removing it at once would
 turn the successful merge into a failed command (``pwd: error retrieving
-current directory``).
+current directory``). ``--sweep`` (needs ``--owner``; the run's last merge): then the run's
+merged stages whose clean-up waits for their sessions to end
+(:mod:`autorun_py.cleanup`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ def main(argv: list[str]) -> int:
             worktrees.try_delete_branch(
                 Path(repo), branch, run=owner, merged_into=base, merged_tip=tip, known=known
             )
+    if "--sweep" in rest and owner:
+        from autorun_py.cleanup import sweep_until_done
+
+        sweep_until_done(Path(owner))
     if bg_ids and "--session" in rest:
         from autorun_py.launchers.background import stop_ids
 

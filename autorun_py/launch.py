@@ -48,6 +48,7 @@ from autorun_py.tmux import Tmux, forwarded_env
 
 @dataclass
 class LaunchResult:
+    """The stages a launch started, those it could not (and why), those still running."""
     launched: list[int] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
     running: list[int] = field(default_factory=list)
@@ -348,6 +349,7 @@ def kill_later(
     owner: Optional[str] = None,
     then_clean: Optional[tuple[str, str, str, str]] = None,
     merged_tip: Optional[str] = None,
+    sweep: bool = False,
 ) -> None:
     """Kill a tmux pane (or session; ``-``: nothing) shortly after this command has
     returned.
@@ -359,12 +361,13 @@ def kill_later(
     worktree, branch, base): afterwards remove the stage's worktree and merged
     branch (see :mod:`autorun_py.killer`; it needs ``owner``); ``merged_tip``: the
     stage tip the merge put on the base (the branch is deleted only while it
-    still points there).
+    still points there). ``sweep``: then also the run's other merged stages whose
+    clean-up waits for their sessions (:mod:`autorun_py.cleanup`; the run's last merge).
 
     A tmux target without clean-up is killed by the tmux server itself
     (:meth:`Tmux.kill_later`: no process); the rest by the detached killer.
     """
-    if then_clean is None and target != "-" and not target.startswith("bg:"):
+    if then_clean is None and not sweep and target != "-" and not target.startswith("bg:"):
         with contextlib.suppress(AutorunError, OSError):
             Tmux.from_env().kill_later(target, delay, session=session, owner=owner)
         return  # scheduled, or gone / not the owner's: nothing to kill either way
@@ -377,6 +380,8 @@ def kill_later(
         cmd += ["--then-clean", *then_clean]
         if merged_tip:
             cmd += ["--merged-tip", merged_tip]
+    if sweep and owner:
+        cmd.append("--sweep")
     from autorun_py.proc import spawn
 
     spawn(cmd)

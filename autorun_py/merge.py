@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from autorun_py import gate, git, gitmerge, launchers, paths, worktrees
+from autorun_py import cleanup, gate, git, gitmerge, launchers, paths, worktrees
 from autorun_py.config import Config
 from autorun_py.errors import AutorunError, ExitCode
 from autorun_py.events import utc_now
@@ -48,6 +48,7 @@ from autorun_py.tmux import Tmux
 
 @dataclass
 class MergeReport:
+    """What `autorun merge` did (its output, as text and as JSON, and its exit code)."""
     orch_dir: str
     stage: int
     name: str
@@ -239,16 +240,31 @@ def _complete(
         repo = Path(state.project_root)
         worktree, branch = st.worktree, st.branch
         session = launchers.kill_target(state, st)  # whichever launcher runs it
+        kill = bool(session) and not config.keep_sessions
+        # `autorun merge` (or the chain) runs in the stage's worktree, and Claude
+        # Code checks its shell's working directory after every command: removing it
+        # now would make this successful merge a failed command. It goes once the
+        # session is gone: swept by the run's next merge (autorun_py.cleanup), or,
+        # after the last one (or for a session no tmux kill ends), by the killer.
+        in_shell = bool(worktree) and claude_shell and _cwd_inside(Path(worktree or "."))
+        deferred = in_shell and kill and not report.run_complete
+        deferred = deferred and not str(session).startswith("bg:")
+        if deferred:
+            cleanup.mark(st, outcome.stage_tip)
     report.merge_commit = outcome.merge_commit
     if claimed:
         res = start_claimed(orch_dir, claimed, config=config)
         report.launched, report.launch_failed = res.launched, res.failed
     # Clean-up: last, and never fatal.
-    kill = bool(session) and not config.keep_sessions
-    if worktree and claude_shell and _cwd_inside(Path(worktree)):
-        # `/autorun:merge` runs in the stage's worktree, and Claude Code checks its
-        # shell's working directory after every command: removing it now would make
-        # this successful merge a failed command. Remove it once the session is gone.
+    known = outcome.worktrees
+    swept_later = False  # the killer sweeps the run's marked stages (its last merge)
+    if deferred and session:
+        with contextlib.suppress(AutorunError, OSError):
+            Tmux.from_env().kill_later(session, 2.0, session=True, owner=state.orch_dir)
+        kill = False
+        worktree = branch = None
+    elif in_shell and worktree:
+        swept_later = report.run_complete
         with contextlib.suppress(OSError):
             kill_later(
                 session if kill and session else "-",
@@ -257,12 +273,19 @@ def _complete(
                 owner=state.orch_dir,
                 then_clean=(str(repo), worktree, branch or "", state.base_branch),
                 merged_tip=outcome.stage_tip,
+                sweep=report.run_complete,
             )
         kill = False
         worktree = branch = None
+    # Stages merged earlier whose sessions are gone: their worktrees now; after the
+    # run's last merge, those whose sessions are still ending by a killer.
+    with contextlib.suppress(AutorunError, OSError):
+        done = cleanup.sweep(orch_dir, state, skip=number, known=known)
+        left = [st for st in cleanup.pending(state, skip=number) if st.number not in done]
+        if left and report.run_complete and not swept_later:
+            kill_later("-", 0.0, owner=state.orch_dir, sweep=True)
     # The worktrees as the merge listed them, and the stage tip it put on the base
     # (the branch goes only while it still points there): no second look needed.
-    known = outcome.worktrees
     if worktree:
         warn = worktrees.try_remove(repo, Path(worktree), run=state.orch_dir, known=known)
         if warn:

@@ -12,11 +12,12 @@ and starts the monitor unless one runs (:mod:`autorun_py.supervisor`). A second
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from autorun_py import launchers
+from autorun_py import cleanup, launchers
 from autorun_py.config import Config
 from autorun_py.errors import AutorunError
 from autorun_py.events import ensure_flushed
@@ -34,6 +35,7 @@ from autorun_py.tmux import Tmux
 
 @dataclass
 class ResumeResult:
+    """What `autorun resume` found and did."""
     orch_dir: str
     plan_name: str
     actions: list[Recovery] = field(default_factory=list)
@@ -91,6 +93,8 @@ def resume_run(
     state = store.read()
     result = ResumeResult(orch_dir=str(orch_dir), plan_name=state.plan_name)
     watched = monitor_pid(orch_dir) is not None  # a launch below starts one when not
+    with contextlib.suppress(AutorunError, OSError):  # merged stages' leftover worktrees
+        cleanup.sweep(orch_dir, state)
     if state.status != RUN_RUNNING or state.is_finished():
         result.finished = True
         return result

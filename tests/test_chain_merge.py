@@ -67,17 +67,24 @@ def test_a_clean_chain_to_the_merge_is_merged_in_place(repo: Path, quiet_agent: 
     again = run_cli(CHAIN[:-1], wt, env=dict(_env(orch, 1), CLAUDECODE="1"))
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
     assert [e["type"] for e in read_events(orch)].count("merge_complete") == 1
+    # Its session is ended by the tmux server (no process waits for it); the
+    # worktree is left marked for the run's next merge (autorun_py.cleanup).
+    assert one.extra["cleanup_tip"] == git(repo, "rev-parse", "main^2")
     deadline = time.monotonic() + 20
-    while wt.exists() and time.monotonic() < deadline:
+    while Tmux.from_env().has_session(session) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not wt.exists() and not Tmux.from_env().has_session(session)
-    # Outside Claude Code's shell the worktree goes at once; the text is the merge's.
+    assert not Tmux.from_env().has_session(session) and wt.is_dir()
+    # Outside Claude Code's shell the worktree goes at once; the text is the merge's;
+    # and this merge sweeps stage 1's worktree and branch, whose session is gone.
     wt2 = Path(after.stages[2].worktree or "")
     _commit_in(wt2, "beta.txt", "beta\n", "beta")
     text = run_cli(CHAIN[:-1], wt2, env=_env(orch, 2))
     assert text.returncode == 0, text.stderr
     assert text.stdout.startswith("merged by the engine") and "merged into main" in text.stdout
-    assert not wt2.exists() and StatusStore(orch).read().status == "completed"
+    final = StatusStore(orch).read()
+    assert not wt2.exists() and final.status == "completed"
+    assert not wt.exists() and "cleanup_tip" not in final.stages[1].extra
+    assert git(repo, "branch", "--list", "autorun/*") == ""
 
 
 def test_a_conflict_opens_the_merge_window_which_shows_it_once(
@@ -134,3 +141,31 @@ def test_uncommitted_work_is_left_to_the_merge_window(repo: Path, quiet_agent: N
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["window"] == "merge"
     assert StatusStore(orch).read().stages[1].status == "in_progress"
+
+
+def test_the_last_merge_leaves_every_worktree_to_one_killer(
+    repo: Path, quiet_agent: None
+) -> None:
+    """Both stages merged from their own shells (CLAUDECODE=1) one right after the
+    other: the first is marked (its session still ends when the second merges), the
+    second completes the run, and one detached killer removes both once their
+    sessions are gone."""
+    orch = _run(repo, [(1, "Alpha", []), (2, "Beta", [])])
+    st = StatusStore(orch).read().stages
+    wts = {n: Path(st[n].worktree or "") for n in (1, 2)}
+    for n, wt in wts.items():
+        _commit_in(wt, f"s{n}.txt", f"{n}\n", f"stage {n}")
+    for n, wt in wts.items():
+        proc = run_cli(CHAIN, wt, env=dict(_env(orch, n), CLAUDECODE="1"))
+        assert proc.returncode == 0 and json.loads(proc.stdout)["merge"]["result"] == "merged"
+    assert all(wt.is_dir() for wt in wts.values())  # the shells are still in them
+    assert "cleanup_tip" in StatusStore(orch).read().stages[1].extra
+    deadline = time.monotonic() + 30
+    while any(wt.exists() for wt in wts.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    final = StatusStore(orch).read()
+    assert final.status == "completed"
+    assert not any(wt.exists() for wt in wts.values())
+    assert not any("cleanup_tip" in s.extra for s in final.stages.values())
+    assert git(repo, "branch", "--list", "autorun/*") == ""
+    assert not any(Tmux.from_env().has_session(s.session or "") for s in final.stages.values())

@@ -108,6 +108,7 @@ def _check(kinds: tuple[tuple[str, Kind], ...], raw: dict[str, Any], where: str)
 
 @dataclass
 class Phase:
+    """When a phase of a stage started and completed."""
     started_at: Optional[str] = None
     completed_at: Optional[str] = None
     # written for the implement phase always, for the others once set
@@ -158,6 +159,7 @@ assert all(kind.load is same and not kind.null_is_missing for _, kind in PHASE_F
 
 @dataclass
 class StageState:
+    """A stage as ``status.json`` holds it (the fields in the file's order)."""
     number: int = _model_only()
     status: str = _kind("stage status", PENDING)
     name: str = ""
@@ -247,6 +249,7 @@ STAGE_KEYS = frozenset(key for key, _ in STAGE_FIELDS)
 # files have them), checked on read as the fields are.
 STAGE_SIDE_KEYS: dict[str, Kind] = {
     "launcher": KINDS["optional str"],  # the launcher it was claimed for (launchers/)
+    "cleanup_tip": KINDS["optional str"],  # merged; its worktree still to remove (cleanup.py)
 }
 
 
