@@ -45,6 +45,7 @@ from autorun_py.tmux import Tmux
 
 @dataclass
 class CancelResult:
+    """What `autorun cancel` did to a run (or to one stage of it)."""
     orch_dir: str
     run: str
     stage: Optional[int]
@@ -219,6 +220,8 @@ def _stop_monitor(
 
 @dataclass
 class CleanResult:
+    """What `autorun clean` did: sessions ended, worktrees, branches and files removed, what it
+    kept and why."""
     orch_dir: str
     run: str
     sessions_killed: list[str] = field(default_factory=list)

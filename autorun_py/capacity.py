@@ -22,6 +22,7 @@ SESSIONS_PER_CORE = 2  # sessions mostly wait on the model, not the CPU
 
 @dataclass(frozen=True)
 class ParallelCap:
+    """How many stages run at once, and why that many."""
     value: int
     reason: str  # how it was chosen, for the summary
 

@@ -43,6 +43,7 @@ from autorun_py.tmux import Tmux, forwarded_env, pipe_pane_args
 
 @dataclass(frozen=True)
 class ChainResult:
+    """What `autorun chain` did: the window (or session) it opened, or the merge it did in place."""
     session: str
     window: str
     pane: str

@@ -49,6 +49,8 @@ LAUNCH_STAGGER = 2.0
 
 @dataclass(frozen=True)
 class Config:
+    """The user's configuration: `config.json` overridden by the environment, as the CLI edge
+    loaded it."""
     agent: str = "claude"
     agent_args: tuple[str, ...] = ()
     permission_mode: Optional[str] = None

@@ -130,6 +130,7 @@ STANDIN_TREE = {
 
 @dataclass
 class DemoResult:
+    """How `autorun demo` went: where it ran and what it found."""
     ok: bool
     root: Path
     repo: Path

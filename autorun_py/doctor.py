@@ -39,12 +39,14 @@ DEPENDENCIES = (
 
 @dataclass(frozen=True)
 class InstallHint:
+    """How to install a missing tool, per platform."""
     macos: str
     debian: str
 
 
 @dataclass(frozen=True)
 class Check:
+    """One of `autorun doctor`'s checks and its result."""
     name: str
     status: Status
     required: bool
@@ -81,6 +83,7 @@ class DoctorJSON(TypedDict):
 
 @dataclass(frozen=True)
 class DoctorReport:
+    """Every check `autorun doctor` made."""
     checks: tuple[Check, ...]
 
     @property

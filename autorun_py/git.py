@@ -27,6 +27,7 @@ PathLike = Union[str, Path]
 
 @dataclass(frozen=True)
 class GitResult:
+    """A finished git call: its argv, exit status and output."""
     argv: tuple[str, ...]
     returncode: int
     stdout: str
@@ -206,6 +207,7 @@ def is_ancestor(ancestor: str, descendant: str, cwd: PathLike) -> bool:
 
 @dataclass(frozen=True)
 class Worktree:
+    """One entry of `git worktree list --porcelain`."""
     path: Path
     head: Optional[str]
     branch: Optional[str]  # short name, None when detached or bare

@@ -72,6 +72,7 @@ HOOK_EVENTS = (
 
 @dataclass(frozen=True)
 class HookOutput:
+    """What a hook prints for Claude Code, and its exit status."""
     stdout: str = ""
     exit_code: int = 0
 

@@ -57,6 +57,7 @@ def on_path(directory: Path, environ: Mapping[str, str]) -> bool:
 
 @dataclass(frozen=True)
 class InstallResult:
+    """What `autorun install-cli` did to the link on PATH."""
     link: str
     target: str
     action: str  # created | updated | unchanged

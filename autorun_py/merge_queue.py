@@ -51,6 +51,7 @@ DEFERRED = "deferred"
 
 @dataclass
 class Entry:
+    """A gated merge waiting in the merge queue."""
     orch_dir: str
     stage: int
     branch: str
@@ -146,6 +147,7 @@ class Queue:
 
 @dataclass
 class _Link:
+    """A candidate of the speculative chain: an entry merged onto its parent candidate."""
     entry: Entry
     candidate: str
     parent: str

@@ -66,6 +66,7 @@ from autorun_py.timeutil import parse_utc as _parse_iso
 
 @dataclass
 class MonitorOutcome:
+    """How a monitor loop ended, and what it did."""
     already_running: bool = False
     pid: Optional[int] = None
     checks: int = 0

@@ -15,6 +15,7 @@ from autorun_py.summary import launch_summary
 
 @dataclass
 class OrchestrateOutcome:
+    """What `autorun orchestrate` made and started."""
     orch_dir: str
     status_file: str
     launched: list[int]

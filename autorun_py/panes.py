@@ -119,6 +119,7 @@ def parse_reset_time(text: str, now: datetime.datetime) -> Optional[datetime.dat
 
 @dataclass(frozen=True)
 class PaneState:
+    """What a Claude Code pane shows, as the classifier reads it."""
     kind: str  # busy | usage_limit | dialog | idle | other
     limit_line: Optional[str] = None
     limit_count: int = 0

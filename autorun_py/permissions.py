@@ -27,6 +27,7 @@ MODES = ("acceptEdits", "auto", "bypassPermissions", "manual", "dontAsk", "plan"
 
 @dataclass(frozen=True)
 class PermissionCheck:
+    """Whether unattended stage sessions would stop at permission prompts, and why."""
     mode: str  # the effective mode ("auto" when nothing is configured)
     source: str  # where it came from
     stops: bool  # True: an unattended session will wait at a prompt (or cannot work)

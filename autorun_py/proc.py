@@ -139,6 +139,7 @@ class CommandTimeout(AutorunError):
 
 @dataclass(frozen=True)
 class Result:
+    """A finished process: its argv, exit status, output and duration."""
     argv: tuple[str, ...]
     returncode: int
     stdout: str

@@ -43,6 +43,7 @@ _SWEEP_AGE = 86400.0  # records of `!` lines that never ran
 
 @dataclass(frozen=True)
 class PromptArgs:
+    """A slash command's name and the arguments Claude Code gave it."""
     command: str  # the slash command's name without the plugin: "orchestrate"
     arguments: str  # what Claude Code substitutes for $ARGUMENTS (trimmed)
 

@@ -61,6 +61,7 @@ RECOVER_LOCK = "recover.lock"
 
 @dataclass
 class Recovery:
+    """What bringing back one stage did."""
     stage: int
     action: str  # merged | resumed | restarted | started | failed | skipped | merge_blocked ...
     detail: str = ""

@@ -53,6 +53,7 @@ _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 @dataclass(frozen=True)
 class RepoInfo:
+    """The repository a run starts from: its root, branch and head."""
     root: Path
     branch: str
     head: str

@@ -35,6 +35,7 @@ from autorun_py.schedule import (
 
 @dataclass(frozen=True)
 class StageRun:
+    """When a simulated stage started and ended."""
     stage: int
     start: float
     end: float
@@ -42,6 +43,7 @@ class StageRun:
 
 @dataclass(frozen=True)
 class SimResult:
+    """One simulated run: the schedule, the cap, and each stage's times."""
     schedule: str
     max_parallel: int | None
     runs: dict[int, StageRun]  # stage -> its start and end
@@ -215,6 +217,7 @@ def parse_durations(text: str, path: str, stages: Collection[int]) -> dict[int, 
 
 @dataclass(frozen=True)
 class PlanSimulation:
+    """A simulation of a plan: its stages, the durations used, and each schedule's result."""
     plan_path: str
     names: dict[int, str]
     unit: str  # "seconds" (a --durations file) | "hours" (the plan's estimates) | "stages"

@@ -38,6 +38,7 @@ _CONTEXT_NAME = re.compile(r"^stage-([0-9]+)-context\.md$")
 
 @dataclass(frozen=True)
 class StageContext:
+    """What a stage session needs to know of its stage and run (`autorun context`)."""
     orch_dir: str
     stage: int
     name: str

@@ -35,6 +35,7 @@ from autorun_py.tmux import Tmux
 
 @dataclass
 class CheckResult:
+    """What one monitor check found and whether the run is finished."""
     findings: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
 

@@ -33,6 +33,7 @@ MONITOR_LOCK = "monitor.lock"
 
 @dataclass(frozen=True)
 class MonitorOptions:
+    """How the monitor loop runs: its intervals and switches."""
     interval: float = 60.0  # seconds between checks
     gap: float = 60.0  # seconds between a check's two pane snapshots
     once: bool = False

@@ -222,6 +222,7 @@ def stage_transcripts(
 
 @dataclass
 class TokenUsage:
+    """Tokens of Claude Code's transcripts, by kind."""
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0  # includes the 1-hour writes below
@@ -266,6 +267,7 @@ class TokenUsage:
 
 @dataclass
 class UsageSummary:
+    """What a stage's sessions used, in total and by model, and the files read."""
     total: TokenUsage = field(default_factory=TokenUsage)
     by_model: dict[str, TokenUsage] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
@@ -331,6 +333,7 @@ def parse_ts(text: Any) -> Optional[datetime.datetime]:
 
 @dataclass
 class _Response:
+    """One model response of a transcript: its model and token counts."""
     model: str
     counts: dict[str, int]
     one_hour: int

@@ -23,6 +23,7 @@ DEFAULT_PARALLEL = 4
 
 @dataclass(frozen=True)
 class VerifySpec:
+    """The run's verify spec (not gated when ``command`` is None)."""
     command: Optional[str] = None
     timeout: float = DEFAULT_TIMEOUT
     attempts: int = DEFAULT_ATTEMPTS

@@ -36,6 +36,7 @@ _GIT_LOCATION_VARS = (
 
 @dataclass(frozen=True)
 class Verdict:
+    """The verify command's result on one candidate commit."""
     commit: str
     command: str
     passed: bool

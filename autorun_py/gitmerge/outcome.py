@@ -46,6 +46,7 @@ Verify = Callable[[str, str], bool]
 
 @dataclass(frozen=True)
 class ConflictFile:
+    """A conflicted file and the commits on each side that touched it."""
     path: str
     # "sha subject" of the commits on each side since the merge base that touched the file
     base_commits: list[str] = field(default_factory=list)
@@ -54,6 +55,7 @@ class ConflictFile:
 
 @dataclass(frozen=True)
 class MergeOutcome:
+    """What a merge came to (:class:`MergeKind`) and what it did on the way."""
     kind: MergeKind
     base_branch: str
     stage_branch: str

@@ -225,6 +225,7 @@ def current_id(stage: Any) -> Optional[str]:
 
 @dataclass
 class BackgroundLauncher:
+    """Stages as Claude Code background sessions (``claude --bg``)."""
     name: str = "background"
     _rows: Optional[list[dict[str, Any]]] = field(default=None, repr=False)
 

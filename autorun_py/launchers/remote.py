@@ -431,6 +431,7 @@ def current_id(stage: Any) -> Optional[str]:
 
 @dataclass
 class RemoteLauncher:
+    """Stages as Claude Code cloud sessions on the user's environment."""
     name: str = NAME
 
     def start(

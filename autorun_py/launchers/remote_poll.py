@@ -40,6 +40,7 @@ from autorun_py.launchers.remote import (
 
 @dataclass(frozen=True)
 class Finding:
+    """One thing a monitor check learned of a remote stage through git."""
     stage: int
     kind: str  # completed | merged | merge_result | question | answered | error
     detail: str = ""

@@ -89,6 +89,7 @@ def session_close_hook(tmux: Tmux) -> list[list[str]]:
 
 @dataclass
 class TmuxLauncher:
+    """Stages as sessions of autorun's tmux server (the default launcher)."""
     tmux: Tmux
     name: str = "tmux"
 

@@ -140,6 +140,7 @@ def _to_int(digits: str) -> int:
 
 @dataclass
 class _DepValue:
+    """What a dependency line's value names: stage numbers and names, or nothing."""
     numbers: tuple[int, ...] = ()
     names: tuple[str, ...] = ()  # references by stage name, resolved once all stages are known
     empty: bool = False  # nothing after the colon

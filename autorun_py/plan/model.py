@@ -16,6 +16,7 @@ from autorun_py.errors import AutorunError
 
 @dataclass(frozen=True)
 class Stage:
+    """A stage of the master plan."""
     number: int
     name: str
     depends_on: tuple[int, ...]  # sorted, unique
@@ -27,6 +28,7 @@ class Stage:
 
 @dataclass(frozen=True)
 class PlanProblem:
+    """A problem of the plan, with the line it is on."""
     line: Optional[int]
     message: str
 
@@ -51,6 +53,7 @@ class PlanError(AutorunError):
 
 @dataclass(frozen=True)
 class Plan:
+    """A parsed master plan: its stages, their graph, and its problems."""
     path: Path  # absolute
     name: str  # plan name
     slug: str  # project slug

@@ -111,6 +111,7 @@ def parse_plan(text: str, path: Path) -> Plan:
 
 @dataclass
 class _Heading:
+    """A heading of the plan, where it is and what it says."""
     index: int  # token index of heading_open
     level: int
     line0: int  # 0-based first line of the heading
@@ -124,6 +125,7 @@ class _Heading:
 
 @dataclass
 class _DepInfo:
+    """A stage's dependency line, before the names in it are resolved."""
     numbers: tuple[int, ...]
     names: tuple[_NameGroup, ...]
     line: int  # 1-based
@@ -146,6 +148,7 @@ class _Raw:
 
 @dataclass
 class _Merged:
+    """A stage as the parser assembles it from its heading and body."""
     number: int
     name: str
     line: int

@@ -15,6 +15,7 @@ from autorun_py.transcripts import TokenUsage, UsageSummary
 
 @dataclass
 class PhaseTime:
+    """When one phase of a stage started and ended."""
     name: str
     started_at: str
     completed_at: Optional[str]
@@ -33,6 +34,7 @@ class PhaseTime:
 
 @dataclass
 class GitStats:
+    """What a stage's branch changed."""
     commits: int
     files_changed: int
     lines_added: int
@@ -49,6 +51,7 @@ class GitStats:
 
 @dataclass
 class StageReport:
+    """One stage's figures for the report."""
     number: int
     name: str
     status: str
@@ -116,6 +119,7 @@ class StageReport:
 
 @dataclass
 class RunReport:
+    """A run's figures for the report."""
     run: str
     plan_name: str
     plan_path: str

@@ -186,6 +186,7 @@ def read_meta(text: str) -> Optional[ReviewMeta]:
 
 @dataclass(frozen=True)
 class _Marker:
+    """An answer marker line of a review file."""
     line: int
     kind: str  # "start", "end" or "done"
     number: int  # 0 for the done box

@@ -49,6 +49,7 @@ def _markdown() -> Any:
 
 @dataclass
 class _Marker:
+    """A ``**Your answer**:`` line of a first-format review file."""
     line: int  # source line of "**Your answer**:"
     para_start: int
     first_in_para: bool

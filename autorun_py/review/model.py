@@ -15,6 +15,7 @@ class AnswerJSON(TypedDict):
 
 @dataclass(frozen=True)
 class Answer:
+    """One question of a review file and the user's answer."""
     number: int
     question: str
     answer: str  # "" when unanswered
@@ -35,6 +36,7 @@ class MetaJSON(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class ReviewMeta:
+    """A review file's metadata block."""
     version: int = 1
     nonce: str = ""
     title: str = ""

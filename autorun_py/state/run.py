@@ -178,6 +178,7 @@ class StageMap(MutableMapping[int, StageState]):
 
 @dataclass
 class RunState:
+    """The run as ``status.json`` holds it (the fields in the file's order)."""
     # In the file's order (a default for each: dataclasses keep required fields first).
     schema_version: int = SCHEMA_VERSION
     revision: int = 0

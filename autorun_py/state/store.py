@@ -43,6 +43,7 @@ T = TypeVar("T")
 
 @dataclass
 class PendingEvent:
+    """An event a transaction emits, written with the status it goes with."""
     type: str
     fields: dict[str, Any]
 
