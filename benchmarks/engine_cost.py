@@ -63,9 +63,12 @@ if _log:
         if _done:
             return
         _done.append(1)
-        t = os.times()
+        # getrusage: microseconds (os.times() truncates each figure to 10 ms ticks)
+        import resource
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         rec = {"pid": os.getpid(), "ppid": os.getppid(), "argv": sys.argv,
-               "self": t.user + t.system, "children": t.children_user + t.children_system,
+               "self": me.ru_utime + me.ru_stime, "children": kids.ru_utime + kids.ru_stime,
                "wall": time.monotonic() - _t0}
         with open(_log, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
