@@ -169,7 +169,9 @@ def _stage(args: list[str]) -> Optional[Callable[[], int]]:
     def run() -> int:
         from autorun_py.stage import register_stage
 
-        _print_context(register_stage(Path(context_file), Path.cwd()), flags, full=True)
+        session = os.environ.get("AUTORUN_TMUX_SESSION") or None
+        ctx = register_stage(Path(context_file), Path.cwd(), session=session)
+        _print_context(ctx, flags, full=True)
         return 0
 
     return run

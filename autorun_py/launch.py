@@ -166,6 +166,10 @@ def stage_env(state: RunState, stage: StageState) -> dict[str, str]:
             "AUTORUN_STATUS_FILE": str(Path(state.orch_dir) / "status.json"),
         }
     )
+    # The stage's tmux session by name: `autorun stage start` need not ask tmux.
+    env.pop("AUTORUN_TMUX_SESSION", None)  # (forwarded from a caller's own session)
+    if stage.session and launchers.stage_uses_tmux(state, stage):
+        env["AUTORUN_TMUX_SESSION"] = stage.session
     env.update(gate_session_env(state))
     return env
 

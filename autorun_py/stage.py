@@ -167,6 +167,10 @@ def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = No
     """``autorun stage start``: check that this is the stage's own worktree, mark
     the stage in progress, open its triage phase.
 
+    ``session``: the tmux session this runs in, when the caller knows it (the
+    ``AUTORUN_TMUX_SESSION`` the launch gave the stage's session, read at the CLI
+    edge: no tmux call when it is the stage's); else tmux is asked.
+
     The stage's branch, worktree and session are the ones autorun's launch
     recorded when it created them (see :mod:`autorun_py.launch`); they are never
     taken from the caller. From any other place (the project checkout, a
@@ -180,8 +184,6 @@ def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = No
     store = StatusStore(orch_dir)
     here = Path(os.path.realpath(cwd))
     session = session or current_tmux_session()
-    from autorun_py.tmux import Tmux
-
     with store.transaction() as txn:
         state = txn.state
         stage = state.stage(number)
@@ -215,6 +217,8 @@ def register_stage(context_file: Path, cwd: Path, *, session: Optional[str] = No
         if stage.phase("triage").started_at is None:
             update_phase(txn, number, "triage", "started")
         if session and session != stage.session:
+            from autorun_py.tmux import Tmux
+
             # Only a session this run started (its AUTORUN_ORCH_DIR) becomes the stage's.
             with contextlib.suppress(AutorunError, OSError):
                 if Tmux.from_env().owned_by(session, state.orch_dir):

@@ -205,7 +205,9 @@ def stage_start(context_file: Path, as_json: bool, as_shell: bool) -> None:
     """Register this session as the stage of CONTEXT_FILE and print its context."""
     from autorun_py.stage import register_stage
 
-    _print_context(register_stage(context_file, Path.cwd()), as_json, as_shell, full=True)
+    session = os.environ.get("AUTORUN_TMUX_SESSION") or None  # set by the launch
+    ctx = register_stage(context_file, Path.cwd(), session=session)
+    _print_context(ctx, as_json, as_shell, full=True)
 
 
 @stage.command("fail")
