@@ -641,7 +641,10 @@ def test_a_run_mixing_tmux_and_background_places_stages_by_cap(
         assert raw["max_parallel"] == 2  # the caps' sum
         assert raw["stages"]["1"]["launcher"] == "tmux"
         assert raw["stages"]["2"]["launcher"] == "background"
-        assert raw["stages"]["3"]["status"] == "pending"
+        # Stage 3 waits for a free slot (unless one of the first two merged already:
+        # a chain merges at once); the spans below check the caps throughout.
+        freed = any(raw["stages"][n]["status"] == "completed" for n in "12")
+        assert raw["stages"]["3"]["status"] == "pending" or freed, raw["stages"]
         final = _wait_finished(run, model)
         assert final["status"] == "completed", _diag(claude, run)
         for n in "1234":
