@@ -37,12 +37,21 @@ def mark(stage: StageState, merged_tip: Optional[str]) -> None:
 
 
 def pending(state: RunState, *, skip: Optional[int] = None) -> list[StageState]:
-    """The merged stages whose worktree or branch still waits for its removal."""
-    return [
-        st
-        for st in state.stages.values()
-        if CLEANUP_KEY in st.extra and st.status == COMPLETED and st.number != skip
-    ]
+    """The merged stages whose worktree or branch still waits for its removal. A
+    stage never looked up since the state was read is not converted to see that
+    (its text says; every merge asks, at any number of stages)."""
+    stages = state.stages
+    out = []
+    for n in stages:
+        if n == skip or stages.status_of(n) != COMPLETED:
+            continue
+        text = stages.text_of(n)
+        if text is not None and f'"{CLEANUP_KEY}"' not in text:
+            continue
+        st = stages[n]
+        if CLEANUP_KEY in st.extra:
+            out.append(st)
+    return out
 
 
 def sweep(

@@ -169,3 +169,24 @@ def test_the_last_merge_leaves_every_worktree_to_one_killer(
     assert not any("cleanup_tip" in s.extra for s in final.stages.values())
     assert git(repo, "branch", "--list", "autorun/*") == ""
     assert not any(Tmux.from_env().has_session(s.session or "") for s in final.stages.values())
+
+
+def test_looking_for_marked_stages_converts_none(repo: Path) -> None:
+    """Every merge asks which merged stages wait for their clean-up: in a large run
+    (read lazily), a stage still pending stays the text it was read as."""
+    from autorun_py import cleanup
+    from autorun_py.state.codec import read_state
+
+    plan = write_plan(repo.parent, [(n, f"Part {n}", []) for n in range(1, 151)])
+    cfg = load_config(os.environ)
+    orch = Path(run_orchestrate(plan, repo, launch=False, monitor=False, config=cfg).orch_dir)
+    with StatusStore(orch).transaction() as txn:
+        for n in (1, 2):
+            txn.state.stage(n).status = "completed"
+        cleanup.mark(txn.state.stage(2), "abc")
+    text = (orch / "status.json").read_text()
+    assert len(text) > 64 << 10  # the lazy reader's size
+    state = read_state(text, orch / "status.json", lazy=True)
+    assert state.stages.text_of(3) is not None  # (the premise)
+    assert [st.number for st in cleanup.pending(state)] == [2]
+    assert all(state.stages.text_of(n) is not None for n in range(3, 151))
