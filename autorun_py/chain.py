@@ -157,13 +157,13 @@ def chain(
         # a merged stage too: a chain repeated after its merge starts nothing
         ctx = find_context(cwd or Path.cwd(), session, include_done=True, environ=environ)
     workdir = (cwd or Path.cwd()).resolve()
-    run_state = StatusStore(Path(ctx.orch_dir)).read() if ctx is not None else None
+    run_state = StatusStore(Path(ctx.orch_dir)).read(lazy=True) if ctx is not None else None
     if ctx is not None and run_state is not None:
         if _in_place_step(run_state, run_state.stage(ctx.stage), command):
             done = _merge_in_place(Path(ctx.orch_dir), ctx.stage, command, workdir, config, environ)
             if done is not None:
                 return done
-            run_state = StatusStore(Path(ctx.orch_dir)).read()
+            run_state = StatusStore(Path(ctx.orch_dir)).read(lazy=True)
     session = session or (ctx.session if ctx else None) or current_tmux_session()
     step = phase or window.split("-")[0]
     import uuid

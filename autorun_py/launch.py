@@ -292,7 +292,7 @@ def start_claimed(
     user's configuration as the CLI edge loaded it."""
     store = StatusStore(orch_dir)
     tmux = tmux or Tmux.from_env()
-    snapshot = store.read()
+    snapshot = store.read(lazy=True)
     result = LaunchResult()
     for i, n in enumerate(claimed):
         if i and config.launch_stagger > 0:
@@ -330,9 +330,9 @@ def start_claimed(
                 launcher=launchers.stage_launcher_name(txn.state, st),
             )
         result.launched.append(n)
-    final = store.read()
-    result.running = sorted(n for n, s in final.stages.items() if s.status == IN_PROGRESS)
-    result.pending = sorted(n for n, s in final.stages.items() if s.status == PENDING)
+    final = store.read(lazy=True).stages  # (statuses only: no stage converted)
+    result.running = sorted(n for n in final if final.status_of(n) == IN_PROGRESS)
+    result.pending = sorted(n for n in final if final.status_of(n) == PENDING)
     if result.launched:
         # Whoever starts a session makes sure something watches it.
         from autorun_py.supervisor import ensure_monitor

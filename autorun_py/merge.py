@@ -188,7 +188,7 @@ def _touched_by(state: RunState, number: int, path: str) -> list[dict[str, Any]]
 def _wave_events(txn: Transaction, number: int, wave_before: int) -> None:
     state = txn.state
     for i, wave in enumerate(state.waves, start=1):
-        if number in wave and all(state.stages[n].status == COMPLETED for n in wave):
+        if number in wave and all(state.stages.status_of(n) == COMPLETED for n in wave):
             txn.emit("wave_complete", wave=i, stages=list(wave))
     wave_after = state.lowest_open_wave()
     if wave_after != wave_before and not state.is_finished():
@@ -390,7 +390,7 @@ def merge(
     the gate runs or waits.
     """
     store = StatusStore(orch_dir)
-    state = store.read()
+    state = store.read(lazy=True)
     stage = state.stage(number)
     report = MergeReport(
         orch_dir=str(orch_dir),
@@ -440,7 +440,7 @@ def merge(
     with gate.merge_lock(repo, spec, progress, entry, lock_timeout=lock_timeout) as queued:
         if queued is not None:  # settled by the merge queue's leader
             return _queued(orch_dir, state, number, spec, queued, report, claude_shell, config)
-        stage = store.read().stage(number)  # as it is now that no other merge runs
+        stage = store.read(lazy=True).stage(number)  # as it is now that no other merge runs
         if stage.status == COMPLETED:
             return already(stage)
         if stage.status != IN_PROGRESS and not stage.merge_intent:

@@ -245,7 +245,7 @@ def context_from_env(
     if not orch or not number.isdigit():
         return None
     try:
-        state = StatusStore(Path(orch)).read()
+        state = StatusStore(Path(orch)).read(lazy=True)
         stage = state.stage(int(number))
     except AutorunError:
         return None

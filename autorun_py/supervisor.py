@@ -180,7 +180,7 @@ def ensure_monitor(orch_dir: Path) -> Optional[int]:
     session calls this, so no session runs unwatched. Returns the monitor's pid; None
     when the run is over or was started with ``--no-monitor``."""
     orch_dir = Path(orch_dir)
-    state = StatusStore(orch_dir).read()
+    state = StatusStore(orch_dir).read(lazy=True)
     if state.status != RUN_RUNNING or state.is_finished() or state.monitor.get("disabled"):
         return None
     pid = monitor_pid(orch_dir)

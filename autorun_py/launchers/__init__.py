@@ -129,9 +129,12 @@ def run_launcher_names(state: Any) -> list[str]:
 
 def running_counts(state: Any, running_status: str = "in_progress") -> dict[str, int]:
     counts: dict[str, int] = {}
-    for stage in state.stages.values():
-        if stage.status == running_status:
-            name = stage_launcher_name(state, stage)
+    stages = state.stages
+    status_of = getattr(stages, "status_of", None)  # (a StageMap: no stage converted)
+    for n in stages:
+        status = status_of(n) if status_of is not None else stages[n].status
+        if status == running_status:
+            name = stage_launcher_name(state, stages[n])
             counts[name] = counts.get(name, 0) + 1
     return counts
 
