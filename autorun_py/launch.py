@@ -103,11 +103,18 @@ def record_session_id(stage: StageState, session_id: str) -> None:
     stage.add_session_id(session_id)
 
 
-def claim(txn: Transaction, numbers: Optional[list[int]] = None) -> list[int]:
+def claim(
+    txn: Transaction,
+    numbers: Optional[list[int]] = None,
+    *,
+    picked: Optional[list[int]] = None,
+) -> list[int]:
     """Claim the stages to start now (all the scheduler picks, or just ``numbers``),
-    each on the first of the run's launchers with a free slot (``launcher``)."""
+    each on the first of the run's launchers with a free slot (``launcher``).
+    ``picked``: :func:`select_ready` of this very transaction's state, when the
+    caller has it already (the scheduler runs once)."""
     state = txn.state
-    chosen = select_ready(state)
+    chosen = list(picked) if picked is not None else select_ready(state)
     if numbers is not None:
         chosen = [n for n in chosen if n in numbers]
     placed = launchers.place(state, chosen)

@@ -235,7 +235,7 @@ def _complete(
             updated_checkouts=[str(p) for p in outcome.updated_checkouts],
             next=upcoming,
         )
-        claimed = claim(txn)
+        claimed = claim(txn, picked=upcoming)
         report.run_complete = finish_if_done(txn)
         repo = Path(state.project_root)
         worktree, branch = st.worktree, st.branch

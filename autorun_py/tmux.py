@@ -161,15 +161,17 @@ class Tmux:
         width: int = 220,
         height: int = 50,
         after: Sequence[Sequence[str]] = (),
+        server_env: Optional[str] = None,
     ) -> str:
         """Start a detached session running ``command`` (an argv list); return its pane id.
 
         ``after``: tmux commands run right after, in the same tmux call (one tmux
         process for the lot, issue 16); their failure is not the session's (it was
-        started when its pane id was printed), and is logged only."""
+        started when its pane id was printed), and is logged only. ``server_env``:
+        the server's global environment as :meth:`probe_session` just read it."""
         args = ["new-session", "-d", "-P", "-F", "#{pane_id}", "-s", name, "-c", str(cwd)]
         args += ["-x", str(width), "-y", str(height)]
-        args += _window_args(command, window, self._without_stale(env))
+        args += _window_args(command, window, self._without_stale(env, server_env))
         if not after:
             return self.out(args)
         for more in after:
@@ -184,18 +186,30 @@ class Tmux:
             proc.debug(f"tmux: a command after new-session failed: {res.stderr.strip()}")
         return pane
 
-    def _without_stale(self, env: Optional[Mapping[str, str]]) -> Optional[Mapping[str, str]]:
+    def probe_session(self, name: str) -> tuple[bool, str]:
+        """Whether session ``name`` exists, and the server's global environment (``""``
+        when no server runs), in one tmux call."""
+        args = ["show-environment", "-g", ";", "has-session", "-t", f"={name}"]
+        res = self.run(args, check=False)
+        return res.returncode == 0, res.stdout
+
+    def _without_stale(
+        self, env: Optional[Mapping[str, str]], server_env: Optional[str] = None
+    ) -> Optional[Mapping[str, str]]:
         """``env``, plus an empty value (autorun reads empty as unset) for each
         ``AUTORUN_*`` variable that the running server's global environment holds but
         ``env`` does not: a server that outlived the command that started it must not
-        hand a new session the settings of back then."""
+        hand a new session the settings of back then. ``server_env``: that
+        environment as read already (else it is read now)."""
         if env is None:
             return None
-        proc = self.run(["show-environment", "-g"], check=False)
-        if proc.returncode != 0:
-            return env  # no server yet: it starts with this environment
+        if server_env is None:
+            proc = self.run(["show-environment", "-g"], check=False)
+            if proc.returncode != 0:
+                return env  # no server yet: it starts with this environment
+            server_env = proc.stdout
         stale = {}
-        for line in proc.stdout.splitlines():
+        for line in server_env.splitlines():
             key, sep, _ = line.partition("=")
             if sep and key.startswith("AUTORUN_") and key not in env:
                 stale[key] = ""

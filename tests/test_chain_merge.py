@@ -158,8 +158,11 @@ def test_the_last_merge_leaves_every_worktree_to_one_killer(
     for n, wt in wts.items():
         proc = run_cli(CHAIN, wt, env=dict(_env(orch, n), CLAUDECODE="1"))
         assert proc.returncode == 0 and json.loads(proc.stdout)["merge"]["result"] == "merged"
-    assert all(wt.is_dir() for wt in wts.values())  # the shells are still in them
-    assert "cleanup_tip" in StatusStore(orch).read().stages[1].extra
+    assert wts[2].is_dir()  # its shell is still in it
+    # Stage 1 is marked, unless its session had ended before stage 2 merged (a slow
+    # machine): then stage 2's merge removed it.
+    marked = "cleanup_tip" in StatusStore(orch).read().stages[1].extra
+    assert marked == wts[1].is_dir()
     deadline = time.monotonic() + 30
     while any(wt.exists() for wt in wts.values()) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -33,9 +33,12 @@ def start_session(
     """Start the stage's session, replacing a leftover one of the same run (``env``'s
     ``AUTORUN_ORCH_DIR``); a session of that name owned by anyone else is refused."""
     owner = env[OWNER_VAR]
-    if tmux.has_session(name):
+    exists, read = tmux.probe_session(name)
+    server_env: Optional[str] = read
+    if exists:
         tmux.require_free_or_owned(name, owner)
         tmux.kill_owned_session(name, owner)
+        server_env = None  # (read again: the kill may have ended the server)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     # The pane's log, and the session-closed hook, in the tmux call that starts the
     # session (one tmux process instead of four, issue 16).
@@ -43,7 +46,9 @@ def start_session(
     # ``env`` forwards this process's AUTORUN_* (tmux.forwarded_env): the switch too.
     if env.get("AUTORUN_SESSION_CLOSED_HOOK", "1") != "0":
         after += session_close_hook(tmux)
-    return tmux.new_session(name, argv, cwd=cwd, window=window, env=env, after=after)
+    return tmux.new_session(
+        name, argv, cwd=cwd, window=window, env=env, after=after, server_env=server_env
+    )
 
 
 def watch_session_close(tmux: Tmux) -> None:
