@@ -22,7 +22,8 @@ Every figure is printed as a row ``figure  value  floor  ratio  goal  ok``:
    ``$AUTORUN_HOME`` (finished), measured interleaved (one call of each case per
    round, medians over the rounds).
 4. **A merge** with 0 and 256 other worktrees of the repository: git calls (a
-   ``git`` on PATH that counts and execs the real one) and wall time.
+   ``git`` on PATH that counts and execs the real one) and wall time (7 rounds
+   interleaved, a fresh one-stage run each, medians).
 5. **A state transaction** (one phase update) at 6 and 1,000 stages.
 6. **simulate** of a 1,000-stage chain against a 1,000-stage fan-out.
 
@@ -556,7 +557,8 @@ def bookkeeping(tmp: Path, history: int, rounds: int) -> None:
         )
 
 
-def merge_cost(tmp: Path, worktrees: int) -> None:
+def merge_repo(tmp: Path, worktrees: int) -> tuple[dict[str, str], Path]:
+    """A repository with ``worktrees`` other (detached) worktrees, and its env."""
     base = tmp / f"merge-{worktrees}"
     env = base_env(base)
     repo = make_repo(base / "repo", env)
@@ -575,15 +577,27 @@ def merge_cost(tmp: Path, worktrees: int) -> None:
             ],
             env,
         )
-    plan = repo / "plan.md"
-    plan.write_text(plan_text(1))
+    bindir = base / "bin"
+    bindir.mkdir()
+    real = shutil.which("git") or "/usr/bin/git"
+    (bindir / "git").write_text(COUNTING_GIT.format(real=real))
+    (bindir / "git").chmod(0o755)
+    return env, repo
+
+
+def merge_once(env: dict[str, str], repo: Path, round_no: int) -> tuple[int, float]:
+    """A one-stage run's merge (``autorun merge``, its stage committed): its git
+    calls and wall time."""
+    base = repo.parent
+    plan = repo / f"plan{round_no}.md"
+    plan.write_text(plan_text(1).replace("# Bench plan", f"# Bench plan {round_no}"))
     run(["git", "-C", str(repo), "add", "-A"], env)
-    run(["git", "-C", str(repo), "commit", "-q", "-m", "plan"], env)
+    run(["git", "-C", str(repo), "commit", "-q", "-m", f"plan {round_no}"], env)
     out = engine(env, "orchestrate", str(plan), "--no-launch", "--no-monitor", "--json", cwd=repo)
     orch = json.loads(out.stdout)["orch_dir"]
     # The stage's session stays up (the stand-in idles at its prompt after
     # `stage start`): a session killed under it would be recovered as a failed stage.
-    env["AUTORUN_STANDIN_IDLE"] = "1"
+    env = dict(env, AUTORUN_STANDIN_IDLE="1")
     engine(env, "launch-ready", orch, "--json")
     deadline = time.monotonic() + 120
     while True:
@@ -594,26 +608,35 @@ def merge_cost(tmp: Path, worktrees: int) -> None:
             raise SystemExit(f"merge bench: stage 1 never started: {data['stages']['1']}")
         time.sleep(0.1)
     wt = Path(data["stages"]["1"]["worktree"])
-    (wt / "work.txt").write_text("work\n")
+    (wt / f"work{round_no}.txt").write_text("work\n")
     run(["git", "-C", str(wt), "add", "-A"], env)
     run(["git", "-C", str(wt), "commit", "-q", "-m", "work"], env)
+    gitlog = base / f"git{round_no}.log"
     bindir = base / "bin"
-    bindir.mkdir()
-    real = shutil.which("git") or "/usr/bin/git"
-    (bindir / "git").write_text(COUNTING_GIT.format(real=real))
-    (bindir / "git").chmod(0o755)
-    gitlog = base / "git.log"
     menv = dict(env, PATH=f"{bindir}{os.pathsep}{env['PATH']}", AUTORUN_BENCH_GITLOG=str(gitlog))
     t0 = time.perf_counter()
     res = engine(menv, "merge", orch, "1", "--json", cwd=repo, check=False)
     wall = time.perf_counter() - t0
     kill_tmux(env)
     if res.returncode != 0:
-        raise SystemExit(f"merge with {worktrees} worktrees failed: {res.stderr[-1500:]}")
-    calls = len(gitlog.read_text().splitlines())
-    MERGE[worktrees] = (calls, wall)
-    row(f"worktrees={worktrees}: git calls per merge", calls, None, "<= 15", calls <= 15)
-    row(f"worktrees={worktrees}: merge wall (s)", wall, None, "info", None)
+        raise SystemExit(f"merge (round {round_no}) failed: {res.stderr[-1500:]}")
+    return len(gitlog.read_text().splitlines()), wall
+
+
+def merge_cost(tmp: Path, trees: int, rounds: int) -> None:
+    """Merges with no other worktree and with ``trees``, interleaved (one of each per
+    round, a fresh one-stage run each time), medians over the rounds."""
+    setups = {w: merge_repo(tmp, w) for w in (0, trees)}
+    seen: dict[int, list[tuple[int, float]]] = {0: [], trees: []}
+    for r in range(rounds):
+        for w, (env, repo) in setups.items():
+            seen[w].append(merge_once(env, repo, r))
+    for w, results in seen.items():
+        calls = max(c for c, _ in results)
+        wall = statistics.median(t for _, t in results)
+        MERGE[w] = (calls, wall)
+        row(f"worktrees={w}: git calls per merge", calls, None, "<= 15", calls <= 15)
+        row(f"worktrees={w}: merge wall (s, median of {rounds})", wall, None, "info", None)
 
 
 MERGE: dict[int, tuple[int, float]] = {}
@@ -694,9 +717,8 @@ def main() -> int:
         chain_handoff(tmp)
         print(f"bookkeeping calls, history 0 and {history}, interleaved ...", file=sys.stderr)
         bookkeeping(tmp, history, rounds=11 if args.quick else 31)
-        for w in (0, trees):
-            print(f"merge, worktrees={w} ...", file=sys.stderr)
-            merge_cost(tmp, w)
+        print(f"merges, worktrees 0 and {trees}, interleaved ...", file=sys.stderr)
+        merge_cost(tmp, trees, rounds=3 if args.quick else 7)
         w0, wn = MERGE[0][1], MERGE[trees][1]
         row(f"merge wall, {trees} worktrees / none", wn, w0, "<= 1.2x", wn <= 1.2 * w0)
         print("state transactions ...", file=sys.stderr)
