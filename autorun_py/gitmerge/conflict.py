@@ -251,6 +251,8 @@ def _conflict_outcome(
     mw: Path,
     files: list[str],
 ) -> MergeOutcome:
+    """The CONFLICT outcome of ``files`` in the merge of ``theirs`` onto ``base_tip``:
+    for each, the commits on both sides since their merge base that touched it."""
     mb_res = g.run_git(["merge-base", base_tip, theirs], repo, check=False)
     mb = mb_res.stdout.strip()
     conflicts = tuple(
