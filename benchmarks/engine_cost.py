@@ -27,10 +27,13 @@ Every figure is printed as a row ``figure  value  floor  ratio  goal  ok``:
 5. **A state transaction** (one phase update) at 6 and 1,000 stages.
 6. **simulate** of a 1,000-stage chain against a 1,000-stage fan-out.
 
-    .venv/bin/python benchmarks/engine_cost.py [--quick] [--json]
+    .venv/bin/python benchmarks/engine_cost.py [--quick] [--json] [--root DIR]
 
 ``--quick`` runs smaller sizes (N = 6 only, 20 history runs, 32 worktrees) for a
-smoke check. Everything happens under a temporary directory; the tmux server is
+smoke check. ``--root DIR``: the rows that run whole orchestrations (per stage,
+the hand-off) for another source tree, e.g. a before figure of an older commit
+measured the same way (``git archive REV | tar -x -C DIR``); only those rows.
+Everything happens under a temporary directory; the tmux server is
 private and killed at the end.
 """
 
@@ -698,7 +701,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke check")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    ap.add_argument("--root", type=Path, help="the per-stage and hand-off rows of this source tree")
     args = ap.parse_args()
+    global ROOT
+    if args.root is not None:
+        ROOT = args.root.resolve()
+        if not (ROOT / "autorun_py" / "__main__.py").is_file():
+            raise SystemExit(f"{ROOT}: not an autorun source tree (no autorun_py/__main__.py)")
     sizes = [6] if args.quick else [6, 30, 100]
     history = 20 if args.quick else 150
     trees = 32 if args.quick else 256
@@ -715,6 +724,8 @@ def main() -> int:
         per_stage(tmp, 6, claude_shell=True)
         print("chain hand-off ...", file=sys.stderr)
         chain_handoff(tmp)
+        if args.root is not None:
+            return _print(args, t_start)
         print(f"bookkeeping calls, history 0 and {history}, interleaved ...", file=sys.stderr)
         bookkeeping(tmp, history, rounds=11 if args.quick else 31)
         print(f"merges, worktrees 0 and {trees}, interleaved ...", file=sys.stderr)
@@ -730,6 +741,10 @@ def main() -> int:
         row(
             "simulate 1000-stage chain / fan-out", chain_t, fan_t, "<= 1.2x", chain_t <= 1.2 * fan_t
         )
+    return _print(args, t_start)
+
+
+def _print(args: argparse.Namespace, t_start: float) -> int:
     total = time.monotonic() - t_start
     if args.json:
         print(json.dumps({"rows": ROWS, "seconds": round(total, 1)}, indent=2))
