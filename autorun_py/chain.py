@@ -158,9 +158,12 @@ def chain(
         ctx = find_context(cwd or Path.cwd(), session, include_done=True, environ=environ)
     workdir = (cwd or Path.cwd()).resolve()
     run_state = StatusStore(Path(ctx.orch_dir)).read(lazy=True) if ctx is not None else None
+    announced = False  # the hand-off's `chained` event is out (one per hand-off)
     if ctx is not None and run_state is not None:
         if _in_place_step(run_state, run_state.stage(ctx.stage), command):
-            done = _merge_in_place(Path(ctx.orch_dir), ctx.stage, command, workdir, config, environ)
+            done, announced = _merge_in_place(
+                Path(ctx.orch_dir), ctx.stage, command, workdir, config, environ
+            )
             if done is not None:
                 return done
             run_state = StatusStore(Path(ctx.orch_dir)).read(lazy=True)
@@ -175,7 +178,9 @@ def chain(
         env.update({"AUTORUN_ORCH_DIR": ctx.orch_dir, "AUTORUN_STAGE": str(ctx.stage)})
         if not launchers.stage_uses_tmux(run_state, run_state.stage(ctx.stage)):
             caller_id = environ.get("CLAUDE_CODE_SESSION_ID") if close_caller else None
-            return _chain_launcher(run_state, ctx.stage, argv, env, workdir, window, caller_id)
+            return _chain_launcher(
+                run_state, ctx.stage, argv, env, workdir, window, caller_id, announce=not announced
+            )
         store = StatusStore(Path(ctx.orch_dir))
         with store.transaction() as txn:
             st = txn.state.stage(ctx.stage)
@@ -186,7 +191,8 @@ def chain(
             record_session_id(st, session_id)
             record_chain_phases(txn, ctx.stage, command)
             st.extra["chained_to"] = {"command": command, "window": window}
-            txn.emit("chained", stage=ctx.stage, window=window, command=command)
+            if not announced:
+                txn.emit("chained", stage=ctx.stage, window=window, command=command)
         log_file = paths.layout().stage_log(ctx.project_slug, ctx.stage)
     else:
         log_file = paths.layout().chain_log(slug(window, 30, "stage"))
@@ -243,14 +249,15 @@ def _merge_in_place(
     workdir: Path,
     config: Config,
     environ: Mapping[str, str],
-) -> Optional[ChainResult]:
+) -> tuple[Optional[ChainResult], bool]:
     """A chain to the merge, done by the engine: the phases the hand-off implies
     recorded, then the merge and the launches it unlocks, exactly as
     ``autorun merge`` does them (the same lock, intents and checks), with no model
     session for a merge that needs no judgment. ``None`` when the merge window is
     needed after all (not such a step; a conflict, the user's uncommitted changes,
     a refusal, the lock busy): it opens as before, and its ``autorun merge`` shows
-    the model what happened (and re-shows a waiting conflict)."""
+    the model what happened (and re-shows a waiting conflict). The second value:
+    the hand-off's ``chained`` event was emitted (the window's is then not)."""
     store = StatusStore(orch_dir)
     with store.transaction() as txn:
         eligible = _in_place_step(txn.state, txn.state.stage(number), command)
@@ -258,7 +265,7 @@ def _merge_in_place(
             record_chain_phases(txn, number, command)
             txn.emit("chained", stage=number, window="", command=command, in_place=True)
     if not eligible:
-        return None
+        return None, False
     from autorun_py.merge import merge
 
     try:
@@ -270,10 +277,10 @@ def _merge_in_place(
             config=config,
         )
     except AutorunError:
-        return None
+        return None, True
     if report.result not in ("merged", "already_merged"):
-        return None
-    return ChainResult(
+        return None, True
+    done = ChainResult(
         session="",
         window="",
         pane="",
@@ -282,6 +289,7 @@ def _merge_in_place(
         merged=report.to_text(),
         merge=report.to_json(),
     )
+    return done, True
 
 
 def _chain_launcher(
@@ -292,6 +300,8 @@ def _chain_launcher(
     workdir: Path,
     window: str,
     caller: Optional[str],
+    *,
+    announce: bool = True,
 ) -> ChainResult:
     """``chain`` in a stage whose launcher is not tmux: the next step is a new session
     of that launcher in the same worktree; the caller's session (``caller``, its
@@ -313,7 +323,8 @@ def _chain_launcher(
         st = txn.state.stage(number)
         old_handles = [h for h in st.extra.get("launcher_handles") or [] if isinstance(h, str)]
         launchers.record_started(launcher, st, started)
-        txn.emit("chained", stage=number, window=window, command=argv[-1])
+        if announce:
+            txn.emit("chained", stage=number, window=window, command=argv[-1])
     if caller:
         # the caller is one of this stage's own sessions (never anyone else's)
         target = next((h for h in old_handles if caller.startswith(h)), None)

@@ -117,6 +117,8 @@ def test_a_conflict_opens_the_merge_window_which_shows_it_once(
     assert "--continue" in run_cli(["merge", str(orch), "2"], wt2).stdout
     assert StatusStore(orch).read().stages[2].count("conflicts") == 1
     assert [e["type"] for e in read_events(orch)].count("merge_conflict") == 1
+    # One hand-off, one `chained` event (the in-place attempt's).
+    assert [e.get("stage") for e in read_events(orch) if e["type"] == "chained"] == [2]
 
 
 def test_a_gated_run_merges_in_the_window(repo: Path, quiet_agent: None) -> None:
@@ -141,6 +143,7 @@ def test_uncommitted_work_is_left_to_the_merge_window(repo: Path, quiet_agent: N
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["window"] == "merge"
     assert StatusStore(orch).read().stages[1].status == "in_progress"
+    assert [e["type"] for e in read_events(orch)].count("chained") == 1
 
 
 def test_the_last_merge_leaves_every_worktree_to_one_killer(
