@@ -645,6 +645,22 @@ def merge_cost(tmp: Path, trees: int, rounds: int) -> None:
 MERGE: dict[int, tuple[int, float]] = {}
 
 
+# One phase-sized update, 15 times, in the run named by argv[1]: the median (s).
+TXN_CODE = (
+    "import sys, time, statistics\n"
+    "from pathlib import Path\n"
+    "from autorun_py.state import StatusStore\n"
+    "store = StatusStore(Path(sys.argv[1]))\n"
+    "ts = []\n"
+    "for i in range(15):\n"
+    "    t0 = time.perf_counter()\n"
+    "    with store.transaction() as txn:\n"
+    "        txn.state.stages[1].counters['bench'] = i\n"
+    "    ts.append(time.perf_counter() - t0)\n"
+    "print(statistics.median(ts))\n"
+)
+
+
 def transaction_cost(tmp: Path, n: int) -> float:
     env = base_env(tmp / f"txn-{n}")
     repo = make_repo(tmp / f"txn-{n}" / "repo", env)
@@ -652,20 +668,7 @@ def transaction_cost(tmp: Path, n: int) -> float:
     plan.write_text(plan_text(n))
     out = engine(env, "orchestrate", str(plan), "--no-launch", "--no-monitor", "--json", cwd=repo)
     orch = json.loads(out.stdout)["orch_dir"]
-    code = (
-        "import sys, time, statistics\n"
-        "from pathlib import Path\n"
-        "from autorun_py.state import StatusStore\n"
-        "store = StatusStore(Path(sys.argv[1]))\n"
-        "ts = []\n"
-        "for i in range(15):\n"
-        "    t0 = time.perf_counter()\n"
-        "    with store.transaction() as txn:\n"
-        "        txn.state.stages[1].counters['bench'] = i\n"
-        "    ts.append(time.perf_counter() - t0)\n"
-        "print(statistics.median(ts))\n"
-    )
-    out = run([PY, "-c", code, orch], env)
+    out = run([PY, "-c", TXN_CODE, orch], env)
     return float(out.stdout.strip())
 
 

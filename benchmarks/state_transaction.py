@@ -28,19 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import engine_cost as ec  # noqa: E402  (the benchmark this row comes from)
 from startup import export  # noqa: E402
 
-CODE = (
-    "import sys, time, statistics\n"
-    "from pathlib import Path\n"
-    "from autorun_py.state import StatusStore\n"
-    "store = StatusStore(Path(sys.argv[1]))\n"
-    "ts = []\n"
-    "for i in range(15):\n"
-    "    t0 = time.perf_counter()\n"
-    "    with store.transaction() as txn:\n"
-    "        txn.state.stages[1].counters['bench'] = i\n"
-    "    ts.append(time.perf_counter() - t0)\n"
-    "print(statistics.median(ts))\n"
-)
+CODE = ec.TXN_CODE  # the very update engine_cost times
 
 
 def make_run(tmp: Path, n: int) -> tuple[dict[str, str], str]:
