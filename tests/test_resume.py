@@ -67,7 +67,11 @@ def test_kill_the_tmux_server_mid_run_then_resume_merges_every_stage_once(
     before = _status(orch)["stages"]
     sids = {n: before[str(n)]["claude_session_id"] for n in (2, 3)}
     tmux = Tmux.from_env()
-    tmux.kill_server()  # the machine "reboots": every session is gone
+    # The machine "reboots": every session is gone, and no hook runs. (A tmux
+    # kill-server runs the session-closed hook, whose recovery could restart a
+    # stage before resume looks: the hook's own recovery is tested in test_hooks.)
+    tmux.run(["set-hook", "-gu", "session-closed"])
+    tmux.kill_server()
     assert tmux.list_sessions() == []
     assert {n: s["status"] for n, s in _status(orch)["stages"].items()} == {
         "1": "completed",
