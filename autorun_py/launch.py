@@ -10,14 +10,22 @@ A launch has three steps:
    branch's tip (which holds every dependency, since a stage is ready only
    when its dependencies are merged), ``.worktreeinclude`` files copied in, and
    a tmux session running the agent on ``/autorun:start <context-file>``.
-3. **Record** the start commit; or, when the start failed, undo what was made
-   and put the stage back to ``pending`` (``launch_failed`` event) so it is
-   retried, failing it after ``max_launch_attempts``.
+   Before the session starts, the launch writes what ``autorun stage start``
+   would print there to ``stages/stage-N-start.txt`` (:func:`prepare_start`):
+   start.md's ``!`` line, run inside the worktree, takes that file once through
+   the shim (``scripts/autorun``) with no Python process (issue 16); anything
+   else (a second start, another directory, a restarted session) goes to
+   ``autorun stage start``, which checks everything itself.
+3. **Record** the start commit and open the stage's triage phase; or, when the
+   start failed, undo what was made and put the stage back to ``pending``
+   (``launch_failed`` event) so it is retried, failing it after
+   ``max_launch_attempts``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -42,6 +50,7 @@ from autorun_py.state import (
     Transaction,
     fail_stage,
     transition,
+    update_phase,
 )
 from autorun_py.tmux import Tmux, forwarded_env
 
@@ -49,6 +58,7 @@ from autorun_py.tmux import Tmux, forwarded_env
 @dataclass
 class LaunchResult:
     """The stages a launch started, those it could not (and why), those still running."""
+
     launched: list[int] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
     running: list[int] = field(default_factory=list)
@@ -159,9 +169,31 @@ def copy_worktree_include(repo: Path, worktree: Path) -> list[str]:
         if src.is_file() and not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
             import shutil  # (not at import: issue 16)
+
             shutil.copy2(src, dst)
             copied.append(rel)
     return copied
+
+
+def start_file_path(orch_dir: str, number: int) -> Path:
+    """The stage's prepared start (:func:`prepare_start`): ``<orch>/stages/stage-N-start.txt``;
+    ``.taken`` is appended to its name when start.md's ``!`` line took it."""
+    return Path(orch_dir) / "stages" / f"stage-{number}-start.txt"
+
+
+def prepare_start(state: RunState, stage: StageState) -> Path:
+    """Write what ``autorun stage start`` prints in the stage's worktree (its context
+    and the context file) for start.md's ``!`` line, which the shim answers from
+    this file once, inside ``AUTORUN_STAGE_WORKTREE``, without starting Python. The
+    stage is already what ``stage start`` would make it: in progress, in the worktree
+    and session this launch made (its triage phase opens when the launch is recorded)."""
+    from autorun_py.fsutil import write_text_atomic
+    from autorun_py.stage import make_context
+
+    path = start_file_path(state.orch_dir, stage.number)
+    text = make_context(state, stage).to_text(with_context_file=True)
+    write_text_atomic(path, text + "\n")
+    return path
 
 
 def stage_env(state: RunState, stage: StageState) -> dict[str, str]:
@@ -173,6 +205,11 @@ def stage_env(state: RunState, stage: StageState) -> dict[str, str]:
             "AUTORUN_STATUS_FILE": str(Path(state.orch_dir) / "status.json"),
         }
     )
+    # start.md's `!` line answered by the shim from the launch's prepared start
+    # (prepare_start), only inside this worktree (its real path, as `pwd -P` says it).
+    env["AUTORUN_STAGE_START"] = str(start_file_path(state.orch_dir, stage.number))
+    if stage.worktree:
+        env["AUTORUN_STAGE_WORKTREE"] = os.path.realpath(stage.worktree)
     # The stage's tmux session by name: `autorun stage start` need not ask tmux.
     env.pop("AUTORUN_TMUX_SESSION", None)  # (forwarded from a caller's own session)
     if stage.session and launchers.stage_uses_tmux(state, stage):
@@ -220,6 +257,7 @@ def _start_stage(
         )
     wt = worktrees.create(repo, Path(stage.worktree), stage.branch, base_tip, run=state.orch_dir)
     copy_worktree_include(repo, wt)
+    prepare_start(state, stage)
     argv = agent_argv(
         config,
         f"/autorun:start {stage.context_file}",
@@ -324,6 +362,8 @@ def start_claimed(
             st = txn.state.stages[n]
             st.start_commit = start
             st.extra["session_started_at"] = utc_now()
+            if st.phase("triage").started_at is None:  # (what `stage start` opened)
+                update_phase(txn, n, "triage", "started")
             launchers.record_started(launchers.for_stage(txn.state, st, tmux), st, started)
             txn.emit(
                 "stage_launched",

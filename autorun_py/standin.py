@@ -248,15 +248,57 @@ def _git(cwd: Path, *args: str) -> None:
     run_git(args, cwd)
 
 
+_SHIM = Path(__file__).resolve().parent.parent / "scripts" / "autorun"
+
+
+def _start_line() -> Optional[dict[str, Any]]:
+    """start.md's ``!`` line as Claude Code runs it (``scripts/autorun --exit-zero
+    --args-of start stage start``), when the shim answers it from the launch's
+    prepared start (in this session's worktree, not yet taken): the context it
+    printed, and the CPU it took (it is the engine's, not the model's). None when it
+    would go on to the engine (the stand-in has no prompt hook to hand it the
+    arguments: :func:`run_stage` then calls ``autorun stage start`` itself)."""
+    import resource
+
+    start, wt = os.environ.get("AUTORUN_STAGE_START"), os.environ.get("AUTORUN_STAGE_WORKTREE")
+    here = os.path.realpath(os.getcwd())
+    if not (start and wt and os.path.isfile(start) and (here + "/").startswith(wt + "/")):
+        return None
+    if not _SHIM.is_file():
+        return None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = _proc.child_env({"CLAUDECODE": "1"}) if _steer().claudecode else None
+    out = _proc.run([str(_SHIM), "--exit-zero", "--args-of", "start", "stage", "start"], env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    head = out.stdout.split("\n\n")[0].splitlines()  # the rows before the context file
+    rows = {k.strip(): v.strip() for k, sep, v in (line.partition(":") for line in head) if sep}
+    number, _, rest = rows.get("Stage", "").partition(": ")
+    if out.returncode != 0 or not number.isdigit() or "Worktree" not in rows:
+        return None
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {
+        "orch_dir": rows.get("Orchestration", ""),
+        "stage": int(number),
+        "name": rest.rsplit(" (", 1)[0],
+        "worktree": rows["Worktree"],
+        "start_line_cpu": cpu,
+    }
+
+
 def run_stage(context_file: str) -> int:
     """``/autorun:start``: the QUICK tier of commands/start.md."""
-    proc = _autorun("stage", "start", context_file, "--json")
-    if proc.returncode != 0:
-        _log(f"stage start failed: {proc.stderr.strip()}")
-        return 1
-    ctx: dict[str, Any] = json.loads(proc.stdout)
+    ctx = _start_line()
+    if ctx is None:
+        proc = _autorun("stage", "start", context_file, "--json")
+        if proc.returncode != 0:
+            _log(f"stage start failed: {proc.stderr.strip()}")
+            return 1
+        ctx = json.loads(proc.stdout)
+    assert ctx is not None
     orch, n = ctx["orch_dir"], int(ctx["stage"])
-    _log(f"stage {n} started in {ctx['worktree']}")
+    cpu = ctx.get("start_line_cpu")
+    how = f" (start line from the shim: {cpu:.4f} s CPU)" if cpu is not None else ""
+    _log(f"stage {n} started in {ctx['worktree']}{how}")
     _transcript("start", n)
     steer = _steer()
     if steer.told("crash", n):

@@ -389,3 +389,92 @@ def test_the_first_orchestrate_through_the_shim_puts_autorun_on_path(
     link = home / ".local" / "bin" / "autorun"
     assert f"autorun: linked {link} -> {built.shim}" in proc.stderr
     assert link.resolve() == built.shim.resolve()
+
+
+@pytest.mark.usefixtures("tmux_socket")
+def test_the_start_line_is_answered_once_from_the_launch_inside_the_worktree(
+    built: Built, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start.md's `!` line (`--args-of start stage start`) in a stage's session: inside
+    its worktree the shim prints the start the launch prepared, once, with no engine
+    process, and uses up the prompt hook's record; from anywhere else, or a second
+    time, the engine's `stage start` answers (and refuses outside the worktree)."""
+    from autorun_py.launch import prepare_start
+    from autorun_py.state import StatusStore
+    from tests.helpers import events_of, fast_standin, log_lines, run_cli, wait_until, write_plan
+
+    log, gates = tmp_path / "standin.log", tmp_path / "gates"
+    gates.mkdir()
+    fast_standin(monkeypatch, log, gate=str(gates))
+    plan = write_plan(tmp_path, [(1, "Alpha", [])])
+    out = run_cli(["orchestrate", str(plan), "--no-monitor", "--json"], repo, check=True).stdout
+    orch = Path(json.loads(out)["orch_dir"])
+    wait_until(lambda: log_lines(log, "stage 1 waiting at work gate"), 40, "stage 1 started")
+    start = orch / "stages" / "stage-1-start.txt"
+    taken = start.with_name(start.name + ".taken")
+    # The stand-in ran the line through this very shim: the prepared start, taken.
+    assert "start line from the shim" in log_lines(log, "stage 1 started in")[0]
+    assert taken.is_file() and not start.exists()
+    assert events_of(orch, "stage_registered") == []
+    status = json.loads((orch / "status.json").read_text())["stages"]["1"]
+    assert status["phases"]["triage"]["started_at"]  # opened by the launch
+    wt = Path(status["worktree"])
+
+    state = StatusStore(orch).read()
+    prepare_start(state, state.stages[1])  # as a new launch of the stage would
+    expected = start.read_text(encoding="utf-8")
+    assert f"Worktree:      {wt}" in expected and "## Scope" in expected
+    session = "6f1c2d3e-4a5b-4c6d-8e7f-001122334455"
+    home = Path(os.environ["AUTORUN_HOME"])
+    record = home / "prompts" / f"{session}.json"
+    env = dict(
+        built.env,
+        AUTORUN_HOME=str(home),
+        AUTORUN_ORCH_DIR=str(orch),
+        AUTORUN_STAGE="1",
+        AUTORUN_STAGE_START=str(start),
+        AUTORUN_STAGE_WORKTREE=os.path.realpath(wt),
+        CLAUDE_CODE_SESSION_ID=session,
+    )
+    argv = ["--data-dir", str(built.data), "--exit-zero", "--args-of", "start", "stage", "start"]
+
+    def prompt(cwd: Path) -> None:  # Claude Code runs the prompt hook first
+        line = f"/autorun:start {state.stages[1].context_file}"
+        payload = json.dumps({"session_id": session, "prompt": line})
+        hook = subprocess.run(
+            [str(built.root / "scripts" / "prompt-hook")],
+            input=payload,
+            capture_output=True,
+            text=True,
+            env=dict(env, CLAUDE_PLUGIN_DATA=str(built.data)),
+            cwd=cwd,
+            timeout=120,
+        )
+        assert hook.returncode == 0 and record.is_file(), hook.stderr
+
+    # The user's checkout: the engine refuses it; the prepared start stays.
+    prompt(repo)
+    proc = run(built.shim, *argv, env=env, cwd=repo)
+    assert "is not stage 1's worktree" in proc.stderr and "exit status 1" in proc.stdout
+    assert start.is_file() and not record.exists()
+
+    # Inside the worktree (a subdirectory too): the prepared text, and nothing else.
+    prompt(wt)
+    events = (orch / "events.jsonl").read_text()
+    (wt / "sub").mkdir()
+    proc = run(built.shim, *argv, env=env, cwd=wt / "sub")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout == expected
+    assert not start.exists() and taken.read_text(encoding="utf-8") == expected
+    assert not record.exists()
+    assert (orch / "events.jsonl").read_text() == events
+
+    # Once only: the same line again is the engine's `stage start`.
+    prompt(wt)
+    proc = run(built.shim, *argv, env=env, cwd=wt)
+    assert "exit status" not in proc.stdout, proc.stderr
+    assert f"Worktree:      {wt}" in proc.stdout and "## Scope" in proc.stdout
+    assert [e["stage"] for e in events_of(orch, "stage_registered")] == [1]
+
+    (gates / "stage-1").touch()
+    wait_until(lambda: events_of(orch, "orchestration_complete"), 40, "the run to finish")
