@@ -74,7 +74,8 @@ def _numbers(value: str) -> frozenset[int]:
 
 @dataclass(frozen=True)
 class Steering:
-    """The ``AUTORUN_STANDIN_*`` variables (module doc), read once by :func:`main`."""
+    """The ``AUTORUN_STANDIN_*`` variables (module doc), and the session's prepared
+    start (``AUTORUN_STAGE_START``, ``AUTORUN_STAGE_WORKTREE``), read once by :func:`main`."""
 
     delay: str = "0.2-1.0"
     log: Optional[str] = None
@@ -83,6 +84,9 @@ class Steering:
     limit: str = ""
     limit_seconds: bool = False
     claudecode: bool = False
+    # The session's own (the launch's prepared start, start.md's `!` line): not steering.
+    start_file: Optional[str] = None
+    start_worktree: Optional[str] = None
     gates: dict[str, str] = field(default_factory=dict)  # "work" / "merge" -> directory
     stages: dict[str, frozenset[int]] = field(default_factory=dict)  # "fail", "idle", ...
 
@@ -98,6 +102,8 @@ class Steering:
             limit=environ.get("AUTORUN_STANDIN_LIMIT", ""),
             limit_seconds=bool(environ.get("AUTORUN_STANDIN_LIMIT_SECONDS")),
             claudecode=bool(environ.get("AUTORUN_STANDIN_CLAUDECODE")),
+            start_file=environ.get("AUTORUN_STAGE_START") or None,
+            start_worktree=environ.get("AUTORUN_STAGE_WORKTREE") or None,
             gates={k: environ[v] for k, v in gates.items() if environ.get(v)},
             stages={k: _numbers(environ.get(f"AUTORUN_STANDIN_{k.upper()}", "")) for k in kinds},
         )
@@ -260,7 +266,7 @@ def _start_line() -> Optional[dict[str, Any]]:
     arguments: :func:`run_stage` then calls ``autorun stage start`` itself)."""
     import resource
 
-    start, wt = os.environ.get("AUTORUN_STAGE_START"), os.environ.get("AUTORUN_STAGE_WORKTREE")
+    start, wt = _steer().start_file, _steer().start_worktree
     here = os.path.realpath(os.getcwd())
     if not (start and wt and os.path.isfile(start) and (here + "/").startswith(wt + "/")):
         return None

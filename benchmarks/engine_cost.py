@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -56,6 +57,8 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 ROWS: list[dict[str, Any]] = []
+# The stand-in's log line for start.md's `!` line answered by the shim (standin.py).
+START_LINE_CPU = re.compile(r"start line from the shim: ([0-9.]+) s CPU")
 
 SITECUSTOMIZE = r"""
 import atexit, json, os, signal, sys, time
@@ -324,8 +327,15 @@ def per_stage(tmp: Path, n: int, claude_shell: bool = False) -> None:
         kind_cpu[k] = kind_cpu.get(k, 0.0) + own(p)
     engine_procs = [p for p in procs if kind(p["argv"]) != "standin"]
     label = f"N={n}, CLAUDECODE=1" if claude_shell else f"N={n}"
-    cpu = sum(own(p) for p in engine_procs)
-    standin_cpu = sum(own(p) for p in procs if kind(p["argv"]) == "standin")
+    # start.md's `!` line, answered by the shim (sh, mv, cat: no Python to record):
+    # the stand-in runs it as Claude Code does and logs the CPU it took, which is
+    # the engine's, not the stand-in's.
+    lines = [float(m) for m in START_LINE_CPU.findall(res["standin_log"].read_text())]
+    kinds["start line (shim)"] = len(lines)
+    kind_cpu["start line (shim)"] = sum(lines)
+    kind_cpu["standin"] = kind_cpu.get("standin", 0.0) - sum(lines)
+    cpu = sum(own(p) for p in engine_procs) + sum(lines)
+    standin_cpu = sum(own(p) for p in procs if kind(p["argv"]) == "standin") - sum(lines)
     row(
         f"{label}: engine CPU s/stage (engine procs + their git/tmux)",
         cpu / n,
@@ -342,13 +352,15 @@ def per_stage(tmp: Path, n: int, claude_shell: bool = False) -> None:
     )
     # Per stage: what each stage's sessions and their hand-offs start; the user's
     # one `orchestrate` (it starts the first stages) is the run's, not a stage's.
-    staged = [p for p in engine_procs if kind(p["argv"]) != "orchestrate"]
+    # (The shim answering start.md's line counts as one process; git, tmux and the
+    # shim's mv and cat are calls, not engine processes.)
+    staged = len([p for p in engine_procs if kind(p["argv"]) != "orchestrate"]) + len(lines)
     row(
         f"{label}: engine processes/stage (besides the run's orchestrate)",
-        len(staged) / n,
+        staged / n,
         None,
         "<= 3",
-        len(staged) / n <= 3,
+        staged / n <= 3,
     )
     row(f"{label}: run wall s/stage (max-parallel 4)", res["wall"] / n, None, "info", None)
     print(f"  {label} process kinds: {json.dumps(kinds, sort_keys=True)}", file=sys.stderr)
@@ -387,7 +399,7 @@ def handoff_segments(log: Path) -> dict[str, list[float]]:
     """Where a chain's hand-off goes, from the stand-in's timestamped log (a
     chain of stages runs one at a time): commit -> ``chain`` done -> the merge
     window's agent up -> the next stage's agent up (the merge, up to its launch)
-    -> ``stage start`` done -> the next commit."""
+    -> start.md's line done (the shim, or ``stage start``) -> the next commit."""
     marks: list[tuple[float, str, int]] = []
     merge_for = 0
     for line in log.read_text().splitlines():
@@ -418,7 +430,7 @@ def handoff_segments(log: Path) -> dict[str, list[float]]:
         ("commit -> the next stage's agent up", ("commit", 0), ("agent", 1)),
         ("merge window's agent up", ("chained", 0), ("merge agent", 0)),
         ("merge window, up to the next agent's start", ("merge agent", 0), ("agent", 1)),
-        ("stage start (agent up -> registered)", ("agent", 1), ("started", 1)),
+        ("start line (agent up -> its context printed)", ("agent", 1), ("started", 1)),
         ("the work and its commit", ("started", 1), ("commit", 1)),
     ]
     out: dict[str, list[float]] = {}
