@@ -169,9 +169,9 @@ def chain(
             run_state = StatusStore(Path(ctx.orch_dir)).read(lazy=True)
     session = session or (ctx.session if ctx else None) or current_tmux_session()
     step = phase or window.split("-")[0]
-    import uuid
+    from autorun_py.names import new_session_id
 
-    session_id = str(uuid.uuid4())
+    session_id = new_session_id()
     argv = agent_argv(config, command, phase=step, session_id=session_id)
     env = forwarded_env()
     if ctx is not None and run_state is not None:

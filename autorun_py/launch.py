@@ -39,7 +39,7 @@ from autorun_py.events import utc_now
 
 # the tmux launcher's own work, here too for its callers (tests, docs)
 from autorun_py.launchers.tmux_launcher import start_session, watch_session_close  # noqa: F401
-from autorun_py.names import slug
+from autorun_py.names import new_session_id, slug
 from autorun_py.state import (
     IN_PROGRESS,
     PENDING,
@@ -138,9 +138,7 @@ def claim(
         stage.branch = branch_name(state, stage)
         stage.worktree = str(worktree_path(state, stage))
         stage.session = session_name(state, n)
-        import uuid
-
-        stage.claude_session_id = str(uuid.uuid4())
+        stage.claude_session_id = new_session_id()
         record_session_id(stage, stage.claude_session_id)
         stage.start_commit = None
         stage.merge_state = None

@@ -15,6 +15,7 @@ it falls back to ``plan-<hash>``.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -94,3 +95,14 @@ def project_slug(plan_name: str) -> str:
         meaningful = [meaningful[0], meaningful[-1]]
     slug = _fit(meaningful, SLUG_MAX)
     return slug or f"plan-{_digest(plan_name)}"
+
+
+def new_session_id() -> str:
+    """A new Claude Code session id: a random (version 4) UUID, as ``str(uuid.uuid4())``
+    gives, without importing :mod:`uuid` (and :mod:`platform` with it) in the calls
+    that launch a stage (issue 16)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

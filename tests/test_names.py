@@ -107,3 +107,15 @@ def test_slug_is_a_valid_tmux_session_name(tmux_socket: str) -> None:
         check=True,
     ).stdout.split()
     assert session in listed
+
+
+def test_a_new_session_id_is_a_random_version_4_uuid() -> None:
+    import uuid
+
+    from autorun_py.names import new_session_id
+
+    ids = {new_session_id() for _ in range(200)}
+    assert len(ids) == 200
+    for sid in ids:
+        parsed = uuid.UUID(sid)
+        assert str(parsed) == sid and parsed.version == 4 and parsed.variant == uuid.RFC_4122
