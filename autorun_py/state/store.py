@@ -74,10 +74,11 @@ class StatusStore:
     def read(self, *, lazy: bool = False) -> RunState:
         """The run, every field checked (no lock: the old file or the new one).
 
-        ``lazy`` (a stage's own calls: chain, merge, launch): in a large file each
-        stage's status and dependencies are checked now, the rest of a stage when it
-        is first looked up (:func:`~autorun_py.state.codec.read_state`), so a call
-        that looks at a few stages costs the same at any number of stages."""
+        ``lazy`` (a stage's own calls: chain, merge, launch): in a file of 12 KiB or
+        more (about 15 stages, ``codec.FAST_MIN_CHARS``) each stage's status and
+        dependencies are checked now, the rest of a stage when it is first looked up
+        (:func:`~autorun_py.state.codec.read_state`), so a call that looks at a few
+        stages costs the same at any number of stages."""
         return read_state(self._read_text(), self.path, lazy=lazy)
 
     def read_raw(self) -> dict[str, Any]:
