@@ -610,14 +610,18 @@ def merge_once(env: dict[str, str], repo: Path, round_no: int) -> tuple[int, flo
     run(["git", "-C", str(repo), "commit", "-q", "-m", f"plan {round_no}"], env)
     out = engine(env, "orchestrate", str(plan), "--no-launch", "--no-monitor", "--json", cwd=repo)
     orch = json.loads(out.stdout)["orch_dir"]
-    # The stage's session stays up (the stand-in idles at its prompt after
-    # `stage start`): a session killed under it would be recovered as a failed stage.
+    # The stage's session stays up (the stand-in idles at its prompt after its
+    # start line): a session killed under it would be recovered as a failed stage.
     env = dict(env, AUTORUN_STANDIN_IDLE="1")
     engine(env, "launch-ready", orch, "--json")
     deadline = time.monotonic() + 120
+    # Its start line ran: the prepared start taken (or, in a tree before that, the
+    # stage registered by `autorun stage start`).
+    taken = Path(orch) / "stages" / "stage-1-start.txt.taken"
+    events = Path(orch) / "events.jsonl"
     while True:
         data = json.loads((Path(orch) / "status.json").read_text())
-        if (data["stages"]["1"].get("phases", {}).get("triage") or {}).get("started_at"):
+        if taken.exists() or '"stage_registered"' in events.read_text():
             break
         if time.monotonic() > deadline:
             raise SystemExit(f"merge bench: stage 1 never started: {data['stages']['1']}")
