@@ -113,6 +113,8 @@ _json = st.recursive(
     max_leaves=6,
 )
 _opt_text = st.none() | _text
+_key = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)
+_plain = st.none() | st.booleans() | st.integers(-5, 10**15) | _text | st.lists(_text, max_size=3)
 
 
 @st.composite
@@ -135,7 +137,9 @@ def _stage(draw: Any, number: int, earlier: list[int]) -> dict[str, Any]:
     stage.phase("triage").started_at = draw(_opt_text)
     raw = stage.to_raw()
     extras = draw(st.dictionaries(_text.filter(lambda k: k not in STAGE_KEYS), _json, max_size=2))
-    return {**extras, **raw}
+    # and the kind a launch writes: plain values under plain names (codec._EXTRA)
+    plain = draw(st.dictionaries(_key.filter(lambda k: k not in STAGE_KEYS), _plain, max_size=3))
+    return {**plain, **extras, **raw}
 
 
 @st.composite
@@ -189,6 +193,8 @@ def test_the_fast_reader_answers_what_the_full_reader_answers(
         '    "2": {"name": "B", "status": "pending", "depends_on": []}',  # not autorun's order
         '    "02": {"status": "pending", "name": "B", "depends_on": []}',
         '    "2": {"x": [1,}, "status": "pending", "name": "B", "depends_on": []}',
+        '    "2": {"branch": "b", "status": "pending", "name": "B", "depends_on": []}',
+        '    "2": {"x": ["a", 1], "status": "pending", "name": "B", "depends_on": [7]}',
     ],
 )
 def test_what_the_fast_reader_does_not_take_goes_to_the_full_one(line: str) -> None:
@@ -288,3 +294,18 @@ def test_a_small_file_is_read_whole(tmp_path: Path) -> None:
     text = (FIXTURES / "status-v1.json").read_text()
     assert len(text) < codec.FAST_MIN_CHARS
     assert read_state(text, tmp_path / "status.json", lazy=True).stages.text_of(2) is None
+
+
+def test_a_launched_stage_line_is_taken_whole_by_the_one_pattern() -> None:
+    """The extras a launch gives a stage (its launcher, session ids, start time), before
+    its status, do not send its line to the key-by-key reader (at 100 launched stages
+    that was most of a read); a value that is not plain still does."""
+    plain = codec._patterns()[1]
+    head = '"status": "in_progress", "name": "B", "depends_on": [1], "branch": "x"}'
+    extras = '"launcher": "tmux", "claude_session_ids": ["a-1", "b-2"], "launch_n": 3, '
+    assert plain.match(f'    "2": {{{extras}"session_started_at": "2026-12-01T17:20:28Z", {head}')
+    assert plain.match(f'    "2": {{"cleanup_tip": "", "k": null, "ok": true, "ids": [], {head},')
+    assert not plain.match(f'    "2": {{"x": {{"y": 1}}, {head}')  # a nested value
+    assert not plain.match(f'    "2": {{"name": "A", {head}')  # a key of autorun's own
+    line = f'    "2": {{{extras}"x": {{"y": [1]}}, {head}'
+    assert codec._stage_line(line, True) is not None  # (taken key by key instead)

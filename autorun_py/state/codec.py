@@ -130,8 +130,15 @@ def read_state(text: str, path: Path, *, lazy: bool = False) -> RunState:
     return state
 
 
-# A whole stage line whose stage has no keys autorun does not know (most do not).
-_PLAIN_LINE = r'^    "([1-9][0-9]{0,5})": (\{' + _STAGE_HEAD + r".*\})(,?)$"
+# A key autorun does not know with a plain value (a string, an integer, a literal,
+# a list of strings: the launcher's and the session's extras a launched stage
+# carries before its status). Anything else goes to :func:`_stage_line`.
+_EXTRA = (
+    '"(?!(?:' + "|".join(sorted(STAGE_KEYS)) + ')")[a-z_][a-z0-9_]*": (?:'
+    + _STR + "|" + _INT + r"|null|true|false|\[(?:" + _STR + "(?:, " + _STR + r")*)?\]), "
+)
+# A whole stage line: its plain extras, then what autorun writes from its status on.
+_PLAIN_LINE = r'^    "([1-9][0-9]{0,5})": (\{(?:' + _EXTRA + ")*" + _STAGE_HEAD + r".*\})(,?)$"
 # Below this size the whole file is parsed (as quick, with no pattern to compile:
 # ~1.5 ms once per process). Measured: at 30 stages (25 KB) a transaction takes
 # 1.0-1.8 ms on the fast path against 3.5-3.8 ms parsed whole, a lazy read
