@@ -80,34 +80,52 @@ def _same_chain(tmux: Tmux, st: StageState, command: str) -> Optional[ChainResul
     return None
 
 
-def _first_commit_time(state: RunState, st: StageState) -> Optional[str]:
-    """When the stage's first commit was made (its committer date, UTC), or None."""
+@dataclass(frozen=True)
+class BranchSeen:
+    """The stage branch as the chain's ``git log`` saw it: the stage's start, its
+    tip, the number of commits beyond the start, and the first one's committer date
+    (UTC)."""
+    start: str
+    tip: str
+    ahead: int
+    first_commit: Optional[str]
+
+
+def _branch_seen(state: RunState, st: StageState) -> Optional[BranchSeen]:
+    """The stage's commits beyond its start (one ``git log``), or None (no start or
+    branch recorded, no commits, git failed)."""
     if not st.branch or not st.start_commit:
         return None
     try:
         out = git.git_out(
-            ["log", "--reverse", "--format=%ct", f"{st.start_commit}..refs/heads/{st.branch}"],
+            ["log", "--format=%H %ct", f"{st.start_commit}..refs/heads/{st.branch}"],
             Path(state.project_root),
         )
-        first = int(out.split()[0]) if out.split() else 0
-    except (AutorunError, ValueError):
+        lines = out.splitlines()
+        if not lines:
+            return None
+        # newest first: the tip is the first line, the stage's first commit the last
+        tip, last = lines[0].split()[0], int(lines[-1].split()[1])
+    except (AutorunError, ValueError, IndexError):
         return None
-    if not first:
+    if not last:
         return None
     from autorun_py.timeutil import utc_iso
 
-    return utc_iso(first)
+    return BranchSeen(st.start_commit, tip, len(lines), utc_iso(last))
 
 
-def record_chain_phases(txn: Transaction, number: int, command: str) -> None:
+def record_chain_phases(txn: Transaction, number: int, command: str) -> Optional[BranchSeen]:
     """What a chain says about the phases, recorded by the engine (no model turn):
-    triage is over at any chain; a chain to the merge ends the implementation."""
+    triage is over at any chain; a chain to the merge ends the implementation.
+    Returns the stage branch as a chain to the merge saw it (for the merge)."""
     st = txn.state.stage(number)
     if st.status != IN_PROGRESS:
-        return
+        return None
     words = command.split(maxsplit=1)
     step = words[0] if words else ""
-    first_commit = _first_commit_time(txn.state, st) if step == "/autorun:merge" else None
+    seen = _branch_seen(txn.state, st) if step == "/autorun:merge" else None
+    first_commit = seen.first_commit if seen is not None else None
     triage = st.phases.get("triage")
     if triage is not None and triage.started_at and not triage.completed_at:
         update_phase(txn, number, "triage", "completed")
@@ -132,6 +150,7 @@ def record_chain_phases(txn: Transaction, number: int, command: str) -> None:
         ph = st.phases.get("research")
         if ph is not None and ph.started_at and not ph.completed_at:
             update_phase(txn, number, "research", "completed")
+    return seen
 
 
 def chain(
@@ -259,10 +278,11 @@ def _merge_in_place(
     the model what happened (and re-shows a waiting conflict). The second value:
     the hand-off's ``chained`` event was emitted (the window's is then not)."""
     store = StatusStore(orch_dir)
+    seen = None
     with store.transaction() as txn:
         eligible = _in_place_step(txn.state, txn.state.stage(number), command)
         if eligible:  # (else a second chain got there first: nothing new)
-            record_chain_phases(txn, number, command)
+            seen = record_chain_phases(txn, number, command)
             txn.emit("chained", stage=number, window="", command=command, in_place=True)
     if not eligible:
         return None, False
@@ -275,6 +295,7 @@ def _merge_in_place(
             lock_timeout=IN_PLACE_LOCK_TIMEOUT,
             claude_shell=bool(environ.get("CLAUDECODE")),
             config=config,
+            seen_ahead=(seen.start, seen.tip, seen.ahead) if seen is not None else None,
         )
     except AutorunError:
         return None, True

@@ -365,6 +365,7 @@ def merge(
     progress: Optional[Callable[[str], None]] = None,
     claude_shell: bool = False,
     config: Config,
+    seen_ahead: Optional[tuple[str, str, int]] = None,
 ) -> MergeReport:
     """Merge (or ``continue``/``abort`` a conflicted merge of) stage ``number``.
 
@@ -387,7 +388,9 @@ def merge(
     With a verify command in the run (:mod:`autorun_py.gate`), the base moves only
     to a candidate that passed it (through the merge queue,
     :mod:`autorun_py.merge_queue`); ``progress`` gets a line now and then while
-    the gate runs or waits.
+    the gate runs or waits. ``seen_ahead``: (the stage's start, its branch's tip, the
+    commits between them) as the caller just counted them (the chain's ``git
+    log``): not counted again while the start and the tip are still those.
     """
     store = StatusStore(orch_dir)
     state = store.read(lazy=True)
@@ -509,7 +512,7 @@ def merge(
             tips = None
             if not mw.exists():
                 tips = gitmerge.read_tips(repo, state.base_branch, stage.branch)
-                _refuse_unmergeable(repo, state, stage, tips.stage)
+                _refuse_unmergeable(repo, state, stage, tips.stage, seen_ahead)
             phase_open.append(True)
 
             def start_phase(txn: Transaction) -> None:
@@ -678,7 +681,11 @@ def _queued(
 
 
 def _refuse_unmergeable(
-    repo: Path, state: RunState, stage: StageState, tip: Optional[str] = None
+    repo: Path,
+    state: RunState,
+    stage: StageState,
+    tip: Optional[str] = None,
+    seen_ahead: Optional[tuple[str, str, int]] = None,
 ) -> None:
     assert stage.branch
     if stage.worktree and Path(stage.worktree).is_dir():
@@ -692,7 +699,11 @@ def _refuse_unmergeable(
     start = stage.start_commit
     if not start:
         start = git.git_out(["merge-base", stage.branch, state.base_branch], repo)
-    if gitmerge.stage_commits_ahead(repo, stage.branch, start, tip=tip) == 0:
+    if seen_ahead is not None and seen_ahead[:2] == (stage.start_commit, tip):
+        ahead = seen_ahead[2]  # counted from this start at this very tip
+    else:
+        ahead = gitmerge.stage_commits_ahead(repo, stage.branch, start, tip=tip)
+    if ahead == 0:
         raise AutorunError(
             f"stage {stage.number} ({stage.name}) has no commits on {stage.branch} beyond "
             f"its start point {start[:12]}; commit the work, or report the stage failed "

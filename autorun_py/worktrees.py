@@ -267,10 +267,43 @@ def try_remove(
     return None
 
 
+def _maybe_registered(repo: Path, real: Path) -> bool:
+    """Whether the repository may still register a worktree at ``real`` (which is
+    gone): ``git worktree add`` refuses such a path until ``git worktree prune``.
+    Read from the ``gitdir`` file of each of its worktrees' admin directories, as
+    git reads them, without running git (issue 16: one git call fewer per launch);
+    True when unsure."""
+    common = git.common_dir_from_files(repo)
+    if common is None:
+        return True
+    admin = common / "worktrees"
+    try:
+        names = os.listdir(admin)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    for name in names:
+        try:
+            with open(admin / name / "gitdir", encoding="utf-8") as fh:
+                text = fh.read(8192).strip()
+        except FileNotFoundError:
+            continue  # not a worktree to git either
+        except (OSError, UnicodeDecodeError):
+            return True
+        if text.endswith("/.git"):
+            text = text[: -len("/.git")]
+        where = Path(text) if os.path.isabs(text) else admin / name / text
+        if os.path.realpath(where) == str(real) or os.path.normpath(where) == str(real):
+            return True
+    return False
+
+
 def _clear_slot(repo: Path, real: Path, run: str) -> None:
     """Make room for a new worktree at ``real``: our registered worktree or orphan only."""
     if not os.path.lexists(real):
-        git.run_git(["worktree", "prune"], repo, check=False)
+        if _maybe_registered(repo, real):
+            git.run_git(["worktree", "prune"], repo, check=False)
         return
     wt, is_main = _registration(repo, real)
     if wt is not None and not is_main:

@@ -146,6 +146,33 @@ def test_uncommitted_work_is_left_to_the_merge_window(repo: Path, quiet_agent: N
     assert [e["type"] for e in read_events(orch)].count("chained") == 1
 
 
+def test_the_merge_counts_again_unless_the_chain_saw_this_very_tip(
+    repo: Path, quiet_agent: None
+) -> None:
+    """The chain's `git log` count stands in for the merge's own only for the same
+    start and tip (issue 16): a count of another tip is not believed."""
+    import pytest
+
+    from autorun_py.errors import AutorunError
+    from autorun_py.merge import merge
+
+    orch = _run(repo, [(1, "Alpha", [])])
+    st = StatusStore(orch).read().stages[1]
+    start = st.start_commit or ""
+    cfg = load_config(os.environ)
+    # no commits yet: a count of 1 seen at another tip is counted again (0: refused)
+    with pytest.raises(AutorunError, match="no commits"):
+        merge(orch, 1, config=cfg, seen_ahead=(start, "0" * 40, 1))
+    _commit_in(Path(st.worktree or ""), "alpha.txt", "alpha\n", "alpha")
+    tip = git(repo, "rev-parse", st.branch or "")
+    # the very start and tip: the count is taken as it is (here a wrong one, to show it)
+    with pytest.raises(AutorunError, match="no commits"):
+        merge(orch, 1, config=cfg, seen_ahead=(start, tip, 0))
+    # the same tip from another start is counted again: merged
+    rep = merge(orch, 1, config=cfg, seen_ahead=("1" * 40, tip, 0))
+    assert rep.result == "merged"
+
+
 def test_the_last_merge_leaves_every_worktree_to_one_killer(
     repo: Path, quiet_agent: None
 ) -> None:

@@ -255,6 +255,39 @@ def test_create_clears_only_its_own_leftovers(repo: Path, tmp_path: Path) -> Non
         worktrees.create(repo, tmp_path / "x", f"autorun/{run}/stage-3", "main", run=run)
 
 
+def test_create_where_a_registered_worktree_vanished(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage worktree whose directory someone deleted is still registered: git's
+    `worktree add` refuses its path until `worktree prune`, which runs only then
+    (read from the admin dirs' gitdir files, issue 16)."""
+    from autorun_py import git as gitmod
+
+    run = "r"
+    wt = _run_root(run) / "stage-1"
+    calls: list[list[str]] = []
+    real_run_git = gitmod.run_git
+
+    def counting(args: list[str], *a: object, **k: object) -> gitmod.GitResult:
+        calls.append(list(args))
+        return real_run_git(args, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gitmod, "run_git", counting)
+    worktrees.create(repo, wt, f"autorun/{run}/stage-1-a", "main", run=run)
+    assert ["worktree", "prune"] not in calls  # nothing registered there
+    shutil.rmtree(wt)
+    assert "stage-1" in os.listdir(repo / ".git" / "worktrees")  # still registered
+    calls.clear()
+    worktrees.create(repo, wt, f"autorun/{run}/stage-1-b", "main", run=run)
+    assert ["worktree", "prune"] in calls
+    assert git(wt, "branch", "--show-current") == f"autorun/{run}/stage-1-b"
+    # another worktree's registration at another path does not call for a prune
+    other = _run_root(run) / "stage-2"
+    calls.clear()
+    worktrees.create(repo, other, f"autorun/{run}/stage-2-a", "main", run=run)
+    assert ["worktree", "prune"] not in calls
+
+
 def test_detached_worktrees_for_merges_and_verification(repo: Path) -> None:
     run = "r"
     mw = _run_root(run) / "verify-1"
