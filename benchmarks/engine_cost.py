@@ -15,7 +15,8 @@ Every figure is printed as a row ``figure  value  floor  ratio  goal  ok``:
    sessions are gone and no more records come.
 2. **Chain hand-off**: a chain of 6 stages; from one stage's commit to the next
    stage's commit, against the floor: one interpreter start, 6 git calls, 2 tmux
-   calls, one fsync + rename, and the stand-in's work.
+   calls, one fsync + rename, and the stand-in's work. Five such chains, each
+   followed by its floor; the goal is on the median of the five ratios.
 3. **Bookkeeping calls** (``autorun phase implement started``, ``autorun
    context``, from the stage's session environment) against ``python -I -c
    pass``, with no history and with 150 earlier 200-stage runs under
@@ -62,9 +63,10 @@ ROWS: list[dict[str, Any]] = []
 START_LINE_CPU = re.compile(r"start line from the shim: ([0-9.]+) s CPU")
 
 SITECUSTOMIZE = r"""
-import atexit, json, os, signal, sys, time
+import os
 _log = os.environ.get("AUTORUN_BENCH_PROCLOG")
-if _log:
+if _log:  # (nothing else imported without it: the hand-off's processes run bare)
+    import atexit, json, signal, sys, time
     _t0 = time.monotonic()
     _done = []
     def _bench_done():
@@ -244,12 +246,19 @@ def counting_python(tmp: Path) -> str:
 
 
 def orchestrate_run(
-    tmp: Path, n: int, *, chain: bool, max_parallel: int, claude_shell: bool = False
+    tmp: Path,
+    n: int,
+    *,
+    chain: bool,
+    max_parallel: int,
+    claude_shell: bool = False,
+    record: bool = True,
 ) -> dict[str, Any]:
     """Run ``n`` stand-in stages to completion; return the process log and timings.
     ``claude_shell``: the stand-in's engine calls have ``CLAUDECODE=1``, as in
     Claude Code's shell (the merge leaves the worktree's removal until the
-    session is gone)."""
+    session is gone). ``record=False``: no process records (the recorder's own
+    imports and its write at exit stay out of a timed path)."""
     env = base_env(tmp)
     if claude_shell:
         env["AUTORUN_STANDIN_CLAUDECODE"] = "1"
@@ -257,7 +266,8 @@ def orchestrate_run(
     proclog = tmp / "procs.jsonl"
     standin_log = tmp / "standin.log"
     env["AUTORUN_CLAUDE"] = vpy
-    env["AUTORUN_BENCH_PROCLOG"] = str(proclog)
+    if record:
+        env["AUTORUN_BENCH_PROCLOG"] = str(proclog)
     env["AUTORUN_STANDIN_LOG"] = str(standin_log)
     repo = make_repo(tmp / "repo", env)
     plan = repo / "plan.md"
@@ -295,7 +305,7 @@ def orchestrate_run(
                 break
             time.sleep(0.2)
         seen, quiet_since = -1, time.monotonic()
-        while time.monotonic() < deadline:
+        while record and time.monotonic() < deadline:
             count = len(proclog.read_text().splitlines()) if proclog.exists() else 0
             if count != seen:
                 seen, quiet_since = count, time.monotonic()
@@ -304,7 +314,8 @@ def orchestrate_run(
             time.sleep(0.2)
     finally:
         kill_tmux(env)
-    procs = [json.loads(line) for line in proclog.read_text().splitlines() if line.strip()]
+    lines = proclog.read_text().splitlines() if record else []
+    procs = [json.loads(line) for line in lines if line.strip()]
     return {
         "env": env,
         "procs": procs,
@@ -462,10 +473,9 @@ def handoff_segments(log: Path) -> dict[str, list[float]]:
     return out
 
 
-def chain_handoff(tmp: Path) -> None:
-    res = orchestrate_run(tmp / "chain", 6, chain=True, max_parallel=1)
+def _handoff_gaps(standin_log: Path) -> list[float]:
     commits: dict[int, float] = {}
-    for line in res["standin_log"].read_text().splitlines():
+    for line in standin_log.read_text().splitlines():
         parts = line.split(" ", 2)
         if (
             len(parts) == 3
@@ -476,16 +486,34 @@ def chain_handoff(tmp: Path) -> None:
     gaps = [commits[i + 1] - commits[i] for i in range(1, 6) if i in commits and i + 1 in commits]
     if len(gaps) != 5:
         raise SystemExit(f"chain: expected 5 hand-offs, saw {len(gaps)}")
-    floor = floor_handoff(res["env"], res["repo"])
-    value = statistics.median(gaps)
+    return gaps
+
+
+def chain_handoff(tmp: Path, rounds: int) -> None:
+    """``rounds`` chains of 6 stages, each followed by its floor: this machine's
+    speed drifts by a third within minutes, so the goal is on the median of the
+    rounds' ratios (each hand-off against the floor measured right after it)."""
+    values: list[float] = []
+    floors: list[float] = []
+    segments: dict[str, list[float]] = {}
+    res: dict[str, Any] = {}
+    for i in range(rounds):
+        res = orchestrate_run(tmp / f"chain-{i}", 6, chain=True, max_parallel=1, record=False)
+        values.append(statistics.median(_handoff_gaps(res["standin_log"])))
+        floors.append(floor_handoff(res["env"], res["repo"]))
+        for label, times in handoff_segments(res["standin_log"]).items():
+            segments.setdefault(label, []).extend(times)
+    ratios = [v / f for v, f in zip(values, floors)]
+    value, floor = statistics.median(values), statistics.median(floors)
+    row("chain: commit -> next stage's commit (median s)", value, floor, "info", None)
     row(
-        "chain: commit -> next stage's commit (median s)",
-        value,
-        floor,
-        "<= 2.5x floor",
-        value <= 2.5 * floor,
+        f"chain: hand-off / its floor (median of {rounds} rounds' ratios)",
+        statistics.median(ratios),
+        None,
+        "<= 2.5",
+        statistics.median(ratios) <= 2.5,
     )
-    for label, times in handoff_segments(res["standin_log"]).items():
+    for label, times in segments.items():
         row(f"chain, of which: {label} (median s)", statistics.median(times), None, "info", None)
     # The model's own start is in the hand-off but not in its floor: the stand-in
     # started as the launch starts it (the same interpreter), with nothing to do.
@@ -788,7 +816,7 @@ def main() -> int:
         print("per-stage run, N=6, engine calls with CLAUDECODE=1 ...", file=sys.stderr)
         per_stage(tmp, 6, claude_shell=True)
         print("chain hand-off ...", file=sys.stderr)
-        chain_handoff(tmp)
+        chain_handoff(tmp, rounds=1 if args.quick else 5)
         if args.root is not None:
             return _print(args, t_start)
         print(f"bookkeeping calls, history 0 and {history}, interleaved ...", file=sys.stderr)
