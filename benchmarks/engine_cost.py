@@ -507,7 +507,9 @@ def chain_handoff(tmp: Path, rounds: int) -> None:
     value, floor = statistics.median(values), statistics.median(floors)
     row("chain: commit -> next stage's commit (median s)", value, floor, "info", None)
     row(
-        f"chain: hand-off / its floor (median of {rounds} rounds' ratios)",
+        f"chain: hand-off / its floor (median of {rounds} rounds' ratios)"
+        if rounds > 1
+        else "chain: hand-off / its floor",
         statistics.median(ratios),
         None,
         "<= 2.5",
