@@ -293,8 +293,12 @@ def _maybe_registered(repo: Path, real: Path) -> bool:
             return True
         if text.endswith("/.git"):
             text = text[: -len("/.git")]
-        where = Path(text) if os.path.isabs(text) else admin / name / text
-        if os.path.realpath(where) == str(real) or os.path.normpath(where) == str(real):
+        where = os.path.normpath(text if os.path.isabs(text) else admin / name / text)
+        # git writes a worktree's real path: resolved again only when it may be ours
+        # (256 worktrees: one realpath, not 256)
+        if where == str(real) or (
+            os.path.basename(where) == real.name and os.path.realpath(where) == str(real)
+        ):
             return True
     return False
 
