@@ -16,7 +16,10 @@ Every figure is printed as a row ``figure  value  floor  ratio  goal  ok``:
 2. **Chain hand-off**: a chain of 6 stages; from one stage's commit to the next
    stage's commit, against the floor: one interpreter start, 6 git calls, 2 tmux
    calls, one fsync + rename, and the stand-in's work. Five such chains, each
-   followed by its floor; the goal is on the median of the five ratios.
+   followed by its floor; the goal is on the median of the five ratios. Info
+   rows split it: the engine's part against the floor without the work, and the
+   hand-off against the floor plus the model's own part (the stand-in's start,
+   its commit).
 3. **Bookkeeping calls** (``autorun phase implement started``, ``autorun
    context``, from the stage's session environment) against ``python -I -c
    pass``, with no history and with 150 earlier 200-stage runs under
@@ -58,6 +61,7 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+WORK_SECONDS = 0.05  # the stand-in's work per stage (AUTORUN_STANDIN_DELAY)
 ROWS: list[dict[str, Any]] = []
 # The stand-in's log line for start.md's `!` line answered by the shim (standin.py).
 START_LINE_CPU = re.compile(r"start line from the shim: ([0-9.]+) s CPU")
@@ -159,7 +163,7 @@ def base_env(tmp: Path) -> dict[str, str]:
             "AUTORUN_TMUX_SOCKET": f"autorun-bench-{uuid.uuid4().hex[:10]}",
             "AUTORUN_CLAUDE": PY,
             "AUTORUN_AGENT_ARGS": "-m autorun_py.standin",
-            "AUTORUN_STANDIN_DELAY": "0.05",
+            "AUTORUN_STANDIN_DELAY": str(WORK_SECONDS),
             "AUTORUN_KEEP_SESSIONS": "",
             "PYTHONPATH": str(ROOT),
         }
@@ -423,7 +427,7 @@ def floor_handoff(env: dict[str, str], repo: Path) -> float:
         os.replace(tmpf, target)
 
     fs = median_time(fsync_rename)
-    return interp + 6 * gitc + 2 * tm + fs + 0.05
+    return interp + 6 * gitc + 2 * tm + fs + WORK_SECONDS
 
 
 def handoff_segments(log: Path) -> dict[str, list[float]]:
@@ -489,42 +493,92 @@ def _handoff_gaps(standin_log: Path) -> list[float]:
     return gaps
 
 
+def _standin_start(run_env: dict[str, str]) -> float:
+    """The model's own start, which is in the hand-off but not in its floor: the
+    stand-in started as the launch starts it (the same interpreter), with nothing
+    to do (median s)."""
+    env = dict(run_env, AUTORUN_STANDIN_LOG="")
+    argv = [run_env["AUTORUN_CLAUDE"], "-m", "autorun_py.standin", "--version"]
+    return median_time(lambda: run(argv, env))
+
+
+UP = "commit -> the next stage's agent up"
+START_LINE = "start line (agent up -> its context printed)"
+WORK = "the work and its commit"
+
+
 def chain_handoff(tmp: Path, rounds: int) -> None:
     """``rounds`` chains of 6 stages, each followed by its floor: this machine's
     speed drifts by a third within minutes, so the goal is on the median of the
-    rounds' ratios (each hand-off against the floor measured right after it)."""
+    rounds' ratios (each hand-off against the floor measured right after it).
+
+    Two info rows split the hand-off between the engine and the model, per round:
+    the engine's part (commit -> the next agent up, less the stand-in's own start
+    with nothing to do, plus the start line) against the floor without the work;
+    and the hand-off against the floor plus the model's own part (the stand-in's
+    start, and its commit's git calls: the work-and-commit segment beyond the
+    work)."""
     values: list[float] = []
     floors: list[float] = []
+    ratios: list[float] = []
+    engine_parts: list[float] = []
+    engine_ratios: list[float] = []
+    model_ratios: list[float] = []
+    agents: list[float] = []
     segments: dict[str, list[float]] = {}
-    res: dict[str, Any] = {}
     for i in range(rounds):
         res = orchestrate_run(tmp / f"chain-{i}", 6, chain=True, max_parallel=1, record=False)
-        values.append(statistics.median(_handoff_gaps(res["standin_log"])))
-        floors.append(floor_handoff(res["env"], res["repo"]))
-        for label, times in handoff_segments(res["standin_log"]).items():
+        value = statistics.median(_handoff_gaps(res["standin_log"]))
+        floor = floor_handoff(res["env"], res["repo"])
+        seg = handoff_segments(res["standin_log"])
+        for label, times in seg.items():
             segments.setdefault(label, []).extend(times)
-    ratios = [v / f for v, f in zip(values, floors)]
-    value, floor = statistics.median(values), statistics.median(floors)
-    row("chain: commit -> next stage's commit (median s)", value, floor, "info", None)
+        agent = _standin_start(res["env"])
+        med = {label: statistics.median(times) for label, times in seg.items()}
+        engine_part = med[UP] - agent + med[START_LINE]
+        values.append(value)
+        floors.append(floor)
+        agents.append(agent)
+        ratios.append(value / floor)
+        engine_parts.append(engine_part)
+        engine_ratios.append(engine_part / (floor - WORK_SECONDS))
+        model_ratios.append(value / (floor + agent + med[WORK] - WORK_SECONDS))
+    med_ratio = statistics.median(ratios)
+    of = f" (median of {rounds} rounds' ratios)" if rounds > 1 else ""
     row(
-        f"chain: hand-off / its floor (median of {rounds} rounds' ratios)"
-        if rounds > 1
-        else "chain: hand-off / its floor",
-        statistics.median(ratios),
+        "chain: commit -> next stage's commit (median s)",
+        statistics.median(values),
+        statistics.median(floors),
+        "info",
         None,
-        "<= 2.5",
-        statistics.median(ratios) <= 2.5,
     )
+    row(f"chain: hand-off / its floor{of}", med_ratio, None, "<= 2.5", med_ratio <= 2.5)
     for label, times in segments.items():
         row(f"chain, of which: {label} (median s)", statistics.median(times), None, "info", None)
-    # The model's own start is in the hand-off but not in its floor: the stand-in
-    # started as the launch starts it (the same interpreter), with nothing to do.
-    env = dict(res["env"], AUTORUN_STANDIN_LOG="")
-    vpy = res["env"]["AUTORUN_CLAUDE"]
-    agent = median_time(lambda: run([vpy, "-m", "autorun_py.standin", "--version"], env))
     row(
         "chain, of which: the stand-in's own start, with nothing to do (median s)",
-        agent,
+        statistics.median(agents),
+        None,
+        "info",
+        None,
+    )
+    row(
+        "chain: the engine's part (agent up, less the stand-in's start, + start line; s)",
+        statistics.median(engine_parts),
+        None,
+        "info",
+        None,
+    )
+    row(
+        f"chain: the engine's part / the floor without the work{of}",
+        statistics.median(engine_ratios),
+        None,
+        "info",
+        None,
+    )
+    row(
+        f"chain: hand-off / (floor + the stand-in's own start and commit){of}",
+        statistics.median(model_ratios),
         None,
         "info",
         None,
