@@ -88,7 +88,7 @@ class BranchSeen:
     start: str
     tip: str
     ahead: int
-    first_commit: Optional[str]
+    first_commit: str
 
 
 def _branch_seen(state: RunState, st: StageState) -> Optional[BranchSeen]:
